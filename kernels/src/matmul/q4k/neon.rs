@@ -1,0 +1,19 @@
+//! neon variants. PLACEHOLDER: delegates to scalar until the SIMD kernel lands.
+
+use super::scalar;
+use crate::matmul::MatmulDims;
+use crate::quant::{BlockQ4K, BlockQ8K};
+
+/// # Safety
+/// The CPU must support the enabled target features.
+#[target_feature(enable = "neon")]
+pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
+    scalar::matmul_f32(x, w, y, dims)
+}
+
+/// # Safety
+/// The CPU must support the enabled target features.
+#[target_feature(enable = "neon")]
+pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
+    scalar::matmul_q8k(xq, w, y, dims)
+}

@@ -1,0 +1,52 @@
+//! Q4_1: 32 values, f16 scale and f16 min, 4-bit values.
+
+use super::{check_row, round_i32, GgmlType, QuantBlock};
+use bytemuck::{Pod, Zeroable};
+use half::f16;
+
+/// One Q4_1 block (20 bytes): same nibble order as Q4_0; value = `d*q + m`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct BlockQ4_1 {
+    pub d: f16,
+    pub m: f16,
+    pub qs: [u8; 16],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockQ4_1>() == 20);
+
+impl QuantBlock for BlockQ4_1 {
+    const NAME: &'static str = "q4_1";
+    const TYPE: GgmlType = GgmlType::Q4_1;
+    const VALUES: usize = 32;
+
+    /// Affine over the block's range: `m = min`, `d = (max - min) / 15`.
+    fn quantize_row(src: &[f32], dst: &mut [Self]) {
+        check_row::<Self>(src.len(), dst.len());
+        for (x, block) in src.chunks_exact(32).zip(dst.iter_mut()) {
+            let lo = x.iter().cloned().fold(f32::INFINITY, f32::min);
+            let hi = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let d = (hi - lo) / 15.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            block.d = f16::from_f32(d);
+            block.m = f16::from_f32(lo);
+            // Quantize against the stored (rounded) min so the offset error is not doubled.
+            let m = block.m.to_f32();
+            let q = |v: f32| round_i32((v - m) * id).clamp(0, 15) as u8;
+            for l in 0..16 {
+                block.qs[l] = q(x[l]) | (q(x[l + 16]) << 4);
+            }
+        }
+    }
+
+    fn dequantize_row(src: &[Self], dst: &mut [f32]) {
+        check_row::<Self>(dst.len(), src.len());
+        for (block, out) in src.iter().zip(dst.chunks_exact_mut(32)) {
+            let (d, m) = (block.d.to_f32(), block.m.to_f32());
+            for l in 0..16 {
+                out[l] = d * (block.qs[l] & 0xF) as f32 + m;
+                out[l + 16] = d * (block.qs[l] >> 4) as f32 + m;
+            }
+        }
+    }
+}
