@@ -8,8 +8,10 @@
 //! The naive versions these are checked against live in the separate `reference` crate, which
 //! shares no numeric code with this one.
 
+pub mod attention;
 pub mod isa;
 pub mod matmul;
+pub mod ops;
 pub mod quant;
 
 pub use isa::Isa;
