@@ -52,7 +52,7 @@ impl MatmulDims {
     #[track_caller]
     pub fn check(&self, x_len: usize, x_per_row: usize, w_len: usize, y_len: usize) {
         assert!(
-            self.k % QK_K == 0 && self.k > 0,
+            self.k.is_multiple_of(QK_K) && self.k > 0,
             "k = {} is not a positive multiple of {QK_K}",
             self.k
         );

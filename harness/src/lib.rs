@@ -1,0 +1,4 @@
+//! The harness library: the verification gate (and, later, benchmarks and reports).
+//! `src/main.rs` is a thin clap front end over it; the integration tests call it directly.
+
+pub mod verify;

@@ -1,0 +1,308 @@
+//! `harness verify`: the correctness gate.
+//!
+//! Every kernel variant is checked against two oracles on property-generated cases:
+//! 1. each SIMD variant against `scalar` on identical inputs (bit-exact where the math is integer,
+//!    else within twice the floating-point error bound);
+//! 2. every variant, `scalar` included, against the `reference` crate's f64 computation within an
+//!    error bound derived and written beside each check.
+//!
+//! Cases are small descriptors (shape, content style, content seed) from which the inputs are
+//! generated deterministically, so proptest shrinks a failure to the smallest descriptor and the
+//! printed case reproduces it exactly.
+
+pub mod matmul;
+pub mod selftest;
+
+use anyhow::{bail, Result};
+use kernels::Isa;
+use proptest::strategy::Strategy;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use std::cell::RefCell;
+use std::fmt::Debug;
+use std::io::Write;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct VerifyConfig {
+    /// Kernel families to run (`matmul_q4k`, ...); empty = all.
+    pub kernels: Vec<String>,
+    /// ISAs to run; empty = all (those this CPU lacks are reported SKIPPED).
+    pub isas: Vec<Isa>,
+    /// Property cases per variant.
+    pub cases: u32,
+    /// Seed of the case generator; the same seed gives the same cases.
+    pub seed: u64,
+}
+
+impl VerifyConfig {
+    pub fn wants_kernel(&self, name: &str) -> bool {
+        self.kernels.is_empty() || self.kernels.iter().any(|k| k == name)
+    }
+
+    pub fn wants_isa(&self, isa: Isa) -> bool {
+        self.isas.is_empty() || self.isas.contains(&isa)
+    }
+}
+
+/// Every kernel family `verify` knows, for `--kernel` validation and listing.
+pub const KERNELS: &[&str] = &["matmul_q4k", "matmul_q6k"];
+
+/// Error statistics of one variant against the reference, over all its cases.
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    pub max_abs: f64,
+    /// Max of |err| / scale, where scale is the output's condition magnitude (for a dot product,
+    /// sum |w_i x_i|), so that outputs near zero through cancellation do not read as huge errors.
+    pub max_rel: f64,
+    /// Largest |err| / bound seen: how close the variant came to failing (must stay <= 1).
+    pub max_bound_use: f64,
+    sum_sq_err: f64,
+    sum_sq_ref: f64,
+    dot: f64,
+    sum_sq_got: f64,
+    pub outputs: u64,
+}
+
+impl Metrics {
+    /// Records one output. Returns an error description when |err| exceeds `bound`.
+    pub fn record(&mut self, got: f64, want: f64, scale: f64, bound: f64) -> Result<(), String> {
+        let err = (got - want).abs();
+        if !got.is_finite() || err > bound {
+            return Err(format!(
+                "got {got:e}, reference {want:e}, |err| {err:e} > bound {bound:e}"
+            ));
+        }
+        self.max_abs = self.max_abs.max(err);
+        if scale > 0.0 {
+            self.max_rel = self.max_rel.max(err / scale);
+        }
+        if bound > 0.0 {
+            self.max_bound_use = self.max_bound_use.max(err / bound);
+        }
+        self.sum_sq_err += err * err;
+        self.sum_sq_ref += want * want;
+        self.sum_sq_got += got * got;
+        self.dot += got * want;
+        self.outputs += 1;
+        Ok(())
+    }
+
+    pub fn merge(&mut self, other: &Metrics) {
+        self.max_abs = self.max_abs.max(other.max_abs);
+        self.max_rel = self.max_rel.max(other.max_rel);
+        self.max_bound_use = self.max_bound_use.max(other.max_bound_use);
+        self.sum_sq_err += other.sum_sq_err;
+        self.sum_sq_ref += other.sum_sq_ref;
+        self.sum_sq_got += other.sum_sq_got;
+        self.dot += other.dot;
+        self.outputs += other.outputs;
+    }
+
+    /// Normalised mean squared error: sum err^2 / sum ref^2.
+    pub fn nmse(&self) -> f64 {
+        if self.sum_sq_ref > 0.0 {
+            self.sum_sq_err / self.sum_sq_ref
+        } else {
+            self.sum_sq_err
+        }
+    }
+
+    /// Cosine similarity between all outputs and all reference values.
+    pub fn cosine(&self) -> f64 {
+        let denom = (self.sum_sq_got * self.sum_sq_ref).sqrt();
+        if denom > 0.0 {
+            self.dot / denom
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Outcome of one variant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Status {
+    Pass,
+    Fail,
+    Skipped(String),
+}
+
+/// One line of the report: a kernel x design x ISA variant.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub kernel: String,
+    pub design: String,
+    pub isa: Isa,
+    pub cases: u32,
+    pub metrics: Metrics,
+    pub status: Status,
+    /// The failure (seed, shrunk case, first mismatch) or the skip reason.
+    pub note: String,
+}
+
+impl Row {
+    pub fn skipped(kernel: &str, design: &str, isa: Isa, reason: &str) -> Row {
+        Row {
+            kernel: kernel.into(),
+            design: design.into(),
+            isa,
+            cases: 0,
+            metrics: Metrics::default(),
+            status: Status::Skipped(reason.into()),
+            note: reason.into(),
+        }
+    }
+
+    pub fn status_str(&self) -> &'static str {
+        match self.status {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skipped(_) => "SKIPPED",
+        }
+    }
+}
+
+/// The outcome of running one property over its cases.
+pub struct PropertyOutcome {
+    pub metrics: Metrics,
+    /// `Some(description)` when a case failed: seed, shrunk case and what went wrong.
+    pub failure: Option<String>,
+}
+
+/// Runs `check` on `cases` cases drawn from `strategy` with a runner seeded from `seed`;
+/// on failure proptest shrinks to a minimal case, which is returned with the reason.
+pub fn run_property<S>(
+    strategy: S,
+    cases: u32,
+    seed: u64,
+    check: impl Fn(&S::Value) -> Result<Metrics, String>,
+) -> PropertyOutcome
+where
+    S: Strategy,
+    S::Value: Debug,
+{
+    let config = Config {
+        cases,
+        failure_persistence: None,
+        // Shrinking re-runs the check; bound the effort so a failing variant reports quickly.
+        max_shrink_iters: 2048,
+        ..Config::default()
+    };
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes);
+    let mut runner = TestRunner::new_with_rng(config, rng);
+    let total = RefCell::new(Metrics::default());
+    let result = runner.run(&strategy, |case| {
+        let m = check(&case).map_err(TestCaseError::fail)?;
+        total.borrow_mut().merge(&m);
+        Ok(())
+    });
+    let failure = match result {
+        Ok(()) => None,
+        Err(TestError::Fail(reason, case)) => Some(format!(
+            "seed {seed}: smallest failing case {case:?}: {reason}"
+        )),
+        Err(TestError::Abort(reason)) => Some(format!("seed {seed}: aborted: {reason}")),
+    };
+    PropertyOutcome {
+        metrics: total.into_inner(),
+        failure,
+    }
+}
+
+/// Runs every selected family; rows are printed as they complete (the progress of a long run).
+pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
+    for k in &config.kernels {
+        if !KERNELS.contains(&k.as_str()) {
+            bail!("unknown kernel `{k}`; known: {}", KERNELS.join(", "));
+        }
+    }
+    let mut rows = Vec::new();
+    writeln!(out, "{}", header())?;
+    let mut emit = |row: Row| -> Result<()> {
+        writeln!(out, "{}", format_row(&row))?;
+        out.flush()?;
+        rows.push(row);
+        Ok(())
+    };
+    for row_fn in matmul::families(config) {
+        emit(row_fn()?)?;
+    }
+    Ok(rows)
+}
+
+fn header() -> String {
+    format!(
+        "{:<14} {:<6} {:<7} {:>6} {:>11} {:>11} {:>11} {:>9} {:<7} note",
+        "kernel", "design", "isa", "cases", "max_abs", "max_rel", "nmse", "bound_use", "status"
+    )
+}
+
+pub fn format_row(row: &Row) -> String {
+    let m = &row.metrics;
+    let nums = if matches!(row.status, Status::Skipped(_)) {
+        format!("{:>11} {:>11} {:>11} {:>9}", "-", "-", "-", "-")
+    } else {
+        format!(
+            "{:>11.3e} {:>11.3e} {:>11.3e} {:>9.3}",
+            m.max_abs,
+            m.max_rel,
+            m.nmse(),
+            m.max_bound_use
+        )
+    };
+    format!(
+        "{:<14} {:<6} {:<7} {:>6} {} {:<7} {}",
+        row.kernel,
+        row.design,
+        row.isa.name(),
+        row.cases,
+        nums,
+        row.status_str(),
+        row.note
+    )
+}
+
+/// Writes the rows as CSV.
+pub fn write_csv(rows: &[Row], path: &std::path::Path) -> Result<()> {
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record([
+        "kernel",
+        "design",
+        "isa",
+        "cases",
+        "max_abs_err",
+        "max_rel_err",
+        "nmse",
+        "cosine",
+        "bound_use",
+        "status",
+        "note",
+    ])?;
+    for r in rows {
+        let m = &r.metrics;
+        w.write_record([
+            r.kernel.clone(),
+            r.design.clone(),
+            r.isa.name().to_string(),
+            r.cases.to_string(),
+            format!("{:e}", m.max_abs),
+            format!("{:e}", m.max_rel),
+            format!("{:e}", m.nmse()),
+            format!("{:.9}", m.cosine()),
+            format!("{:.4}", m.max_bound_use),
+            r.status_str().to_string(),
+            r.note.clone(),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// `gamma(m) = m u / (1 - m u)` with `u = 2^-24`: the classic bound on the relative error of
+/// any f32 sum or product chain of `m` rounded operations (Higham, Accuracy and Stability, 3.1).
+pub fn gamma_f32(m: usize) -> f64 {
+    let mu = m as f64 * f64::powi(2.0, -24);
+    assert!(mu < 0.5, "gamma bound meaningless for m = {m}");
+    mu / (1.0 - mu)
+}

@@ -1,0 +1,194 @@
+//! `harness verify --self-test`: the gate must be able to fail.
+//!
+//! Each planted bug lives in a test-only copy of a kernel written here (the real kernels are
+//! never modified). The copy is run through exactly the checks `verify` applies to a real
+//! variant; the self-test passes only if every planted bug is caught.
+
+use super::matmul::{case_strategy, check_f32_case, check_q8k_case, F32Kernel, Q8kKernel};
+use super::run_property;
+use kernels::matmul::MatmulDims;
+use kernels::quant::{q4k_scale_min, BlockQ4K, BlockQ8K, QK_K};
+use kernels::Isa;
+use std::io::Write;
+
+/// Bugs planted into copies of the Q4_K matmul.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulBug {
+    /// Sub-blocks 4..7 read their scale/min from the low 4 bits only (high bits dropped).
+    HighScalesWrong,
+    /// Sub-block 2c read from the high nibbles and 2c+1 from the low ones.
+    NibbleHalvesSwapped,
+    /// The `dmin * m` term left out.
+    MinsIgnored,
+    /// The last block of every row skipped.
+    LastBlockDropped,
+    /// An 8-lane integer reduction that adds lane 6 twice instead of lanes 6 and 7.
+    WrongLane,
+}
+
+impl MatmulBug {
+    pub const ALL: [MatmulBug; 5] = [
+        MatmulBug::HighScalesWrong,
+        MatmulBug::NibbleHalvesSwapped,
+        MatmulBug::MinsIgnored,
+        MatmulBug::LastBlockDropped,
+        MatmulBug::WrongLane,
+    ];
+}
+
+fn scale_min(bug: MatmulBug, j: usize, scales: &[u8; 12]) -> (u8, u8) {
+    if bug == MatmulBug::HighScalesWrong && j >= 4 {
+        (scales[j + 4] & 0xF, scales[j + 4] >> 4)
+    } else {
+        q4k_scale_min(j, scales)
+    }
+}
+
+fn nibble(bug: MatmulBug, qs: &[u8; 128], j: usize, l: usize) -> u8 {
+    let high = (j % 2 == 1) != (bug == MatmulBug::NibbleHalvesSwapped);
+    let byte = qs[32 * (j / 2) + l];
+    if high {
+        byte >> 4
+    } else {
+        byte & 0xF
+    }
+}
+
+fn blocks_used(bug: MatmulBug, nb: usize) -> usize {
+    if bug == MatmulBug::LastBlockDropped {
+        nb - 1
+    } else {
+        nb
+    }
+}
+
+/// Buggy copy of the f32-design Q4_K matmul.
+pub fn planted_q4k_f32(bug: MatmulBug, x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
+    let nb = dims.blocks_per_row();
+    for r in 0..dims.rows {
+        for i in 0..dims.n {
+            let mut acc = 0f32;
+            for b in 0..blocks_used(bug, nb) {
+                let block = &w[r * nb + b];
+                let (d, dmin) = (block.d.to_f32(), block.dmin.to_f32());
+                for j in 0..8 {
+                    let (sc, m) = scale_min(bug, j, &block.scales);
+                    let min = if bug == MatmulBug::MinsIgnored {
+                        0.0
+                    } else {
+                        dmin * m as f32
+                    };
+                    for l in 0..32 {
+                        let q = nibble(bug, &block.qs, j, l) as f32;
+                        acc += (d * sc as f32 * q - min) * x[i * dims.k + b * QK_K + 32 * j + l];
+                    }
+                }
+            }
+            y[i * dims.y_stride + r] = acc;
+        }
+    }
+}
+
+/// Buggy copy of the q8k-design Q4_K matmul, its integer dot done in 8 emulated lanes.
+pub fn planted_q4k_q8k(
+    bug: MatmulBug,
+    xq: &[BlockQ8K],
+    w: &[BlockQ4K],
+    y: &mut [f32],
+    dims: MatmulDims,
+) {
+    let nb = dims.blocks_per_row();
+    for r in 0..dims.rows {
+        for i in 0..dims.n {
+            let mut acc = 0f32;
+            for b in 0..blocks_used(bug, nb) {
+                let (wb, xb) = (&w[r * nb + b], &xq[i * nb + b]);
+                let (mut sumi, mut summ) = (0i32, 0i32);
+                for j in 0..8 {
+                    let (sc, m) = scale_min(bug, j, &wb.scales);
+                    let mut lanes = [0i32; 8];
+                    for l in 0..32 {
+                        let q = nibble(bug, &wb.qs, j, l) as i32;
+                        lanes[l % 8] += q * xb.qs[32 * j + l] as i32;
+                    }
+                    if bug == MatmulBug::WrongLane {
+                        lanes[7] = lanes[6];
+                    }
+                    sumi += sc as i32 * lanes.iter().sum::<i32>();
+                    if bug != MatmulBug::MinsIgnored {
+                        summ += m as i32 * (xb.bsums[2 * j] as i32 + xb.bsums[2 * j + 1] as i32);
+                    }
+                }
+                let d = wb.d.to_f32() * xb.d;
+                let dmin = wb.dmin.to_f32() * xb.d;
+                acc += d * sumi as f32 - dmin * summ as f32;
+            }
+            y[i * dims.y_stride + r] = acc;
+        }
+    }
+}
+
+/// One planted bug's outcome.
+pub struct SelfTestResult {
+    pub name: String,
+    pub caught: bool,
+    pub detail: String,
+}
+
+/// Runs every planted bug through the gate's checks. A bug is caught when the property fails.
+pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<SelfTestResult>> {
+    let mut results = Vec::new();
+    let scalar_f32 = |x: &[f32], w: &[BlockQ4K], y: &mut [f32], d| {
+        kernels::matmul::matmul_q4k_f32(Isa::Scalar, x, w, y, d)
+    };
+    let scalar_q8k = |x: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], d| {
+        kernels::matmul::matmul_q4k_q8k(Isa::Scalar, x, w, y, d)
+    };
+    for bug in MatmulBug::ALL {
+        for design in ["f32", "q8k"] {
+            // The lane bug is a SIMD-reduction bug: plant it where the integer lanes are.
+            if bug == MatmulBug::WrongLane && design == "f32" {
+                continue;
+            }
+            let outcome = if design == "f32" {
+                let planted = move |x: &[f32], w: &[BlockQ4K], y: &mut [f32], d| {
+                    planted_q4k_f32(bug, x, w, y, d)
+                };
+                let oracle: F32Kernel<BlockQ4K> = &scalar_f32;
+                run_property(case_strategy(), cases, seed, |case| {
+                    check_f32_case::<BlockQ4K>(case, &planted, Some(oracle))
+                })
+            } else {
+                let planted = move |x: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], d| {
+                    planted_q4k_q8k(bug, x, w, y, d)
+                };
+                let oracle: Q8kKernel<BlockQ4K> = &scalar_q8k;
+                run_property(case_strategy(), cases, seed, |case| {
+                    check_q8k_case::<BlockQ4K>(case, &planted, Some(oracle))
+                })
+            };
+            let name = format!("matmul_q4k/{design}: {bug:?}");
+            let result = match outcome.failure {
+                Some(detail) => SelfTestResult {
+                    name,
+                    caught: true,
+                    detail,
+                },
+                None => SelfTestResult {
+                    name,
+                    caught: false,
+                    detail: format!("passed {cases} cases (seed {seed})"),
+                },
+            };
+            writeln!(
+                out,
+                "{:<40} {:<7} {}",
+                result.name,
+                if result.caught { "CAUGHT" } else { "MISSED" },
+                result.detail
+            )?;
+            results.push(result);
+        }
+    }
+    Ok(results)
+}

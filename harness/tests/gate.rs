@@ -1,0 +1,78 @@
+//! The gate as a test: every variant this CPU can run passes `verify`, and every planted bug is
+//! caught by `verify --self-test`. (CI also runs the `harness` binary itself, with more cases.)
+
+use harness::verify::{self, Status, VerifyConfig};
+use kernels::Isa;
+
+#[test]
+fn every_available_variant_passes_the_gate() {
+    let config = VerifyConfig {
+        kernels: vec![],
+        isas: Isa::available().collect(),
+        cases: 48,
+        seed: 0x7e57,
+    };
+    let mut log = Vec::new();
+    let rows = verify::run(&config, &mut log).expect("verify runs");
+    let log = String::from_utf8_lossy(&log);
+    assert!(!rows.is_empty());
+    for row in &rows {
+        assert_eq!(row.status, Status::Pass, "{}\n{log}", verify::format_row(row));
+        assert!(row.cases > 0);
+    }
+    for isa in Isa::available() {
+        assert!(rows.iter().any(|r| r.isa == isa), "no rows for {isa}");
+    }
+}
+
+#[test]
+fn self_test_catches_every_planted_bug() {
+    let mut log = Vec::new();
+    let results = verify::selftest::run(64, 0x5e1f, &mut log).expect("self-test runs");
+    let log = String::from_utf8_lossy(&log);
+    assert!(!results.is_empty());
+    for r in &results {
+        assert!(r.caught, "planted bug not caught: {}: {}\n{log}", r.name, r.detail);
+    }
+}
+
+#[test]
+fn unavailable_isa_is_reported_skipped_not_passed() {
+    let Some(missing) = Isa::ALL.into_iter().find(|i| !i.is_available()) else {
+        return; // every ISA runs here: nothing to skip
+    };
+    let config = VerifyConfig {
+        kernels: vec!["matmul_q4k".into()],
+        isas: vec![missing],
+        cases: 4,
+        seed: 1,
+    };
+    let rows = verify::run(&config, &mut std::io::sink()).expect("verify runs");
+    assert!(rows
+        .iter()
+        .all(|r| matches!(r.status, Status::Skipped(_)) && r.cases == 0));
+}
+
+fn harness(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .output()
+        .expect("run harness")
+}
+
+#[test]
+fn bad_flags_fail_with_a_one_line_error() {
+    for args in [
+        &["verify", "--isa", "sse9"][..],
+        &["verify", "--kernel", "matmul_q9k"],
+        &["verify", "--cases", "zero"],
+        &["verify", "--no-such-flag"],
+        &["frobnicate"],
+    ] {
+        let out = harness(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("error"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+}
