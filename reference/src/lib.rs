@@ -7,3 +7,6 @@ pub mod attention;
 pub mod matmul;
 pub mod ops;
 pub mod quant;
+
+pub use matmul::{matmul, matmul_abs};
+pub use quant::{dequantize, quantize_q8k, term_magnitudes, Format, RefError};
