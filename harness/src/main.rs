@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "harness", version, about = "Verify and benchmark CPU LLM inference kernels")]
+#[command(
+    name = "harness",
+    version,
+    about = "Verify and benchmark CPU LLM inference kernels"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -17,7 +17,12 @@ fn every_available_variant_passes_the_gate() {
     let log = String::from_utf8_lossy(&log);
     assert!(!rows.is_empty());
     for row in &rows {
-        assert_eq!(row.status, Status::Pass, "{}\n{log}", verify::format_row(row));
+        assert_eq!(
+            row.status,
+            Status::Pass,
+            "{}\n{log}",
+            verify::format_row(row)
+        );
         assert!(row.cases > 0);
     }
     for isa in Isa::available() {
@@ -32,7 +37,11 @@ fn self_test_catches_every_planted_bug() {
     let log = String::from_utf8_lossy(&log);
     assert!(!results.is_empty());
     for r in &results {
-        assert!(r.caught, "planted bug not caught: {}: {}\n{log}", r.name, r.detail);
+        assert!(
+            r.caught,
+            "planted bug not caught: {}: {}\n{log}",
+            r.name, r.detail
+        );
     }
 }
 

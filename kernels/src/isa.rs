@@ -38,11 +38,8 @@ fn detect() -> Detected {
     {
         use std::arch::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma") && has!("f16c");
-        let avx512 = avx2
-            && has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512vl")
-            && has!("avx512vnni");
+        let avx512 =
+            avx2 && has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni");
         Detected {
             avx2,
             avx512,

@@ -157,7 +157,10 @@ impl fmt::Display for RefError {
                 "q8_K block {block}: bsums[{group}] = {stored} but its 16 quants sum to {actual}"
             ),
             RefError::NonFiniteInput { index, value } => {
-                write!(f, "input value {index} is {value}, which cannot be quantized")
+                write!(
+                    f,
+                    "input value {index} is {value}, which cannot be quantized"
+                )
             }
             RefError::QuantOutOfRange { index, quant } => {
                 write!(f, "quant of value {index} is {quant}, outside the i8 range")

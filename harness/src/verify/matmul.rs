@@ -88,8 +88,20 @@ impl MatmulCase {
 /// odd and large.
 pub fn case_strategy() -> impl Strategy<Value = MatmulCase> {
     let k_blocks = prop_oneof![Just(1usize), 2usize..=4, 5usize..=12];
-    let rows = prop_oneof![Just(1usize), 2usize..=19, 29usize..=37, Just(64usize), 65usize..=67];
-    let n = prop_oneof![Just(1usize), Just(2usize), 3usize..=9, 15usize..=17, 31usize..=33];
+    let rows = prop_oneof![
+        Just(1usize),
+        2usize..=19,
+        29usize..=37,
+        Just(64usize),
+        65usize..=67
+    ];
+    let n = prop_oneof![
+        Just(1usize),
+        Just(2usize),
+        3usize..=9,
+        15usize..=17,
+        31usize..=33
+    ];
     let weights = prop_oneof![
         3 => Just(WeightStyle::Quantized),
         3 => Just(WeightStyle::RandomBits),
@@ -141,8 +153,8 @@ fn extreme_f16(rng: &mut StdRng) -> f16 {
     const CHOICES: [f32; 7] = [
         65504.0,
         -65504.0,
-        6.103_515_6e-5,     // smallest normal
-        5.960_464_5e-8,     // smallest subnormal
+        6.103_515_6e-5,       // smallest normal
+        5.960_464_5e-8,       // smallest subnormal
         3.0 * 5.960_464_5e-8, // another subnormal
         0.0,
         -1.0e-3,
@@ -394,7 +406,11 @@ fn compare_with_scalar(
             if !ok {
                 return Err(format!(
                     "differs from scalar at (n={i}, row={r}): {a:e} vs scalar {b:e}{}",
-                    if bound.is_none() { " (must be bit-exact)" } else { "" }
+                    if bound.is_none() {
+                        " (must be bit-exact)"
+                    } else {
+                        ""
+                    }
                 ));
             }
         }
@@ -548,13 +564,7 @@ pub fn check_q8k_case<B: WeightFormat>(
     Ok(metrics)
 }
 
-fn row_from(
-    family: &str,
-    design: Design,
-    isa: Isa,
-    cases: u32,
-    outcome: PropertyOutcome,
-) -> Row {
+fn row_from(family: &str, design: Design, isa: Isa, cases: u32, outcome: PropertyOutcome) -> Row {
     let (status, note) = match outcome.failure {
         None => (
             Status::Pass,
@@ -595,11 +605,9 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
             })
         }
         Design::Q8K => {
-            let kernel =
-                |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::q8k_kernel(isa, x, w, y, d);
-            let scalar = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| {
-                B::q8k_kernel(Isa::Scalar, x, w, y, d)
-            };
+            let kernel = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::q8k_kernel(isa, x, w, y, d);
+            let scalar =
+                |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::q8k_kernel(Isa::Scalar, x, w, y, d);
             let oracle: Option<Q8kKernel<B>> = (isa != Isa::Scalar).then_some(&scalar);
             run_property(case_strategy(), cases, seed, |case| {
                 check_q8k_case::<B>(case, &kernel, oracle)

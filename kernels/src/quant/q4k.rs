@@ -101,7 +101,11 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
     }
     let max_scale = scales.iter().cloned().fold(0f32, f32::max);
     let max_min = mins.iter().cloned().fold(0f32, f32::max);
-    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let mut sc = [0u8; 8];
     let mut m = [0u8; 8];

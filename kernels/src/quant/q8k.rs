@@ -24,10 +24,7 @@ impl BlockQ8K {
     /// Recomputes `bsums` from `qs`.
     pub fn fill_bsums(&mut self) {
         for (g, s) in self.bsums.iter_mut().enumerate() {
-            *s = self.qs[16 * g..16 * g + 16]
-                .iter()
-                .map(|&q| q as i16)
-                .sum();
+            *s = self.qs[16 * g..16 * g + 16].iter().map(|&q| q as i16).sum();
         }
     }
 }
