@@ -206,7 +206,7 @@ impl DecodedRow {
 
 fn decode_row(format: Format, bytes: &[u8]) -> Result<DecodedRow, RefError> {
     let block_bytes = format.block_bytes();
-    if bytes.len() % block_bytes != 0 {
+    if !bytes.len().is_multiple_of(block_bytes) {
         return Err(RefError::NotWholeBlocks {
             format,
             bytes: bytes.len(),
@@ -398,7 +398,7 @@ fn decode_q8k(block: &[u8], block_index: usize, row: &mut DecodedRow) -> Result<
 /// quantizers (`_mm256_round_ps` nearest) do; `f32::round` would send ties away from zero.
 /// An all-zero block gets d = 0 and zero quants (ggml's choice; -127/0 has no meaning).
 pub fn quantize_q8k(x: &[f32]) -> Result<Vec<u8>, RefError> {
-    if x.len() % QK_K != 0 {
+    if !x.len().is_multiple_of(QK_K) {
         return Err(RefError::NotWholeBlockValues {
             format: Format::Q8K,
             values: x.len(),
