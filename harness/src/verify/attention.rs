@@ -1,0 +1,323 @@
+//! Flash attention variants against scalar and against the f64 `reference` attention.
+//!
+//! Error bound (u = 2^-24, gamma(m) = m u / (1 - m u)), per output (t, h, d). Let
+//! s_j be the exact scores, S = (1/sqrt(hd)) max_j sum_i |q_i k_ji| and E = 4u the larger of the
+//! scalar (`f32::exp`, < 1 ulp) and SIMD exp relative errors.
+//! - Scores: the dot product, the (rounded) scale and its product give
+//!   |s~_j - s_j| <= D0 = gamma(hd+3) S; subtracting the running max rounds once more,
+//!   |error| <= u (2 max|s| + D0). So every exponent carries an absolute error
+//!   D <= D0 + 2u (max|s| + D0).
+//! - Weights: each unnormalised weight exp(s~_j - m) differs from the exact exp(s_j - m) by a
+//!   factor within [e^-D (1-E), e^D (1+E)], and the online softmax's T+1 rescalings (T tiles) and
+//!   the running-sum additions add at most (1+E)^(T+1) (1+gamma(kv+T)). With eta the resulting
+//!   relative error of each unnormalised weight, the normalised weights satisfy
+//!   |p~_j - p_j| <= p_j * 2 eta / (1 - eta).
+//! - Output: a convex combination of V rows, accumulated with error gamma(kv+T+2) sum p~|v|, so
+//!   |out~ - out| <= (2 eta / (1 - eta) + (1 + 2eta/(1-eta)) gamma(kv+T+2)) * max_j |v_jd|.
+//!   f16 caches are widened exactly, so the same bound holds with the f16 values as reference.
+//! Two variants within that bound differ by at most twice it.
+
+use super::{gamma_f32, run_property, Metrics, PropertyOutcome, Row, Status, VerifyConfig};
+use anyhow::Result;
+use half::f16;
+use kernels::attention::{self, AttentionDims, KvElem, TILE};
+use kernels::Isa;
+use proptest::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use std::ops::Range;
+
+/// One property case.
+#[derive(Clone, Debug)]
+pub struct AttentionCase {
+    pub n_q: usize,
+    pub pos0: usize,
+    pub n_head_kv: usize,
+    /// Query heads per KV head (GQA ratio).
+    pub group: usize,
+    pub head_dim: usize,
+    /// Cache positions beyond pos0 + n_q (never visible; must never be read).
+    pub extra_kv: usize,
+    /// Compute only a sub-range of the query heads (threads split a layer that way).
+    pub head_subset: bool,
+    /// q and k scaled so the scores reach +/-80 (softmax stability).
+    pub large_logits: bool,
+    pub seed: u64,
+}
+
+impl AttentionCase {
+    pub fn dims(&self) -> AttentionDims {
+        AttentionDims {
+            n_q: self.n_q,
+            n_head: self.n_head_kv * self.group,
+            n_head_kv: self.n_head_kv,
+            head_dim: self.head_dim,
+            pos0: self.pos0,
+        }
+    }
+
+    fn heads(&self, rng: &mut StdRng) -> Range<usize> {
+        let n_head = self.n_head_kv * self.group;
+        if self.head_subset && n_head > 1 {
+            let a = rng.gen_range(0..n_head);
+            let b = rng.gen_range(a + 1..=n_head);
+            a..b
+        } else {
+            0..n_head
+        }
+    }
+}
+
+/// kv_len = pos0 + n_q covers 1, tile-1, tile, tile+1 and long; n_q = 1, 3, one tile, a tile plus
+/// a remainder; GQA ratios 1, 4, 8; positions far from 0.
+pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
+    let n_q = prop_oneof![
+        4 => Just(1usize),
+        2 => Just(3usize),
+        1 => Just(TILE),
+        1 => (1usize..=7).prop_map(|r| TILE + r),
+    ];
+    let pos0 = prop_oneof![
+        Just(0usize),
+        Just(TILE - 2),
+        Just(TILE - 1),
+        Just(TILE),
+        1usize..=200,
+        1000usize..=1100,
+    ];
+    let n_head_kv = prop_oneof![Just(1usize), Just(2usize)];
+    let group = prop_oneof![Just(1usize), Just(4usize), Just(8usize)];
+    let head_dim = prop_oneof![3 => Just(64usize), 1 => Just(128usize)];
+    (
+        n_q,
+        pos0,
+        n_head_kv,
+        group,
+        head_dim,
+        0usize..=3,
+        any::<bool>(),
+        prop::bool::weighted(0.3),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(n_q, pos0, n_head_kv, group, head_dim, extra_kv, head_subset, large_logits, seed)| {
+                AttentionCase {
+                    n_q,
+                    // Keep long contexts to decode-sized query blocks: the f64 reference is
+                    // O(n_q * kv * heads * hd) and long prefill adds no new path.
+                    pos0: if n_q > 3 { pos0.min(300) } else { pos0 },
+                    n_head_kv,
+                    group,
+                    head_dim,
+                    extra_kv,
+                    head_subset,
+                    large_logits,
+                    seed,
+                }
+            },
+        )
+}
+
+/// The kernel signature under test, generic over the cache element.
+pub type AttentionKernel<'a, KV> =
+    &'a dyn Fn(&[f32], &[KV], &[KV], &mut [f32], &mut [f32], AttentionDims, Range<usize>);
+
+/// A cache element the gate checks.
+pub trait CacheElem: KvElem + Debug {
+    const DESIGN: &'static str;
+    fn from_f32(x: f32) -> Self;
+}
+
+use std::fmt::Debug;
+
+impl CacheElem for f32 {
+    const DESIGN: &'static str = "flash-f32kv";
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+}
+
+impl CacheElem for f16 {
+    const DESIGN: &'static str = "flash-f16kv";
+    fn from_f32(x: f32) -> Self {
+        f16::from_f32(x)
+    }
+}
+
+fn gaussian(rng: &mut StdRng) -> f32 {
+    StandardNormal.sample(rng)
+}
+
+/// Runs `kernel` (and `scalar`, when given) on one case and checks both oracles.
+pub fn check_case<KV: CacheElem>(
+    case: &AttentionCase,
+    kernel: AttentionKernel<KV>,
+    scalar: Option<AttentionKernel<KV>>,
+) -> Result<Metrics, String> {
+    let dims = case.dims();
+    let mut rng = StdRng::seed_from_u64(case.seed);
+    let heads = case.heads(&mut rng);
+    let hd = dims.head_dim;
+    let kv_len = dims.kv_len_needed() + case.extra_kv;
+    let kv_stride = dims.kv_stride();
+    let sigma = if case.large_logits { 5.5 } else { 1.0 };
+    let q: Vec<f32> = (0..dims.q_len()).map(|_| sigma * gaussian(&mut rng)).collect();
+    let k: Vec<KV> = (0..kv_len * kv_stride)
+        .map(|_| KV::from_f32(sigma * gaussian(&mut rng)))
+        .collect();
+    let v: Vec<KV> = (0..kv_len * kv_stride)
+        .map(|_| KV::from_f32(gaussian(&mut rng)))
+        .collect();
+
+    // Reference on exactly the values the kernel sees.
+    let qf: Vec<f64> = q.iter().map(|&x| x as f64).collect();
+    let kf: Vec<f64> = k.iter().map(|x| x.to_f32() as f64).collect();
+    let vf: Vec<f64> = v.iter().map(|x| x.to_f32() as f64).collect();
+    let mut want = vec![f64::NAN; dims.q_len()];
+    let rdims = reference::attention::AttnDims {
+        n_q: dims.n_q,
+        n_head: dims.n_head,
+        n_head_kv: dims.n_head_kv,
+        head_dim: hd,
+        pos0: dims.pos0,
+    };
+    reference::attention::attention(&qf, &kf, &vf, &mut want, rdims, heads.clone());
+
+    let mut scratch = vec![0f32; attention::scratch_len(&dims)];
+    let mut out = vec![f32::NAN; dims.q_len()];
+    kernel(&q, &k, &v, &mut out, &mut scratch, dims, heads.clone());
+    let mut out_scalar = None;
+    if let Some(scalar) = scalar {
+        let mut o = vec![f32::NAN; dims.q_len()];
+        scalar(&q, &k, &v, &mut o, &mut scratch, dims, heads.clone());
+        out_scalar = Some(o);
+    }
+
+    let u = f64::powi(2.0, -24);
+    let eps_exp = 4.0 * u;
+    let group = dims.group();
+    let mut metrics = Metrics::default();
+    for t in 0..dims.n_q {
+        let visible = dims.pos0 + t + 1;
+        let tiles = visible.div_ceil(TILE);
+        for h in 0..dims.n_head {
+            let base = (t * dims.n_head + h) * hd;
+            if !heads.contains(&h) {
+                if out[base..base + hd].iter().any(|x| !x.is_nan()) {
+                    return Err(format!("wrote head {h} outside heads {heads:?}"));
+                }
+                continue;
+            }
+            let g = h / group;
+            let qh = &qf[base..base + hd];
+            let (mut s_abs, mut s_max) = (0f64, 0f64);
+            for j in 0..visible {
+                let kj = &kf[j * kv_stride + g * hd..][..hd];
+                let dot_abs: f64 = qh.iter().zip(kj).map(|(a, b)| (a * b).abs()).sum();
+                let dot: f64 = qh.iter().zip(kj).map(|(a, b)| a * b).sum();
+                s_abs = s_abs.max(dot_abs);
+                s_max = s_max.max(dot.abs());
+            }
+            let scale = 1.0 / (hd as f64).sqrt();
+            let d0 = gamma_f32(hd + 3) * scale * s_abs;
+            let d = d0 + 2.0 * u * (scale * s_max + d0);
+            let eta = (d + (tiles as f64 + 1.0) * eps_exp + gamma_f32(visible + tiles)).exp_m1();
+            let wrel = 2.0 * eta / (1.0 - eta);
+            let acc = gamma_f32(visible + tiles + 2);
+            for dd in 0..hd {
+                let vmax = (0..visible)
+                    .map(|j| vf[j * kv_stride + g * hd + dd].abs())
+                    .fold(0f64, f64::max);
+                let bound = (wrel + (1.0 + wrel) * acc) * vmax;
+                let o = base + dd;
+                metrics
+                    .record(out[o] as f64, want[o], vmax, bound)
+                    .map_err(|e| format!("out[t={t}][h={h}][{dd}]: {e}"))?;
+                if let Some(os) = &out_scalar {
+                    let diff = (out[o] as f64 - os[o] as f64).abs();
+                    if diff.is_nan() || diff > 2.0 * bound {
+                        return Err(format!(
+                            "out[t={t}][h={h}][{dd}] differs from scalar: {} vs {} > {:e}",
+                            out[o],
+                            os[o],
+                            2.0 * bound
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(metrics)
+}
+
+fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
+    if let Some(reason) = isa.unavailable_reason() {
+        return Row::skipped("attention", KV::DESIGN, isa, reason);
+    }
+    let kernel = |q: &[f32],
+                  k: &[KV],
+                  v: &[KV],
+                  o: &mut [f32],
+                  s: &mut [f32],
+                  d: AttentionDims,
+                  h: Range<usize>| attention::flash_attention(isa, q, k, v, o, s, d, h);
+    let scalar = |q: &[f32],
+                  k: &[KV],
+                  v: &[KV],
+                  o: &mut [f32],
+                  s: &mut [f32],
+                  d: AttentionDims,
+                  h: Range<usize>| {
+        attention::flash_attention(Isa::Scalar, q, k, v, o, s, d, h)
+    };
+    let oracle: Option<AttentionKernel<KV>> = (isa != Isa::Scalar).then_some(&scalar);
+    let outcome = run_property(case_strategy(), cases, seed, |case| {
+        check_case::<KV>(case, &kernel, oracle)
+    });
+    row("attention", KV::DESIGN, isa, cases, outcome)
+}
+
+pub(super) fn row(kernel: &str, design: &str, isa: Isa, cases: u32, outcome: PropertyOutcome) -> Row {
+    let (status, note) = match outcome.failure {
+        None => (
+            Status::Pass,
+            if isa == Isa::Scalar {
+                "vs reference".to_string()
+            } else {
+                "vs reference and scalar".to_string()
+            },
+        ),
+        Some(f) => (Status::Fail, f),
+    };
+    Row {
+        kernel: kernel.into(),
+        design: design.into(),
+        isa,
+        cases,
+        metrics: outcome.metrics,
+        status,
+        note,
+    }
+}
+
+/// This family's rows, as deferred jobs.
+pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
+    let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
+    if !config.wants_kernel("attention") {
+        return jobs;
+    }
+    let (cases, seed) = (config.cases, config.seed);
+    for f16_cache in [false, true] {
+        for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
+            jobs.push(Box::new(move || {
+                Ok(if f16_cache {
+                    variant::<f16>(isa, cases, seed)
+                } else {
+                    variant::<f32>(isa, cases, seed)
+                })
+            }));
+        }
+    }
+    jobs
+}
