@@ -274,13 +274,8 @@ unsafe fn q8k_tile<const T: usize>(
                 // bsums[2j] + bsums[2j+1], j = 0..4 and 4..8, widened before adding.
                 let sub_sums = [vpaddlq_s16(bsums.0), vpaddlq_s16(bsums.1)];
                 let summ = vmlaq_s32(vmulq_s32(sub_sums[0], mins[0]), sub_sums[1], mins[1]);
-                acc[t] = scalar::combine(
-                    acc[t],
-                    block,
-                    xb.d,
-                    vaddvq_s32(sumi[t]),
-                    vaddvq_s32(summ),
-                );
+                acc[t] =
+                    scalar::combine(acc[t], block, xb.d, vaddvq_s32(sumi[t]), vaddvq_s32(summ));
             }
         }
     }
