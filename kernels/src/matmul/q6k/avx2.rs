@@ -1,19 +1,280 @@
-//! avx2 variants. PLACEHOLDER: delegates to scalar until the SIMD kernel lands.
+//! AVX2 + FMA + F16C Q6_K kernels.
+//!
+//! Both designs walk the weight matrix once per group of up to [`ACT_TILE`] activation rows:
+//! a weight block is unpacked (6-bit values, scales) once and applied to every activation row of
+//! the group, so prefill does not redo the unpacking per token.
+//!
+//! - `f32`: each weight is `fmadd(d*sc, q, -32*d*sc)`. `d*sc` (11+8 bits), `-32*d*sc` and the
+//!   value `d*sc*(q-32)` (at most 24 bits) are all exact in f32, so the weights equal scalar's
+//!   exactly; only the summation order differs.
+//! - `q8k`: `maddubs` of the unsigned values `q` (0..63) with the i8 activations, `madd` with the
+//!   signed group scale, minus `32 * sum_g sc_g * bsums_g` (group `g` of the scales is exactly
+//!   the 16 values of `bsums[g]`). That is scalar's [`block_sum`](scalar::block_sum) as an exact
+//!   integer (no step overflows, see [`block_sums`]); it goes through scalar's
+//!   [`combine`](scalar::combine) in block order: bit-exact with scalar.
 
 use super::scalar;
 use crate::matmul::MatmulDims;
-use crate::quant::{BlockQ6K, BlockQ8K};
+use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
+use std::arch::x86_64::*;
+
+/// Activation rows served by one pass over a weight row.
+const ACT_TILE: usize = 4;
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    scalar::matmul_f32(x, w, y, dims)
+    // The loads below use raw pointers; this check is what keeps them inside `x`.
+    dims.check(x.len(), dims.k, w.len(), y.len());
+    let nb = dims.blocks_per_row();
+    for r in 0..dims.rows {
+        let wr = &w[r * nb..][..nb];
+        let mut i0 = 0;
+        while i0 < dims.n {
+            let tile = (dims.n - i0).min(ACT_TILE);
+            // Accumulators per activation row chosen so that about 8 FMA chains are in flight
+            // (2 FMA ports x 4 cycles latency) without running out of the 16 ymm registers.
+            match tile {
+                1 => row_tile_f32::<1, 8>(x, wr, y, dims, r, i0),
+                2 => row_tile_f32::<2, 4>(x, wr, y, dims, r, i0),
+                3 => row_tile_f32::<3, 2>(x, wr, y, dims, r, i0),
+                _ => row_tile_f32::<4, 2>(x, wr, y, dims, r, i0),
+            }
+            i0 += tile;
+        }
+    }
 }
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    scalar::matmul_q8k(xq, w, y, dims)
+    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
+    let nb = dims.blocks_per_row();
+    for r in 0..dims.rows {
+        let wr = &w[r * nb..][..nb];
+        let mut i0 = 0;
+        while i0 < dims.n {
+            let tile = (dims.n - i0).min(ACT_TILE);
+            match tile {
+                1 => row_tile_q8k::<1>(xq, wr, y, dims, r, i0),
+                2 => row_tile_q8k::<2>(xq, wr, y, dims, r, i0),
+                3 => row_tile_q8k::<3>(xq, wr, y, dims, r, i0),
+                _ => row_tile_q8k::<4>(xq, wr, y, dims, r, i0),
+            }
+            i0 += tile;
+        }
+    }
+}
+
+/// Weight row `wr` (row `r`) times activation rows `i0..i0+R`, written to `y`.
+#[inline(always)]
+unsafe fn row_tile_f32<const R: usize, const P: usize>(
+    x: &[f32],
+    wr: &[BlockQ6K],
+    y: &mut [f32],
+    dims: MatmulDims,
+    r: usize,
+    i0: usize,
+) {
+    debug_assert!(i0 + R <= dims.n && x.len() == dims.n * dims.k);
+    let mut acc = [[_mm256_setzero_ps(); P]; R];
+    for (b, block) in wr.iter().enumerate() {
+        // SAFETY: `(i0 + i) * k + b * QK_K + QK_K <= n * k == x.len()` because `i0 + i < n` and
+        // `b < k / QK_K`, so every pointer starts a full block of activations inside `x`.
+        let xs: [*const f32; R] =
+            std::array::from_fn(|i| unsafe { x.as_ptr().add((i0 + i) * dims.k + b * QK_K) });
+        block_f32::<R, P>(block, &xs, &mut acc);
+    }
+    for (i, acc_row) in acc.iter().enumerate() {
+        let mut sum = acc_row[0];
+        for &a in &acc_row[1..] {
+            sum = _mm256_add_ps(sum, a);
+        }
+        y[(i0 + i) * dims.y_stride + r] = hsum_ps(sum);
+    }
+}
+
+/// Adds one weight block times `R` activation blocks (`xs`, 256 values each) into `acc`.
+///
+/// Half `h` holds values `128h..128h+128` as four parts `p` of 32; value `l` of part `p` takes
+/// its low 4 bits from `ql[64h + 32(p%2) + l]` (low nibble for p < 2, high for p >= 2), its high
+/// 2 bits from bits `2p..2p+2` of `qh[32h + l]`, and its scale from `scales[8h + 2p + l/16]`.
+#[inline(always)]
+unsafe fn block_f32<const R: usize, const P: usize>(
+    block: &BlockQ6K,
+    xs: &[*const f32; R],
+    acc: &mut [[__m256; P]; R],
+) {
+    let d = _mm256_set1_ps(f16_to_f32(block.d));
+    let minus32 = _mm256_set1_ps(-32.0);
+    let low4 = _mm256_set1_epi32(0xF);
+    let bits45 = _mm256_set1_epi32(0x30);
+    let mut chain = 0;
+    for h in 0..2 {
+        // SAFETY: `8h + 8 <= 16 == scales.len()`.
+        let sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(block.scales.as_ptr().add(8 * h).cast()));
+        let d_sc = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
+        let ql = block.ql.as_ptr().add(64 * h);
+        let qh = block.qh.as_ptr().add(32 * h);
+        for v in 0..4 {
+            // SAFETY: `64h + 32 + 8v + 8 <= 128 == ql.len()`, `32h + 8v + 8 <= 64 == qh.len()`.
+            let ql_a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(ql.add(8 * v).cast()));
+            let ql_b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(ql.add(32 + 8 * v).cast()));
+            let hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qh.add(8 * v).cast()));
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql_a, low4),
+                    _mm256_and_si256(_mm256_slli_epi32::<4>(hi), bits45),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql_b, low4),
+                    _mm256_and_si256(_mm256_slli_epi32::<2>(hi), bits45),
+                ),
+                _mm256_or_si256(_mm256_srli_epi32::<4>(ql_a), _mm256_and_si256(hi, bits45)),
+                _mm256_or_si256(
+                    _mm256_srli_epi32::<4>(ql_b),
+                    _mm256_and_si256(_mm256_srli_epi32::<2>(hi), bits45),
+                ),
+            ];
+            for (p, &qp) in q.iter().enumerate() {
+                let scale =
+                    _mm256_permutevar8x32_ps(d_sc, _mm256_set1_epi32((2 * p + v / 2) as i32));
+                let w =
+                    _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(qp), _mm256_mul_ps(scale, minus32));
+                let a = chain % P;
+                chain += 1;
+                for i in 0..R {
+                    // SAFETY: `128h + 32p + 8v + 8 <= 256`, inside the activation block.
+                    let xv = _mm256_loadu_ps(xs[i].add(128 * h + 32 * p + 8 * v));
+                    acc[i][a] = _mm256_fmadd_ps(w, xv, acc[i][a]);
+                }
+            }
+        }
+    }
+}
+
+/// Weight row `wr` (row `r`) times Q8_K activation rows `i0..i0+R`, written to `y`.
+#[inline(always)]
+unsafe fn row_tile_q8k<const R: usize>(
+    xq: &[BlockQ8K],
+    wr: &[BlockQ6K],
+    y: &mut [f32],
+    dims: MatmulDims,
+    r: usize,
+    i0: usize,
+) {
+    let nb = wr.len();
+    let mut acc = [0f32; R];
+    for (b, wb) in wr.iter().enumerate() {
+        let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &xq[(i0 + i) * nb + b]);
+        let sums = block_sums::<R>(wb, &xs);
+        for i in 0..R {
+            acc[i] = scalar::combine(acc[i], wb, xs[i].d, sums[i]);
+        }
+    }
+    for (i, &a) in acc.iter().enumerate() {
+        y[(i0 + i) * dims.y_stride + r] = a;
+    }
+}
+
+/// Scalar's `block_sum` of one weight block with each of `R` Q8_K blocks, as
+/// `sum_g sc_g * sum_l q_l x_l - 32 * sum_g sc_g * bsums_g`.
+///
+/// No step overflows: `maddubs` pairs are within `2*63*128 = 16128 < 2^15`, `madd` with an i8
+/// scale within `2*128*16128`, each i32 lane sums 8 of those (`< 2^26`); the correction lanes are
+/// within `32 * 2*128*2048 = 2^24`.
+#[inline(always)]
+unsafe fn block_sums<const R: usize>(w: &BlockQ6K, xs: &[&BlockQ8K; R]) -> [i32; R] {
+    let low4 = _mm256_set1_epi8(0xF);
+    let bits45 = _mm256_set1_epi8(0x30);
+    // SAFETY: `scales` is 16 bytes.
+    let scales = _mm_loadu_si128(w.scales.as_ptr().cast());
+    let mut sumi = [_mm256_setzero_si256(); R];
+    for h in 0..2 {
+        // The 8 scales of half `h` as i16, in both 128-bit halves.
+        let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(if h == 0 {
+            scales
+        } else {
+            _mm_unpackhi_epi64(scales, scales)
+        }));
+        // SAFETY: `64h + 64 <= 128 == ql.len()`, `32h + 32 <= 64 == qh.len()`.
+        let ql_a = _mm256_loadu_si256(w.ql.as_ptr().add(64 * h).cast());
+        let ql_b = _mm256_loadu_si256(w.ql.as_ptr().add(64 * h + 32).cast());
+        let hi = _mm256_loadu_si256(w.qh.as_ptr().add(32 * h).cast());
+        // 16-bit shifts move bits across bytes, but the masks keep only bits that stayed.
+        let q = [
+            _mm256_or_si256(
+                _mm256_and_si256(ql_a, low4),
+                _mm256_and_si256(_mm256_slli_epi16::<4>(hi), bits45),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(ql_b, low4),
+                _mm256_and_si256(_mm256_slli_epi16::<2>(hi), bits45),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql_a), low4),
+                _mm256_and_si256(hi, bits45),
+            ),
+            _mm256_or_si256(
+                _mm256_and_si256(_mm256_srli_epi16::<4>(ql_b), low4),
+                _mm256_and_si256(_mm256_srli_epi16::<2>(hi), bits45),
+            ),
+        ];
+        for (p, &qp) in q.iter().enumerate() {
+            // Values 0..16 of part p (the low 128-bit half) use scale 2p, values 16..32 use 2p+1.
+            let scale = _mm256_shuffle_epi8(sc16, scale_pair_mask(p));
+            for i in 0..R {
+                // SAFETY: `128h + 32p + 32 <= 256 == qs.len()` of the Q8_K block.
+                let xv = _mm256_loadu_si256(xs[i].qs.as_ptr().add(128 * h + 32 * p).cast());
+                let prod = _mm256_madd_epi16(_mm256_maddubs_epi16(qp, xv), scale);
+                sumi[i] = _mm256_add_epi32(sumi[i], prod);
+            }
+        }
+    }
+    let scales16 = _mm256_cvtepi8_epi16(scales);
+    let mut sums = [0; R];
+    for i in 0..R {
+        // SAFETY: `bsums` is 16 i16 = 32 bytes.
+        let bsums = _mm256_loadu_si256(xs[i].bsums.as_ptr().cast());
+        let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, scales16));
+        sums[i] = hsum_epi32(_mm256_sub_epi32(sumi[i], offset));
+    }
+    sums
+}
+
+/// A `pshufb` mask that fills the low 128-bit half with i16 lane `2p` and the high half with
+/// lane `2p + 1` (both halves of the source hold the same 8 scales).
+#[inline(always)]
+unsafe fn scale_pair_mask(p: usize) -> __m256i {
+    let lo = 4 * p as i16;
+    let hi = lo + 2;
+    _mm256_set_m128i(
+        _mm_set1_epi16(((hi + 1) << 8) | hi),
+        _mm_set1_epi16(((lo + 1) << 8) | lo),
+    )
+}
+
+/// Exact f16 -> f32 (F16C; subnormal halves become normal floats).
+#[inline(always)]
+unsafe fn f16_to_f32(h: half::f16) -> f32 {
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
+}
+
+#[inline(always)]
+unsafe fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// The wrapping sum of the lanes (callers keep the sum in range).
+#[inline(always)]
+unsafe fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+    _mm_cvtsi128_si32(s)
 }
