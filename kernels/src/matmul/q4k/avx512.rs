@@ -1,19 +1,360 @@
-//! avx512 variants. PLACEHOLDER: delegates to scalar until the SIMD kernel lands.
+//! AVX-512 (F/BW/VL/VNNI) Q4_K kernels, same signatures as [`scalar`].
+//!
+//! - `matmul_f32`: each 64-value chunk of a weight block is dequantized into four zmm registers
+//!   with `fmsub(d*sc, q, dmin*m)`, which rounds once, exactly like scalar's `d_sc*q - min`
+//!   (`d_sc*q` is exact), so the dequantized weights are bit-identical to scalar's; only the
+//!   summation order differs. The chunk is reused for up to four activation rows.
+//! - `matmul_q8k`: nibbles are regrouped so that one zmm holds 64 consecutive values (two
+//!   sub-blocks), multiplied with the Q8_K bytes by `maddubs` (u8 x i8 -> i16 pairs, at most
+//!   2*15*128 so it never saturates) and scaled and summed to i32 by VNNI `dpwssd`. Mins come from
+//!   `bsums`. Each block's `(sumi, summ)` is reduced to scalars and passed to scalar's `combine` in
+//!   block order, so the result is bit-identical to scalar.
 
 use super::scalar;
 use crate::matmul::MatmulDims;
-use crate::quant::{BlockQ4K, BlockQ8K};
+use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
+use std::arch::x86_64::*;
+
+/// Activation rows that share one dequantized / unpacked weight block.
+const ROW_GROUP: usize = 4;
+
+/// The eight 6-bit scales and eight 6-bit mins of a block as the bytes of two `u64`s
+/// (`sc[j]` in byte `j`), unpacked with whole-word masks instead of sixteen byte extractions.
+#[inline(always)]
+fn scales_and_mins(packed: &[u8; 12]) -> (u64, u64) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    let sc_lo = w0 & LOW6;
+    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+    let m_lo = w1 & LOW6;
+    let m_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+    (
+        sc_lo as u64 | (sc_hi as u64) << 32,
+        m_lo as u64 | (m_hi as u64) << 32,
+    )
+}
+
+/// Index vectors for `vpermw`: zmm `p` takes i16 lane `2p` for its low 256 bits and `2p+1` for
+/// its high 256 bits (the scales of the two sub-blocks it holds).
+static SCALE_LANES: [[i16; 32]; 4] = {
+    let mut idx = [[0i16; 32]; 4];
+    let mut p = 0;
+    while p < 4 {
+        let mut t = 0;
+        while t < 32 {
+            idx[p][t] = (2 * p + t / 16) as i16;
+            t += 1;
+        }
+        p += 1;
+    }
+    idx
+};
+
+/// Index vector for `vpermw`: mins duplicated per 16-value bsum group (lanes 8..16 hold the mins).
+static MIN_PAIR_LANES: [i16; 16] = [8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15];
+
+// ---------------------------------------------------------------------------------------------
+// f32 design
+// ---------------------------------------------------------------------------------------------
+
+/// Per-block constants of the f32 design: `d*sc[j]` in lanes 0..8 and `dmin*m[j]` in 8..16.
+/// Both products are exact in f32 (11-bit times 6-bit significands).
+#[inline(always)]
+unsafe fn f32_block_factors(block: &BlockQ4K) -> [f32; 16] {
+    let (sc, m) = scales_and_mins(&block.scales);
+    let bytes = _mm_set_epi64x(m as i64, sc as i64);
+    let ints = _mm512_cvtepu8_epi32(bytes);
+    let d = _mm256_set1_ps(block.d.to_f32());
+    let dmin = _mm256_set1_ps(block.dmin.to_f32());
+    let mult = _mm512_insertf32x8::<1>(_mm512_castps256_ps512(d), dmin);
+    let factors = _mm512_mul_ps(_mm512_cvtepi32_ps(ints), mult);
+    let mut out = [0f32; 16];
+    _mm512_storeu_ps(out.as_mut_ptr(), factors);
+    out
+}
+
+/// Dequantizes chunk `c` (values `64c..64c+64`) of a block into four zmm registers.
+#[inline(always)]
+unsafe fn f32_dequantize_chunk(block: &BlockQ4K, factors: &[f32; 16], c: usize) -> [__m512; 4] {
+    let qs = block.qs.as_ptr().add(32 * c);
+    let q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(qs.cast()));
+    let q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(qs.add(16).cast()));
+    let low = _mm512_set1_epi32(0xF);
+    let d_lo = _mm512_set1_ps(factors[2 * c]);
+    let d_hi = _mm512_set1_ps(factors[2 * c + 1]);
+    let m_lo = _mm512_set1_ps(factors[8 + 2 * c]);
+    let m_hi = _mm512_set1_ps(factors[8 + 2 * c + 1]);
+    let dequant = |q: __m512i, d: __m512, m: __m512| _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(q), m);
+    [
+        dequant(_mm512_and_si512(q0, low), d_lo, m_lo),
+        dequant(_mm512_and_si512(q1, low), d_lo, m_lo),
+        dequant(_mm512_srli_epi32::<4>(q0), d_hi, m_hi),
+        dequant(_mm512_srli_epi32::<4>(q1), d_hi, m_hi),
+    ]
+}
+
+/// Dot products of one weight row with `R` activation rows starting at `x_rows`
+/// (`R * k` values, row-major). Four accumulators per activation row hide the FMA latency.
+#[inline(always)]
+unsafe fn f32_row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32], k: usize) -> [f32; R] {
+    debug_assert!(x_rows.len() >= R * k && w_row.len() * QK_K == k);
+    let mut acc = [[_mm512_setzero_ps(); 4]; R];
+    for (b, block) in w_row.iter().enumerate() {
+        let factors = f32_block_factors(block);
+        for c in 0..4 {
+            let wv = f32_dequantize_chunk(block, &factors, c);
+            for (i, acc_i) in acc.iter_mut().enumerate() {
+                let xp = x_rows.as_ptr().add(i * k + b * QK_K + 64 * c);
+                for t in 0..4 {
+                    acc_i[t] = _mm512_fmadd_ps(wv[t], _mm512_loadu_ps(xp.add(16 * t)), acc_i[t]);
+                }
+            }
+        }
+    }
+    acc.map(|a| {
+        let sum = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+        _mm512_reduce_add_ps(sum)
+    })
+}
+
+#[inline(always)]
+unsafe fn f32_rows_group<const R: usize>(
+    x: &[f32],
+    w: &[BlockQ4K],
+    y: &mut [f32],
+    dims: MatmulDims,
+    i0: usize,
+) {
+    let nb = dims.blocks_per_row();
+    let x_rows = &x[i0 * dims.k..(i0 + R) * dims.k];
+    for r in 0..dims.rows {
+        let dots = f32_row_dots::<R>(&w[r * nb..(r + 1) * nb], x_rows, dims.k);
+        for (i, dot) in dots.into_iter().enumerate() {
+            y[(i0 + i) * dims.y_stride + r] = dot;
+        }
+    }
+}
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    scalar::matmul_f32(x, w, y, dims)
+    // The loads below index raw pointers inside row slices; the checked shapes make them in bounds.
+    dims.check(x.len(), dims.k, w.len(), y.len());
+    let mut i0 = 0;
+    while i0 + ROW_GROUP <= dims.n {
+        f32_rows_group::<ROW_GROUP>(x, w, y, dims, i0);
+        i0 += ROW_GROUP;
+    }
+    match dims.n - i0 {
+        3 => f32_rows_group::<3>(x, w, y, dims, i0),
+        2 => f32_rows_group::<2>(x, w, y, dims, i0),
+        1 => f32_rows_group::<1>(x, w, y, dims, i0),
+        _ => {}
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// q8k design
+// ---------------------------------------------------------------------------------------------
+
+/// One weight block unpacked for the integer dot: `nibbles[p]` holds values `64p..64p+64` as
+/// bytes, `scales[p]` the matching sub-block scales as i16 pairs, `min_pairs` each min twice (one
+/// per 16-value bsum).
+#[derive(Clone, Copy)]
+struct UnpackedQ4K {
+    nibbles: [__m512i; 4],
+    scales: [__m512i; 4],
+    min_pairs: __m256i,
+}
+
+#[inline(always)]
+unsafe fn q8k_unpack(block: &BlockQ4K) -> UnpackedQ4K {
+    let (sc, m) = scales_and_mins(&block.scales);
+    let sc_m16 = _mm256_cvtepu8_epi16(_mm_set_epi64x(m as i64, sc as i64));
+    let sc_m16_wide = _mm512_castsi256_si512(sc_m16);
+    let lanes = |p: usize| _mm512_loadu_si512(SCALE_LANES[p].as_ptr().cast());
+    let scales = [
+        _mm512_permutexvar_epi16(lanes(0), sc_m16_wide),
+        _mm512_permutexvar_epi16(lanes(1), sc_m16_wide),
+        _mm512_permutexvar_epi16(lanes(2), sc_m16_wide),
+        _mm512_permutexvar_epi16(lanes(3), sc_m16_wide),
+    ];
+    let min_pairs =
+        _mm256_permutexvar_epi16(_mm256_loadu_si256(MIN_PAIR_LANES.as_ptr().cast()), sc_m16);
+
+    let low = _mm512_set1_epi8(0xF);
+    let qs = block.qs.as_ptr();
+    let mut nibbles = [_mm512_setzero_si512(); 4];
+    for half in 0..2 {
+        // Bytes 0..32 of this load are chunk 2*half, bytes 32..64 chunk 2*half+1.
+        let q = _mm512_loadu_si512(qs.add(64 * half).cast());
+        let lo = _mm512_and_si512(q, low); // [sub 4h   | sub 4h+2]
+        let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), low); // [sub 4h+1 | sub 4h+3]
+        nibbles[2 * half] = _mm512_shuffle_i64x2::<0x44>(lo, hi); // [sub 4h   | sub 4h+1]
+        nibbles[2 * half + 1] = _mm512_shuffle_i64x2::<0xEE>(lo, hi); // [sub 4h+2 | sub 4h+3]
+    }
+    UnpackedQ4K {
+        nibbles,
+        scales,
+        min_pairs,
+    }
+}
+
+/// `(sum_j sc_j*dot_j spread over 16 i32 lanes, m_j*bsum pairs in 8 i32 lanes)`; exact, since
+/// every lane stays far inside i32 (|lane| <= 63*8*2*15*128 and 63*2*2048).
+#[inline(always)]
+unsafe fn q8k_block_dot(wt: &UnpackedQ4K, xb: &BlockQ8K) -> (__m512i, __m256i) {
+    let xp = xb.qs.as_ptr();
+    let mut acc = [_mm512_setzero_si512(); 2];
+    for p in 0..4 {
+        let xv = _mm512_loadu_si512(xp.add(64 * p).cast());
+        let pairs = _mm512_maddubs_epi16(wt.nibbles[p], xv);
+        acc[p % 2] = _mm512_dpwssd_epi32(acc[p % 2], pairs, wt.scales[p]);
+    }
+    let bsums = _mm256_loadu_si256(xb.bsums.as_ptr().cast());
+    (
+        _mm512_add_epi32(acc[0], acc[1]),
+        _mm256_madd_epi16(bsums, wt.min_pairs),
+    )
+}
+
+/// Folds 16 i32 lanes to 8 (wrapping adds; exact because the true sums fit in i32).
+#[inline(always)]
+unsafe fn fold_to_256(v: __m512i) -> __m256i {
+    _mm256_add_epi32(
+        _mm512_castsi512_si256(v),
+        _mm512_extracti64x4_epi64::<1>(v),
+    )
+}
+
+/// Horizontal sums of eight 8-lane vectors at once: lane `j` of the result is the sum of `v[j]`.
+#[inline(always)]
+unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
+    let pair = |a: __m256i, b: __m256i| {
+        _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b))
+    };
+    let quad = |a: __m256i, b: __m256i| {
+        _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b))
+    };
+    let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
+    let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+    _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(q0, q1),
+        _mm256_permute2x128_si256::<0x31>(q0, q1),
+    )
+}
+
+/// Reduces up to four `(sumi, summ)` vector pairs to scalars; unused slots are zero vectors.
+#[inline(always)]
+unsafe fn reduce_sums(sums: [(__m512i, __m256i); 4]) -> [(i32, i32); 4] {
+    let total = reduce8([
+        fold_to_256(sums[0].0),
+        fold_to_256(sums[1].0),
+        fold_to_256(sums[2].0),
+        fold_to_256(sums[3].0),
+        sums[0].1,
+        sums[1].1,
+        sums[2].1,
+        sums[3].1,
+    ]);
+    let mut lanes = [0i32; 8];
+    _mm256_storeu_si256(lanes.as_mut_ptr().cast(), total);
+    [
+        (lanes[0], lanes[4]),
+        (lanes[1], lanes[5]),
+        (lanes[2], lanes[6]),
+        (lanes[3], lanes[7]),
+    ]
+}
+
+#[inline(always)]
+unsafe fn zero_sums() -> (__m512i, __m256i) {
+    (_mm512_setzero_si512(), _mm256_setzero_si256())
+}
+
+/// One activation row: blocks are taken four at a time so their reductions share shuffles.
+#[inline(always)]
+unsafe fn q8k_single_row(xr: &[BlockQ8K], wr: &[BlockQ4K]) -> f32 {
+    let mut acc = 0f32;
+    let mut b = 0;
+    while b < wr.len() {
+        let count = (wr.len() - b).min(4);
+        let mut sums = [zero_sums(); 4];
+        for (s, sum) in sums.iter_mut().enumerate().take(count) {
+            *sum = q8k_block_dot(&q8k_unpack(&wr[b + s]), &xr[b + s]);
+        }
+        let reduced = reduce_sums(sums);
+        for (s, &(sumi, summ)) in reduced.iter().enumerate().take(count) {
+            acc = scalar::combine(acc, &wr[b + s], xr[b + s].d, sumi, summ);
+        }
+        b += count;
+    }
+    acc
+}
+
+/// `G` (2..=4) activation rows share each unpacked weight block.
+#[inline(always)]
+unsafe fn q8k_rows_group<const G: usize>(
+    xq: &[BlockQ8K],
+    w: &[BlockQ4K],
+    y: &mut [f32],
+    dims: MatmulDims,
+    i0: usize,
+) {
+    let nb = dims.blocks_per_row();
+    let x_rows = &xq[i0 * nb..(i0 + G) * nb];
+    for r in 0..dims.rows {
+        let wr = &w[r * nb..(r + 1) * nb];
+        let mut acc = [0f32; G];
+        for (b, wb) in wr.iter().enumerate() {
+            let wt = q8k_unpack(wb);
+            let mut sums = [zero_sums(); 4];
+            for (g, sum) in sums.iter_mut().enumerate().take(G) {
+                *sum = q8k_block_dot(&wt, &x_rows[g * nb + b]);
+            }
+            let reduced = reduce_sums(sums);
+            for (g, acc_g) in acc.iter_mut().enumerate() {
+                let (sumi, summ) = reduced[g];
+                *acc_g = scalar::combine(*acc_g, wb, x_rows[g * nb + b].d, sumi, summ);
+            }
+        }
+        for (g, &acc_g) in acc.iter().enumerate() {
+            y[(i0 + g) * dims.y_stride + r] = acc_g;
+        }
+    }
 }
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    scalar::matmul_q8k(xq, w, y, dims)
+    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
+    let nb = dims.blocks_per_row();
+    let mut i0 = 0;
+    while i0 + ROW_GROUP <= dims.n {
+        q8k_rows_group::<ROW_GROUP>(xq, w, y, dims, i0);
+        i0 += ROW_GROUP;
+    }
+    match dims.n - i0 {
+        3 => q8k_rows_group::<3>(xq, w, y, dims, i0),
+        2 => q8k_rows_group::<2>(xq, w, y, dims, i0),
+        1 => {
+            let xr = &xq[i0 * nb..(i0 + 1) * nb];
+            for r in 0..dims.rows {
+                y[i0 * dims.y_stride + r] = q8k_single_row(xr, &w[r * nb..(r + 1) * nb]);
+            }
+        }
+        _ => {}
+    }
 }
