@@ -1,1 +1,246 @@
-//! Attention kernels (in progress).
+//! Causal grouped-query self-attention for one Llama layer, "flash" style: each (query row, head)
+//! walks the KV cache in tiles of [`TILE`] positions keeping an online softmax (running max and
+//! running sum, the output accumulator rescaled whenever the max grows), so the full score row is
+//! never materialised and the scratch memory is `O(TILE)`, independent of the context length.
+//!
+//! This module owns the kernel and its dispatch; the naive f64 version it is checked against
+//! lives in `reference::attention` and shares no code with it.
+//!
+//! # Layouts (all row-major, no padding)
+//! - `q`, `out`: `[n_q][n_head][head_dim]` f32. Query row `t` sits at absolute position
+//!   `pos0 + t`; RoPE is already applied.
+//! - `k`, `v`: `[pos][n_head_kv][head_dim]` in f32 or [`half::f16`] ([`KvElem`]). Token-major,
+//!   as a forward pass appends one token's K and V per step. The cache may be longer than
+//!   `pos0 + n_q`; positions past the causal horizon are never read.
+//!
+//! # Semantics
+//! For query row `t` and query head `h`, with `g = h / (n_head / n_head_kv)` its KV head and
+//! `s_j = q[t][h] . k[j][g] / sqrt(head_dim)`:
+//! `out[t][h] = sum_{j <= pos0+t} softmax(s)_j * v[j][g]`.
+//!
+//! # Threads
+//! A call computes only the query heads in `heads` and writes only those heads' outputs, so
+//! threads can split a layer by head ranges (each with its own scratch) over the same `out`
+//! buffer (through disjoint re-borrows or by serialising calls).
+//!
+//! Every ISA file exports the same function, `flash_attention`, with the signature of
+//! [`scalar::flash_attention`]; the SIMD variants vectorise the `q.k` dot products, the
+//! exponentials and the `p*V` accumulation over `head_dim` (f16 widened with F16C / `fcvtl`).
+
+use std::ops::Range;
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+
+use crate::Isa;
+
+/// KV positions per tile: the length of the score buffer, and how often the running max can grow.
+/// A multiple of 16 so every vector width tiles it exactly.
+pub const TILE: usize = 64;
+
+/// Largest relative error of the vectorised `exp` the SIMD variants use (the scalar variant uses
+/// `f32::exp`), for arguments in `[-87.33, 88.37]`; smaller arguments give at most `1.2e-38`
+/// instead of a smaller value. It is `4u` with `u = 2^-24`: the Cephes `expf` minimax polynomial
+/// of degree 7 on `|r| <= ln2/2` is accurate to `~0.3u`; the two-constant range reduction adds at
+/// most `|r| u <= 0.35u`; Horner on `r^2 p(r)` (at most 0.07 of the result) adds `< 0.5u` and
+/// the final `1 + r + r^2 p` adds `< 2u`; scaling by `2^n` is exact. Each ISA module checks this
+/// bound on a dense sweep in its unit tests.
+pub const SIMD_EXP_MAX_REL_ERROR: f32 = 4.0 * f32::EPSILON / 2.0;
+
+/// Constants of the vectorised `exp` shared by every SIMD variant (Cephes `expf`).
+#[allow(dead_code)] // The scalar-only aarch64-less, x86-less builds use none of them.
+pub(crate) mod exp_consts {
+    /// `ln(f32::MIN_POSITIVE)`: below it `2^n` would leave the normal range.
+    pub const MIN_ARG: f32 = -87.336_54;
+    /// `ln(f32::MAX)`.
+    pub const MAX_ARG: f32 = 88.376_26;
+    pub const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    /// `ln 2` split so that `n * LN2_HI` is exact for `|n| <= 128`.
+    pub const LN2_HI: f32 = 0.693_359_4;
+    pub const LN2_LO: f32 = -2.121_944_4e-4;
+    /// Minimax coefficients of `(exp(r) - 1 - r) / r^2`, highest degree first.
+    pub const P: [f32; 6] = [
+        1.987_569_1e-4,
+        1.398_2e-3,
+        8.333_452e-3,
+        4.166_579_6e-2,
+        1.666_666_5e-1,
+        5.000_000_1e-1,
+    ];
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for half::f16 {}
+}
+
+/// How a KV cache element is stored; lets the SIMD variants pick their load at compile time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvFormat {
+    F32,
+    F16,
+}
+
+/// A KV cache element type: `f32` or [`half::f16`]. Sealed: the SIMD loads rely on the
+/// exact bit layout of these two.
+pub trait KvElem: sealed::Sealed + Copy + Send + Sync + 'static {
+    const FORMAT: KvFormat;
+    fn to_f32(self) -> f32;
+}
+
+impl KvElem for f32 {
+    const FORMAT: KvFormat = KvFormat::F32;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl KvElem for half::f16 {
+    const FORMAT: KvFormat = KvFormat::F16;
+    #[inline(always)]
+    fn to_f32(self) -> f32 {
+        half::f16::to_f32(self)
+    }
+}
+
+/// Shapes of one attention call. See the module doc for layouts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionDims {
+    /// Query rows: 1 for decode, the prompt chunk length for prefill.
+    pub n_q: usize,
+    /// Query heads; a multiple of `n_head_kv`.
+    pub n_head: usize,
+    /// KV heads; query head `h` reads KV head `h / (n_head / n_head_kv)`.
+    pub n_head_kv: usize,
+    /// Values per head; a positive multiple of 16.
+    pub head_dim: usize,
+    /// Absolute position of query row 0; row `t` attends KV positions `0..=pos0 + t`.
+    pub pos0: usize,
+}
+
+impl AttentionDims {
+    /// Query heads sharing one KV head.
+    pub fn group(&self) -> usize {
+        self.n_head / self.n_head_kv
+    }
+
+    /// The softmax temperature `1/sqrt(head_dim)`, rounded once to f32.
+    pub fn scale(&self) -> f32 {
+        1.0 / (self.head_dim as f32).sqrt()
+    }
+
+    /// Values in `q` or `out`.
+    pub fn q_len(&self) -> usize {
+        self.n_q * self.n_head * self.head_dim
+    }
+
+    /// Values per cached position in `k` or `v`.
+    pub fn kv_stride(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+
+    /// Positions a cache must hold: `pos0 + n_q`.
+    pub fn kv_len_needed(&self) -> usize {
+        self.pos0 + self.n_q
+    }
+
+    /// Panics (a caller bug, never an input-data condition) unless the slices fit the shapes.
+    /// Every variant calls this before touching memory, which is what keeps their unchecked
+    /// vector loads in bounds.
+    #[track_caller]
+    pub fn check(
+        &self,
+        q_len: usize,
+        k_len: usize,
+        v_len: usize,
+        out_len: usize,
+        scratch_len_given: usize,
+        heads: &Range<usize>,
+    ) {
+        assert!(
+            self.head_dim > 0 && self.head_dim % 16 == 0,
+            "head_dim = {} is not a positive multiple of 16",
+            self.head_dim
+        );
+        assert!(
+            self.n_head_kv > 0 && self.n_head % self.n_head_kv == 0,
+            "n_head_kv = {} does not divide n_head = {}",
+            self.n_head_kv,
+            self.n_head
+        );
+        assert!(
+            heads.start <= heads.end && heads.end <= self.n_head,
+            "heads {heads:?} outside 0..{}",
+            self.n_head
+        );
+        assert_eq!(q_len, self.q_len(), "q length");
+        assert_eq!(out_len, self.q_len(), "out length");
+        assert_eq!(k_len, v_len, "k and v lengths differ");
+        assert_eq!(
+            k_len % self.kv_stride(),
+            0,
+            "k length is not whole positions"
+        );
+        let kv_len = k_len / self.kv_stride();
+        assert!(
+            kv_len >= self.kv_len_needed(),
+            "cache holds {kv_len} positions, needs pos0 + n_q = {}",
+            self.kv_len_needed()
+        );
+        let need = scratch_len(self);
+        assert!(
+            scratch_len_given >= need,
+            "scratch holds {scratch_len_given} f32, needs {need}"
+        );
+    }
+}
+
+/// f32 values of scratch a call needs: one tile of scores, `TILE`. Independent of the context
+/// length and (today) of `dims`; it takes `dims` so a kernel that batches a GQA group per tile
+/// can grow it without changing callers.
+pub fn scratch_len(dims: &AttentionDims) -> usize {
+    let _ = dims;
+    TILE
+}
+
+/// Causal GQA attention for query heads `heads`: writes `out[t][h]` for every `t < n_q`,
+/// `h in heads`, and nothing else. `scratch` holds at least [`scratch_len`] values.
+///
+/// # Panics
+/// If `isa` cannot run on this CPU, or the slices do not match `dims` (see
+/// [`AttentionDims::check`]).
+#[allow(clippy::too_many_arguments)]
+pub fn flash_attention<KV: KvElem>(
+    isa: Isa,
+    q: &[f32],
+    k: &[KV],
+    v: &[KV],
+    out: &mut [f32],
+    scratch: &mut [f32],
+    dims: AttentionDims,
+    heads: Range<usize>,
+) {
+    isa.assert_available();
+    match isa {
+        Isa::Scalar => scalar::flash_attention(q, k, v, out, scratch, dims, heads),
+        // SAFETY: `assert_available` checked that the CPU has the target features.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { avx2::flash_attention(q, k, v, out, scratch, dims, heads) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512::flash_attention(q, k, v, out, scratch, dims, heads) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { neon::flash_attention(q, k, v, out, scratch, dims, heads) },
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("assert_available admits no ISA of another architecture"),
+    }
+}
