@@ -162,7 +162,9 @@ pub fn check_case<KV: CacheElem>(
     let kv_len = dims.kv_len_needed() + case.extra_kv;
     let kv_stride = dims.kv_stride();
     let sigma = if case.large_logits { 5.5 } else { 1.0 };
-    let q: Vec<f32> = (0..dims.q_len()).map(|_| sigma * gaussian(&mut rng)).collect();
+    let q: Vec<f32> = (0..dims.q_len())
+        .map(|_| sigma * gaussian(&mut rng))
+        .collect();
     let k: Vec<KV> = (0..kv_len * kv_stride)
         .map(|_| KV::from_f32(sigma * gaussian(&mut rng)))
         .collect();
@@ -255,22 +257,22 @@ fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
         return Row::skipped("attention", KV::DESIGN, isa, reason);
     }
-    let kernel = |q: &[f32],
-                  k: &[KV],
-                  v: &[KV],
-                  o: &mut [f32],
-                  s: &mut [f32],
-                  d: AttentionDims,
-                  h: Range<usize>| attention::flash_attention(isa, q, k, v, o, s, d, h);
-    let scalar = |q: &[f32],
-                  k: &[KV],
-                  v: &[KV],
-                  o: &mut [f32],
-                  s: &mut [f32],
-                  d: AttentionDims,
-                  h: Range<usize>| {
-        attention::flash_attention(Isa::Scalar, q, k, v, o, s, d, h)
-    };
+    let kernel =
+        |q: &[f32],
+         k: &[KV],
+         v: &[KV],
+         o: &mut [f32],
+         s: &mut [f32],
+         d: AttentionDims,
+         h: Range<usize>| attention::flash_attention(isa, q, k, v, o, s, d, h);
+    let scalar =
+        |q: &[f32],
+         k: &[KV],
+         v: &[KV],
+         o: &mut [f32],
+         s: &mut [f32],
+         d: AttentionDims,
+         h: Range<usize>| { attention::flash_attention(Isa::Scalar, q, k, v, o, s, d, h) };
     let oracle: Option<AttentionKernel<KV>> = (isa != Isa::Scalar).then_some(&scalar);
     let outcome = run_property(case_strategy(), cases, seed, |case| {
         check_case::<KV>(case, &kernel, oracle)
@@ -278,7 +280,13 @@ fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     row("attention", KV::DESIGN, isa, cases, outcome)
 }
 
-pub(super) fn row(kernel: &str, design: &str, isa: Isa, cases: u32, outcome: PropertyOutcome) -> Row {
+pub(super) fn row(
+    kernel: &str,
+    design: &str,
+    isa: Isa,
+    cases: u32,
+    outcome: PropertyOutcome,
+) -> Row {
     let (status, note) = match outcome.failure {
         None => (
             Status::Pass,

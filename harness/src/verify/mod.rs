@@ -10,6 +10,7 @@
 //! generated deterministically, so proptest shrinks a failure to the smallest descriptor and the
 //! printed case reproduces it exactly.
 
+pub mod attention;
 pub mod matmul;
 pub mod selftest;
 
@@ -45,7 +46,7 @@ impl VerifyConfig {
 }
 
 /// Every kernel family `verify` knows, for `--kernel` validation and listing.
-pub const KERNELS: &[&str] = &["matmul_q4k", "matmul_q6k"];
+pub const KERNELS: &[&str] = &["matmul_q4k", "matmul_q6k", "attention"];
 
 /// Error statistics of one variant against the reference, over all its cases.
 #[derive(Clone, Debug, Default)]
@@ -225,34 +226,47 @@ pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
         rows.push(row);
         Ok(())
     };
-    for row_fn in matmul::families(config) {
-        emit(row_fn()?)?;
+    let jobs = matmul::families(config)
+        .into_iter()
+        .chain(attention::families(config));
+    for job in jobs {
+        emit(job()?)?;
     }
     Ok(rows)
 }
 
 fn header() -> String {
     format!(
-        "{:<14} {:<6} {:<7} {:>6} {:>11} {:>11} {:>11} {:>9} {:<7} note",
-        "kernel", "design", "isa", "cases", "max_abs", "max_rel", "nmse", "bound_use", "status"
+        "{:<14} {:<11} {:<7} {:>6} {:>11} {:>11} {:>11} {:>10} {:>9} {:<7} note",
+        "kernel",
+        "design",
+        "isa",
+        "cases",
+        "max_abs",
+        "max_rel",
+        "nmse",
+        "cosine",
+        "bound_use",
+        "status"
     )
 }
 
 pub fn format_row(row: &Row) -> String {
     let m = &row.metrics;
     let nums = if matches!(row.status, Status::Skipped(_)) {
-        format!("{:>11} {:>11} {:>11} {:>9}", "-", "-", "-", "-")
+        format!("{:>11} {:>11} {:>11} {:>10} {:>9}", "-", "-", "-", "-", "-")
     } else {
         format!(
-            "{:>11.3e} {:>11.3e} {:>11.3e} {:>9.3}",
+            "{:>11.3e} {:>11.3e} {:>11.3e} {:>10.8} {:>9.3}",
             m.max_abs,
             m.max_rel,
             m.nmse(),
+            m.cosine(),
             m.max_bound_use
         )
     };
     format!(
-        "{:<14} {:<6} {:<7} {:>6} {} {:<7} {}",
+        "{:<14} {:<11} {:<7} {:>6} {} {:<7} {}",
         row.kernel,
         row.design,
         row.isa.name(),

@@ -232,10 +232,7 @@ unsafe fn q8k_block_dot(wt: &UnpackedQ4K, xb: &BlockQ8K) -> (__m512i, __m256i) {
 /// Folds 16 i32 lanes to 8 (wrapping adds; exact because the true sums fit in i32).
 #[inline(always)]
 unsafe fn fold_to_256(v: __m512i) -> __m256i {
-    _mm256_add_epi32(
-        _mm512_castsi512_si256(v),
-        _mm512_extracti64x4_epi64::<1>(v),
-    )
+    _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
 /// Horizontal sums of eight 8-lane vectors at once: lane `j` of the result is the sum of `v[j]`.
