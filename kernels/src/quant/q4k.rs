@@ -120,23 +120,17 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
             0
         }
     };
-    let sc = scales.map(|s| to_6bit(s, max_scale));
-    let m = offsets.map(|o| to_6bit(o, max_offset));
+    let mut sc = scales.map(|s| to_6bit(s, max_scale));
+    let mut m = offsets.map(|o| to_6bit(o, max_offset));
     let d = f16_saturating(scale_up_pow2(max_scale / 63.0, exp));
     let dmin = f16_saturating(scale_up_pow2(max_offset / 63.0, exp));
 
     let (d_f32, dmin_f32) = (d.to_f32(), dmin.to_f32());
     let mut q = [0u8; QK_K];
     for j in 0..8 {
-        let step = d_f32 * sc[j] as f32;
-        let offset = dmin_f32 * m[j] as f32;
-        if step > 0.0 {
-            let inv_step = 1.0 / step;
-            for l in 0..32 {
-                let v = 32 * j + l;
-                q[v] = round_i32((x[v] + offset) * inv_step).clamp(0, 15) as u8;
-            }
-        }
+        let sub: &[f32; 32] = x[32 * j..32 * j + 32].try_into().expect("32 values");
+        let out: &mut [u8; 32] = (&mut q[32 * j..32 * j + 32]).try_into().expect("32 values");
+        (sc[j], m[j]) = refine_scale_min(sub, d_f32, dmin_f32, sc[j], m[j], out);
     }
     let mut block = BlockQ4K {
         d,
@@ -150,6 +144,52 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
         }
     }
     block
+}
+
+/// Picks the sub-block's 6-bit (scale, min) among the rounded values and their neighbours, with
+/// the nibbles re-fitted to each pair, by the unweighted squared error against the stored `d` and
+/// `dmin`; writes the winning nibbles to `q` and returns the pair.
+///
+/// Rounding the scale and min separately to 6 bits ignores that the two errors interact (a
+/// slightly smaller step can be compensated by the offset, and vice versa); trying the
+/// neighbours recovers part of that. Errors are summed in f64 so huge inputs cannot overflow.
+fn refine_scale_min(
+    x: &[f32; 32],
+    d: f32,
+    dmin: f32,
+    sc: u8,
+    m: u8,
+    q: &mut [u8; 32],
+) -> (u8, u8) {
+    let mut best: Option<(f64, u8, u8)> = None;
+    let mut candidate = [0u8; 32];
+    for try_sc in sc.saturating_sub(1)..=(sc + 1).min(63) {
+        for try_m in m.saturating_sub(1)..=(m + 1).min(63) {
+            let step = d * try_sc as f32;
+            let offset = dmin * try_m as f32;
+            if step > 0.0 {
+                let inv_step = 1.0 / step;
+                for (c, &v) in candidate.iter_mut().zip(x) {
+                    *c = round_i32((v + offset) * inv_step).clamp(0, 15) as u8;
+                }
+            } else {
+                candidate.fill(0);
+            }
+            let error: f64 = candidate
+                .iter()
+                .zip(x)
+                .map(|(&c, &v)| {
+                    let diff = step as f64 * c as f64 - offset as f64 - v as f64;
+                    diff * diff
+                })
+                .sum();
+            if best.is_none_or(|(e, _, _)| error < e) {
+                best = Some((error, try_sc, try_m));
+                q.copy_from_slice(&candidate);
+            }
+        }
+    }
+    best.map_or((sc, m), |(_, s, mm)| (s, mm))
 }
 
 /// Weight of each value's squared error in the sub-block fit: the sub-block's RMS plus the

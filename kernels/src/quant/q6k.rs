@@ -126,16 +126,58 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ6K {
         block.d = f16_saturating(scale_up_pow2(max_scale / -128.0, exp));
     }
     let d = block.d.to_f32();
-    for (i, &v) in x.iter().enumerate() {
-        let step = d * block.scales[BlockQ6K::scale_index(i)] as f32;
-        let q = if step != 0.0 {
-            round_i32(v / step).clamp(-32, 31)
-        } else {
-            0
-        };
-        block.set_q(i, (q + 32) as u8);
+    for g in 0..16 {
+        let group: &[f32; 16] = x[16 * g..16 * g + 16].try_into().expect("16 values");
+        let (scale, q) = refine_group_scale(group, d, block.scales[g]);
+        block.scales[g] = scale;
+        for (l, &ql) in q.iter().enumerate() {
+            block.set_q(16 * g + l, ql);
+        }
     }
     block
+}
+
+/// How far [`refine_group_scale`] looks around the rounded i8 scale.
+const REFINE_RADIUS: i32 = 2;
+
+/// Picks the group's stored scale among the rounded one and its neighbours, with the 6-bit
+/// values re-fitted to each, by the unweighted squared error against the stored `d`; returns
+/// the scale and the values (offset by 32, as stored).
+///
+/// The search in [`fit_group`] weights errors by `x^2`; this last step only moves the scale by
+/// a step or two of its i8 grid, so it keeps that choice while taking the rounding of `d` and
+/// of the scale itself into account. Errors are summed in f64 so huge inputs cannot overflow.
+fn refine_group_scale(x: &[f32; 16], d: f32, scale: i8) -> (i8, [u8; 16]) {
+    let mut best: Option<(f64, i8, [u8; 16])> = None;
+    let lo = (scale as i32 - REFINE_RADIUS).max(-128);
+    let hi = (scale as i32 + REFINE_RADIUS).min(127);
+    for try_scale in lo..=hi {
+        // Never flip the sign of a scale or zero a non-zero one: the neighbourhood is a
+        // refinement of the fitted scale, not a different fit.
+        if try_scale != scale as i32 && (try_scale == 0 || (try_scale < 0) != (scale < 0)) {
+            continue;
+        }
+        let step = d * try_scale as f32;
+        let mut q = [32u8; 16];
+        if step != 0.0 {
+            let inv_step = 1.0 / step;
+            for (qi, &v) in q.iter_mut().zip(x) {
+                *qi = (round_i32(v * inv_step).clamp(-32, 31) + 32) as u8;
+            }
+        }
+        let error: f64 = q
+            .iter()
+            .zip(x)
+            .map(|(&qi, &v)| {
+                let diff = step as f64 * (qi as i32 - 32) as f64 - v as f64;
+                diff * diff
+            })
+            .sum();
+        if best.as_ref().is_none_or(|(e, _, _)| error < *e) {
+            best = Some((error, try_scale as i8, q));
+        }
+    }
+    best.map_or((scale, [32; 16]), |(_, s, q)| (s, q))
 }
 
 /// Candidate grids [`fit_group`] tries: the largest-magnitude value maps to `-(32 + STEP*k)` for
