@@ -132,7 +132,7 @@ pub(crate) fn round_i32(x: f32) -> i32 {
 /// times per value, so it is worth the restriction.
 #[inline(always)]
 pub(crate) fn round_nonneg_i32(x: f32) -> i32 {
-    debug_assert!(!(x < 0.0), "round_nonneg_i32({x})");
+    debug_assert!(x >= 0.0 || x.is_nan(), "round_nonneg_i32({x})");
     (x + 0.5) as i32
 }
 

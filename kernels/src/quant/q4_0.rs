@@ -31,7 +31,8 @@ impl QuantBlock for BlockQ4_0 {
             block.d = f16_saturating(max / -8.0);
             let d = block.d.to_f32();
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            let q = |v: f32| (round_i32(v * id) + 8).clamp(0, 15) as u8;
+            // Clamp before offsetting: with a saturated d, v*id can be far outside i32.
+            let q = |v: f32| (round_i32(v * id).clamp(-8, 7) + 8) as u8;
             for l in 0..16 {
                 block.qs[l] = q(x[l]) | (q(x[l + 16]) << 4);
             }

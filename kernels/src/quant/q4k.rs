@@ -1,8 +1,8 @@
 //! Q4_K: 256 values in 8 sub-blocks of 32, 4-bit values with a 6-bit scale and min per sub-block.
 
 use super::{
-    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2, GgmlType,
-    QuantBlock, QK_K,
+    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2,
+    GgmlType, QuantBlock, QK_K,
 };
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -153,14 +153,7 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
 /// Rounding the scale and min separately to 6 bits ignores that the two errors interact (a
 /// slightly smaller step can be compensated by the offset, and vice versa); trying the
 /// neighbours recovers part of that. Errors are summed in f64 so huge inputs cannot overflow.
-fn refine_scale_min(
-    x: &[f32; 32],
-    d: f32,
-    dmin: f32,
-    sc: u8,
-    m: u8,
-    q: &mut [u8; 32],
-) -> (u8, u8) {
+fn refine_scale_min(x: &[f32; 32], d: f32, dmin: f32, sc: u8, m: u8, q: &mut [u8; 32]) -> (u8, u8) {
     let mut best: Option<(f64, u8, u8)> = None;
     let mut candidate = [0u8; 32];
     for try_sc in sc.saturating_sub(1)..=(sc + 1).min(63) {
@@ -255,7 +248,8 @@ fn fit_sub_block(x: &[f32; 32], w: &[f32; 32]) -> (f32, f32) {
             sum_xl += w[i] * l * x[i];
         }
         let det = sum_w * sum_l2 - sum_l * sum_l;
-        if !(det > 0.0) {
+        // Also skips a NaN determinant.
+        if det.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
             continue;
         }
         let mut scale = (sum_w * sum_xl - sum_wx * sum_l) / det;
@@ -271,4 +265,65 @@ fn fit_sub_block(x: &[f32; 32], w: &[f32; 32]) -> (f32, f32) {
         }
     }
     (best_scale.max(0.0), -best_min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every (scale, min) pair at every sub-block position survives pack then unpack, with the
+    /// other seven positions holding values that differ from it, so a bit leaking into or out
+    /// of a neighbour's field shows up.
+    #[test]
+    fn pack_scale_min_round_trips_every_pair_at_every_position() {
+        for j in 0..8 {
+            for sc_j in 0..64u8 {
+                for m_j in 0..64u8 {
+                    let mut sc: [u8; 8] = std::array::from_fn(|k| (63 - sc_j + 7 * k as u8) & 63);
+                    let mut m: [u8; 8] = std::array::from_fn(|k| (m_j ^ (9 * k as u8 + 1)) & 63);
+                    (sc[j], m[j]) = (sc_j, m_j);
+                    let packed = pack_scale_min(&sc, &m);
+                    for k in 0..8 {
+                        assert_eq!(
+                            q4k_scale_min(k, &packed),
+                            (sc[k], m[k]),
+                            "position {j} holding ({sc_j}, {m_j}), read back at {k}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The refinement may only pick a pair at least as good (unweighted) as the rounded one.
+    #[test]
+    fn refine_scale_min_never_worsens_the_rounded_pair() {
+        let x: [f32; 32] = std::array::from_fn(|i| ((i * 37 % 32) as f32 - 11.3) * 0.07);
+        let (d, dmin) = (0.0123f32, 0.0311f32);
+        let error = |sc: u8, m: u8, q: &[u8; 32]| -> f64 {
+            (0..32)
+                .map(|i| {
+                    let y = d as f64 * sc as f64 * q[i] as f64 - dmin as f64 * m as f64;
+                    (y - x[i] as f64).powi(2)
+                })
+                .sum()
+        };
+        for (sc, m) in [(0u8, 0u8), (10, 25), (63, 63), (1, 0), (40, 27)] {
+            let step = d * sc as f32;
+            let rounded: [u8; 32] = std::array::from_fn(|i| {
+                if step > 0.0 {
+                    round_i32((x[i] + dmin * m as f32) / step).clamp(0, 15) as u8
+                } else {
+                    0
+                }
+            });
+            let mut q = [0u8; 32];
+            let (sc2, m2) = refine_scale_min(&x, d, dmin, sc, m, &mut q);
+            assert!(sc2.abs_diff(sc) <= 1 && m2.abs_diff(m) <= 1 && sc2 < 64 && m2 < 64);
+            assert!(
+                error(sc2, m2, &q) <= error(sc, m, &rounded),
+                "({sc}, {m}) -> ({sc2}, {m2})"
+            );
+        }
+    }
 }

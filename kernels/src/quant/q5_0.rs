@@ -33,8 +33,9 @@ impl QuantBlock for BlockQ5_0 {
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
             let mut qh = 0u32;
             for l in 0..16 {
-                let q0 = (round_i32(x[l] * id) + 16).clamp(0, 31) as u32;
-                let q1 = (round_i32(x[l + 16] * id) + 16).clamp(0, 31) as u32;
+                // Clamp before offsetting: with a saturated d, x*id can be far outside i32.
+                let q0 = (round_i32(x[l] * id).clamp(-16, 15) + 16) as u32;
+                let q1 = (round_i32(x[l + 16] * id).clamp(-16, 15) + 16) as u32;
                 block.qs[l] = ((q0 & 0xF) | ((q1 & 0xF) << 4)) as u8;
                 qh |= ((q0 >> 4) << l) | ((q1 >> 4) << (l + 16));
             }

@@ -1,8 +1,8 @@
 //! Q6_K: 256 values in 16 groups of 16, 6-bit values with a signed 8-bit scale per group.
 
 use super::{
-    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2, GgmlType,
-    QuantBlock, QK_K,
+    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2,
+    GgmlType, QuantBlock, QK_K,
 };
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -183,6 +183,8 @@ fn refine_group_scale(x: &[f32; 16], d: f32, scale: i8) -> (i8, [u8; 16]) {
 /// Candidate grids [`fit_group`] tries: the largest-magnitude value maps to `-(32 + STEP*k)` for
 /// k in -RANGE..=RANGE, i.e. from -31.1 to -32.9.
 const FIT_RANGE: i32 = 9;
+/// Largest magnitude below which [`fit_group`] gives a normalized group the scale 0.
+const GROUP_NEGLIGIBLE: f32 = 1e-15;
 const FIT_STEP: f32 = 0.1;
 
 /// The signed scale of one 16-value group, `x ~ scale*q` with q in -32..=31, chosen to minimise
@@ -196,7 +198,9 @@ fn fit_group(x: &[f32; 16]) -> f32 {
     let extreme = x
         .iter()
         .fold(0f32, |a, &v| if v.abs() > a.abs() { v } else { a });
-    if extreme == 0.0 {
+    // A group this far below the block's maximum (about 1 after normalization) rounds to the
+    // i8 scale 0 anyway (anything under 2^-9 does), and -32/extreme could overflow.
+    if extreme.abs() < GROUP_NEGLIGIBLE {
         return 0.0;
     }
     let mut best: Option<(f32, f32)> = None; // (sum_xq^2 / sum_q2, scale)
@@ -210,7 +214,7 @@ fn fit_group(x: &[f32; 16]) -> f32 {
             sum_xq += w * v * q;
             sum_q2 += w * q * q;
         }
-        if !(sum_q2 > 0.0) {
+        if sum_q2 <= 0.0 {
             continue;
         }
         let gain = sum_xq * sum_xq / sum_q2;
@@ -219,4 +223,41 @@ fn fit_group(x: &[f32; 16]) -> f32 {
         }
     }
     best.map_or(0.0, |(_, scale)| scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `set_q` writes exactly the value `q` reads back, and leaves every other position alone,
+    /// starting from blocks full of arbitrary bits.
+    #[test]
+    fn set_q_writes_only_its_own_value() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64; // seed of a xorshift64 byte stream
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..64 {
+            let mut block = BlockQ6K::zeroed();
+            for b in block.ql.iter_mut().chain(block.qh.iter_mut()) {
+                *b = next() as u8;
+            }
+            for i in 0..QK_K {
+                let before: Vec<u8> = (0..QK_K).map(|k| block.q(k)).collect();
+                let value = (next() % 64) as u8;
+                block.set_q(i, value);
+                for (k, &old) in before.iter().enumerate() {
+                    let expected = if k == i { value } else { old };
+                    assert_eq!(
+                        block.q(k),
+                        expected,
+                        "case {case}: set_q({i}, {value}), read {k}"
+                    );
+                }
+            }
+        }
+    }
 }
