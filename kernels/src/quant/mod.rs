@@ -126,3 +126,45 @@ pub(crate) fn check_row<B: QuantBlock>(values: usize, blocks: usize) {
 pub(crate) fn round_i32(x: f32) -> i32 {
     x.round() as i32
 }
+
+/// `round_i32` for `x >= 0` only, without the `roundf` call: truncating `x + 0.5` rounds ties
+/// upwards, which for non-negative `x` is the same rule. The scale searches run it tens of
+/// times per value, so it is worth the restriction.
+#[inline(always)]
+pub(crate) fn round_nonneg_i32(x: f32) -> i32 {
+    debug_assert!(x >= 0.0 || x.is_nan(), "round_nonneg_i32({x})");
+    (x + 0.5) as i32
+}
+
+/// The nearest finite f16: a block scale beyond the f16 range saturates at +-65504 instead of
+/// becoming infinite (which would turn every zero value of the block into NaN on dequantize).
+#[inline]
+pub(crate) fn f16_saturating(x: f32) -> half::f16 {
+    let max = half::f16::MAX.to_f32();
+    half::f16::from_f32(x.clamp(-max, max))
+}
+
+/// The block divided by a power of two `2^e` that brings its largest magnitude into about [1, 2),
+/// and `e`; `None` for an all-zero block.
+///
+/// The scale searches work on this copy: the division is exact (barring values that become
+/// subnormal, far below anything a 4- or 6-bit code resolves), and their sums of squares and
+/// products of sums can then neither overflow nor underflow f32, whatever the input's magnitude.
+/// The caller multiplies the fitted scales back by `2^e` (see [`scale_up_pow2`]).
+pub(crate) fn normalized_block<const N: usize>(x: &[f32; N]) -> Option<([f32; N], i32)> {
+    let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
+    if amax == 0.0 {
+        return None;
+    }
+    debug_assert!(amax.is_finite(), "finite input expected");
+    // f64 holds 2^-e for every f32 exponent, subnormals included.
+    let e = (amax as f64).log2().floor() as i32;
+    let inv = 2f64.powi(-e);
+    Some((x.map(|v| (v as f64 * inv) as f32), e))
+}
+
+/// `x * 2^e` as f32 (infinite if out of range; callers saturate when storing as f16).
+#[inline]
+pub(crate) fn scale_up_pow2(x: f32, e: i32) -> f32 {
+    (x as f64 * 2f64.powi(e)) as f32
+}

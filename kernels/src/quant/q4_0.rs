@@ -1,6 +1,6 @@
 //! Q4_0: 32 values, one f16 scale, 4-bit values offset by 8.
 
-use super::{check_row, round_i32, GgmlType, QuantBlock};
+use super::{check_row, f16_saturating, round_i32, GgmlType, QuantBlock};
 use bytemuck::{Pod, Zeroable};
 use half::f16;
 
@@ -27,10 +27,12 @@ impl QuantBlock for BlockQ4_0 {
             let max = x
                 .iter()
                 .fold(0f32, |a, &v| if v.abs() > a.abs() { v } else { a });
-            let d = max / -8.0;
+            // Quantize against d as stored, so its f16 rounding is partly absorbed by the integers.
+            block.d = f16_saturating(max / -8.0);
+            let d = block.d.to_f32();
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            block.d = f16::from_f32(d);
-            let q = |v: f32| (round_i32(v * id) + 8).clamp(0, 15) as u8;
+            // Clamp before offsetting: with a saturated d, v*id can be far outside i32.
+            let q = |v: f32| (round_i32(v * id).clamp(-8, 7) + 8) as u8;
             for l in 0..16 {
                 block.qs[l] = q(x[l]) | (q(x[l + 16]) << 4);
             }

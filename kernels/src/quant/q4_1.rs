@@ -1,6 +1,6 @@
 //! Q4_1: 32 values, f16 scale and f16 min, 4-bit values.
 
-use super::{check_row, round_i32, GgmlType, QuantBlock};
+use super::{check_row, f16_saturating, round_i32, GgmlType, QuantBlock};
 use bytemuck::{Pod, Zeroable};
 use half::f16;
 
@@ -26,12 +26,13 @@ impl QuantBlock for BlockQ4_1 {
         for (x, block) in src.chunks_exact(32).zip(dst.iter_mut()) {
             let lo = x.iter().cloned().fold(f32::INFINITY, f32::min);
             let hi = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
-            let d = (hi - lo) / 15.0;
+            // hi/15 - lo/15 rather than (hi - lo)/15: the range of finite values can overflow.
+            block.d = f16_saturating(hi / 15.0 - lo / 15.0);
+            block.m = f16_saturating(lo);
+            // Quantize against d and m as stored: their f16 rounding is then partly absorbed
+            // by the integers instead of shifting every value.
+            let (d, m) = (block.d.to_f32(), block.m.to_f32());
             let id = if d > 0.0 { 1.0 / d } else { 0.0 };
-            block.d = f16::from_f32(d);
-            block.m = f16::from_f32(lo);
-            // Quantize against the stored (rounded) min so the offset error is not doubled.
-            let m = block.m.to_f32();
             let q = |v: f32| round_i32((v - m) * id).clamp(0, 15) as u8;
             for l in 0..16 {
                 block.qs[l] = q(x[l]) | (q(x[l + 16]) << 4);

@@ -1,6 +1,9 @@
 //! Q4_K: 256 values in 8 sub-blocks of 32, 4-bit values with a 6-bit scale and min per sub-block.
 
-use super::{check_row, round_i32, GgmlType, QuantBlock, QK_K};
+use super::{
+    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2,
+    GgmlType, QuantBlock, QK_K,
+};
 use bytemuck::{Pod, Zeroable};
 use half::f16;
 
@@ -88,53 +91,53 @@ impl QuantBlock for BlockQ4K {
     }
 }
 
-/// Quantizes one super-block: per sub-block an affine fit `x ~ s*q - m` (q in 0..=15), then the
-/// eight scales and mins are themselves quantized to 6 bits against the super-block `d`/`dmin`.
+/// Quantizes one super-block in three steps:
+/// 1. per sub-block, a weighted least-squares affine fit `x ~ scale*q - offset`, q in 0..=15
+///    (see [`fit_sub_block`]);
+/// 2. the eight scales and eight offsets quantized to 6 bits against `d = max scale / 63` and
+///    `dmin = max offset / 63`;
+/// 3. the nibbles chosen again against the scales and offsets as stored, since those are what
+///    the dequantizer will use.
+///
+/// The fits run on a power-of-two rescaled copy of the block (see [`normalized_block`]) so that
+/// any finite input is safe; `d`/`dmin` saturate at the largest finite f16.
 fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
-    let mut scales = [0f32; 8];
-    let mut mins = [0f32; 8];
-    for j in 0..8 {
-        let sub = &x[32 * j..32 * j + 32];
-        let (s, m) = fit_sub_block(sub);
-        scales[j] = s;
-        mins[j] = m;
-    }
-    let max_scale = scales.iter().cloned().fold(0f32, f32::max);
-    let max_min = mins.iter().cloned().fold(0f32, f32::max);
-    let inv_scale = if max_scale > 0.0 {
-        63.0 / max_scale
-    } else {
-        0.0
+    let Some((xn, exp)) = normalized_block(x) else {
+        return BlockQ4K::zeroed();
     };
-    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
-    let mut sc = [0u8; 8];
-    let mut m = [0u8; 8];
+    let mut scales = [0f32; 8];
+    let mut offsets = [0f32; 8];
     for j in 0..8 {
-        sc[j] = round_i32(inv_scale * scales[j]).clamp(0, 63) as u8;
-        m[j] = round_i32(inv_min * mins[j]).clamp(0, 63) as u8;
+        let sub: &[f32; 32] = xn[32 * j..32 * j + 32].try_into().expect("32 values");
+        (scales[j], offsets[j]) = fit_sub_block(sub, &sub_block_weights(sub));
     }
-    let d = f16::from_f32(max_scale / 63.0);
-    let dmin = f16::from_f32(max_min / 63.0);
+    let max_scale = scales.iter().fold(0f32, |a, &s| a.max(s));
+    let max_offset = offsets.iter().fold(0f32, |a, &m| a.max(m));
+    let to_6bit = |v: f32, max: f32| {
+        if max > 0.0 {
+            round_nonneg_i32(63.0 / max * v).min(63) as u8
+        } else {
+            0
+        }
+    };
+    let mut sc = scales.map(|s| to_6bit(s, max_scale));
+    let mut m = offsets.map(|o| to_6bit(o, max_offset));
+    let d = f16_saturating(scale_up_pow2(max_scale / 63.0, exp));
+    let dmin = f16_saturating(scale_up_pow2(max_offset / 63.0, exp));
+
+    let (d_f32, dmin_f32) = (d.to_f32(), dmin.to_f32());
+    let mut q = [0u8; QK_K];
+    for j in 0..8 {
+        let sub: &[f32; 32] = x[32 * j..32 * j + 32].try_into().expect("32 values");
+        let out: &mut [u8; 32] = (&mut q[32 * j..32 * j + 32]).try_into().expect("32 values");
+        (sc[j], m[j]) = refine_scale_min(sub, d_f32, dmin_f32, sc[j], m[j], out);
+    }
     let mut block = BlockQ4K {
         d,
         dmin,
         scales: pack_scale_min(&sc, &m),
         qs: [0; 128],
     };
-    let (d, dmin) = (d.to_f32(), dmin.to_f32());
-    let mut q = [0u8; QK_K];
-    for j in 0..8 {
-        let step = d * sc[j] as f32;
-        let offset = dmin * m[j] as f32;
-        for l in 0..32 {
-            let v = if step > 0.0 {
-                round_i32((x[32 * j + l] + offset) / step).clamp(0, 15)
-            } else {
-                0
-            };
-            q[32 * j + l] = v as u8;
-        }
-    }
     for c in 0..4 {
         for l in 0..32 {
             block.qs[32 * c + l] = q[64 * c + l] | (q[64 * c + 32 + l] << 4);
@@ -143,13 +146,184 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
     block
 }
 
-/// Least-squares affine fit of one 32-value sub-block: returns (scale, min) with `x ~ scale*q - min`,
-/// `scale >= 0`, `min >= 0` (the format stores the min as a non-negative offset).
-fn fit_sub_block(x: &[f32]) -> (f32, f32) {
-    let lo = x.iter().cloned().fold(f32::INFINITY, f32::min).min(0.0);
-    let hi = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+/// Picks the sub-block's 6-bit (scale, min) among the rounded values and their neighbours, with
+/// the nibbles re-fitted to each pair, by the unweighted squared error against the stored `d` and
+/// `dmin`; writes the winning nibbles to `q` and returns the pair.
+///
+/// Rounding the scale and min separately to 6 bits ignores that the two errors interact (a
+/// slightly smaller step can be compensated by the offset, and vice versa); trying the
+/// neighbours recovers part of that. Errors are summed in f64 so huge inputs cannot overflow.
+fn refine_scale_min(x: &[f32; 32], d: f32, dmin: f32, sc: u8, m: u8, q: &mut [u8; 32]) -> (u8, u8) {
+    let mut best: Option<(f64, u8, u8)> = None;
+    let mut candidate = [0u8; 32];
+    for try_sc in sc.saturating_sub(1)..=(sc + 1).min(63) {
+        for try_m in m.saturating_sub(1)..=(m + 1).min(63) {
+            let step = d * try_sc as f32;
+            let offset = dmin * try_m as f32;
+            if step > 0.0 {
+                let inv_step = 1.0 / step;
+                for (c, &v) in candidate.iter_mut().zip(x) {
+                    *c = round_i32((v + offset) * inv_step).clamp(0, 15) as u8;
+                }
+            } else {
+                candidate.fill(0);
+            }
+            let error: f64 = candidate
+                .iter()
+                .zip(x)
+                .map(|(&c, &v)| {
+                    let diff = step as f64 * c as f64 - offset as f64 - v as f64;
+                    diff * diff
+                })
+                .sum();
+            if best.is_none_or(|(e, _, _)| error < e) {
+                best = Some((error, try_sc, try_m));
+                q.copy_from_slice(&candidate);
+            }
+        }
+    }
+    best.map_or((sc, m), |(_, s, mm)| (s, mm))
+}
+
+/// Weight of each value's squared error in the sub-block fit: the sub-block's RMS plus the
+/// value's own magnitude (llama.cpp's weighting without an importance matrix). Large values get
+/// more say, which keeps the fit from sacrificing the extremes that dominate the RMSE.
+fn sub_block_weights(x: &[f32; 32]) -> [f32; 32] {
+    let rms = (x.iter().map(|v| v * v).sum::<f32>() / 32.0).sqrt();
+    x.map(|v| rms + v.abs())
+}
+
+/// How many candidate step counts [`fit_sub_block`] tries beyond the min/max fit, and where:
+/// the range is divided into `15 + FIRST + DELTA*k` steps for k in 0..=STEPS, i.e. 14 to 16.
+const FIT_STEPS: usize = 20;
+const FIT_FIRST: f32 = -1.0;
+const FIT_DELTA: f32 = 0.1;
+
+/// Weighted least-squares affine fit of one 32-value sub-block: returns `(scale, offset)` with
+/// `x ~ scale*q - offset`, q in 0..=15, `scale >= 0`, `offset >= 0` (the format stores the
+/// offset as a non-negative 6-bit min, so a sub-block that is all positive still starts at 0).
+///
+/// Rounding to the min/max grid is rarely best: the extremes are single values, and moving the
+/// grid so that more of the bulk lands near grid points pays off. So each candidate grid (range
+/// divided into slightly fewer or more steps) assigns the integers, and for that assignment the
+/// closed-form weighted least-squares scale and offset are computed; the candidate with the
+/// smallest weighted squared error wins. (The method of llama.cpp's `make_qkx2_quants`.)
+fn fit_sub_block(x: &[f32; 32], w: &[f32; 32]) -> (f32, f32) {
+    let lo = x.iter().fold(0f32, |a, &v| a.min(v));
+    let hi = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
     if hi <= lo {
+        // Every value equals lo <= 0: the offset alone represents them.
         return (0.0, -lo);
     }
-    ((hi - lo) / 15.0, -lo)
+    let range = hi - lo;
+    let sum_w: f32 = w.iter().sum();
+    let sum_wx: f32 = w.iter().zip(x).map(|(w, x)| w * x).sum();
+    let weighted_error = |scale: f32, min: f32, q: &[u8; 32]| -> f32 {
+        (0..32)
+            .map(|i| {
+                let diff = scale * q[i] as f32 + min - x[i];
+                w[i] * diff * diff
+            })
+            .sum()
+    };
+
+    let mut q = [0u8; 32];
+    let assign = |inv_step: f32, min: f32, q: &mut [u8; 32]| {
+        for (qi, &v) in q.iter_mut().zip(x) {
+            *qi = round_nonneg_i32((inv_step * (v - min)).max(0.0)).min(15) as u8;
+        }
+    };
+    let (mut best_scale, mut best_min) = (range / 15.0, lo);
+    assign(15.0 / range, lo, &mut q);
+    let mut best_error = weighted_error(best_scale, best_min, &q);
+
+    for k in 0..=FIT_STEPS {
+        let inv_step = (15.0 + FIT_FIRST + FIT_DELTA * k as f32) / range;
+        assign(inv_step, lo, &mut q);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0f32, 0f32, 0f32);
+        for i in 0..32 {
+            let l = q[i] as f32;
+            sum_l += w[i] * l;
+            sum_l2 += w[i] * l * l;
+            sum_xl += w[i] * l * x[i];
+        }
+        let det = sum_w * sum_l2 - sum_l * sum_l;
+        // Also skips a NaN determinant.
+        if det.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            continue;
+        }
+        let mut scale = (sum_w * sum_xl - sum_wx * sum_l) / det;
+        let mut min = (sum_l2 * sum_wx - sum_l * sum_xl) / det;
+        if min > 0.0 {
+            // The format cannot add a positive constant: pin the min at 0 and refit the scale.
+            min = 0.0;
+            scale = sum_xl / sum_l2;
+        }
+        let error = weighted_error(scale, min, &q);
+        if error < best_error {
+            (best_scale, best_min, best_error) = (scale, min, error);
+        }
+    }
+    (best_scale.max(0.0), -best_min)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every (scale, min) pair at every sub-block position survives pack then unpack, with the
+    /// other seven positions holding values that differ from it, so a bit leaking into or out
+    /// of a neighbour's field shows up.
+    #[test]
+    fn pack_scale_min_round_trips_every_pair_at_every_position() {
+        for j in 0..8 {
+            for sc_j in 0..64u8 {
+                for m_j in 0..64u8 {
+                    let mut sc: [u8; 8] = std::array::from_fn(|k| (63 - sc_j + 7 * k as u8) & 63);
+                    let mut m: [u8; 8] = std::array::from_fn(|k| (m_j ^ (9 * k as u8 + 1)) & 63);
+                    (sc[j], m[j]) = (sc_j, m_j);
+                    let packed = pack_scale_min(&sc, &m);
+                    for k in 0..8 {
+                        assert_eq!(
+                            q4k_scale_min(k, &packed),
+                            (sc[k], m[k]),
+                            "position {j} holding ({sc_j}, {m_j}), read back at {k}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The refinement may only pick a pair at least as good (unweighted) as the rounded one.
+    #[test]
+    fn refine_scale_min_never_worsens_the_rounded_pair() {
+        let x: [f32; 32] = std::array::from_fn(|i| ((i * 37 % 32) as f32 - 11.3) * 0.07);
+        let (d, dmin) = (0.0123f32, 0.0311f32);
+        let error = |sc: u8, m: u8, q: &[u8; 32]| -> f64 {
+            (0..32)
+                .map(|i| {
+                    let y = d as f64 * sc as f64 * q[i] as f64 - dmin as f64 * m as f64;
+                    (y - x[i] as f64).powi(2)
+                })
+                .sum()
+        };
+        for (sc, m) in [(0u8, 0u8), (10, 25), (63, 63), (1, 0), (40, 27)] {
+            let step = d * sc as f32;
+            let rounded: [u8; 32] = std::array::from_fn(|i| {
+                if step > 0.0 {
+                    round_i32((x[i] + dmin * m as f32) / step).clamp(0, 15) as u8
+                } else {
+                    0
+                }
+            });
+            let mut q = [0u8; 32];
+            let (sc2, m2) = refine_scale_min(&x, d, dmin, sc, m, &mut q);
+            assert!(sc2.abs_diff(sc) <= 1 && m2.abs_diff(m) <= 1 && sc2 < 64 && m2 < 64);
+            assert!(
+                error(sc2, m2, &q) <= error(sc, m, &rounded),
+                "({sc}, {m}) -> ({sc2}, {m2})"
+            );
+        }
+    }
 }

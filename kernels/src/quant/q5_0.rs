@@ -1,6 +1,6 @@
 //! Q5_0: 32 values, one f16 scale, 5-bit values offset by 16 (high bits packed in `qh`).
 
-use super::{check_row, round_i32, GgmlType, QuantBlock};
+use super::{check_row, f16_saturating, round_i32, GgmlType, QuantBlock};
 use bytemuck::{Pod, Zeroable};
 use half::f16;
 
@@ -27,13 +27,15 @@ impl QuantBlock for BlockQ5_0 {
             let max = x
                 .iter()
                 .fold(0f32, |a, &v| if v.abs() > a.abs() { v } else { a });
-            let d = max / -16.0;
+            // Quantize against d as stored, so its f16 rounding is partly absorbed by the integers.
+            block.d = f16_saturating(max / -16.0);
+            let d = block.d.to_f32();
             let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            block.d = f16::from_f32(d);
             let mut qh = 0u32;
             for l in 0..16 {
-                let q0 = (round_i32(x[l] * id) + 16).clamp(0, 31) as u32;
-                let q1 = (round_i32(x[l + 16] * id) + 16).clamp(0, 31) as u32;
+                // Clamp before offsetting: with a saturated d, x*id can be far outside i32.
+                let q0 = (round_i32(x[l] * id).clamp(-16, 15) + 16) as u32;
+                let q1 = (round_i32(x[l + 16] * id).clamp(-16, 15) + 16) as u32;
                 block.qs[l] = ((q0 & 0xF) | ((q1 & 0xF) << 4)) as u8;
                 qh |= ((q0 >> 4) << l) | ((q1 >> 4) << (l + 16));
             }

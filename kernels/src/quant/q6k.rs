@@ -1,6 +1,9 @@
 //! Q6_K: 256 values in 16 groups of 16, 6-bit values with a signed 8-bit scale per group.
 
-use super::{check_row, round_i32, GgmlType, QuantBlock, QK_K};
+use super::{
+    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2,
+    GgmlType, QuantBlock, QK_K,
+};
 use bytemuck::{Pod, Zeroable};
 use half::f16;
 
@@ -90,45 +93,171 @@ impl QuantBlock for BlockQ6K {
     }
 }
 
-/// Value index `i` belongs to group `scale_index(i)`; groups are 16 values each.
+/// Quantizes one super-block: per group of 16 values a signed scale from a weighted search (see
+/// [`fit_group`]), the sixteen scales quantized to i8 against `d = -(largest-magnitude scale)/128`,
+/// then the 6-bit values chosen again against the scales as stored.
+///
+/// Group `g` is values `16g..16g+16` (`scale_index(i) == i / 16`, checked by the layout tests).
+/// The search runs on a power-of-two rescaled copy of the block (see [`normalized_block`]):
+/// its weights are squares and its comparisons products of squared sums, which would overflow
+/// or underflow f32 for inputs far from 1. `d` saturates at the largest finite f16.
 fn quantize_block(x: &[f32; QK_K]) -> BlockQ6K {
-    // Per-group signed max-magnitude scale: the extreme value maps to -32.
-    let mut group_scale = [0f32; 16];
-    for (i, &v) in x.iter().enumerate() {
-        let g = BlockQ6K::scale_index(i);
-        if v.abs() > group_scale[g].abs() {
-            group_scale[g] = v;
-        }
-    }
-    for s in group_scale.iter_mut() {
-        *s /= -32.0;
-    }
-    let max_scale = group_scale
-        .iter()
-        .cloned()
-        .fold(0f32, |a, s| if s.abs() > a.abs() { s } else { a });
     let mut block = BlockQ6K::zeroed();
-    if max_scale == 0.0 {
-        block.ql.fill(0);
+    let Some((xn, exp)) = normalized_block(x) else {
+        // All zero: q = 32 is the value 0 whatever d and the scales are.
         for i in 0..QK_K {
             block.set_q(i, 32);
         }
         return block;
+    };
+    let mut group_scale = [0f32; 16];
+    for (g, s) in group_scale.iter_mut().enumerate() {
+        *s = fit_group(xn[16 * g..16 * g + 16].try_into().expect("16 values"));
     }
-    let iscale = -128.0 / max_scale;
-    block.d = f16::from_f32(1.0 / iscale);
-    for g in 0..16 {
-        block.scales[g] = round_i32(iscale * group_scale[g]).clamp(-128, 127) as i8;
+    let max_scale = group_scale
+        .iter()
+        .fold(0f32, |a, &s| if s.abs() > a.abs() { s } else { a });
+    if max_scale != 0.0 {
+        // The largest-magnitude scale maps to -128, using the whole i8 range on its side.
+        let inv = -128.0 / max_scale;
+        for (sc, &s) in block.scales.iter_mut().zip(&group_scale) {
+            *sc = round_i32(inv * s).clamp(-128, 127) as i8;
+        }
+        block.d = f16_saturating(scale_up_pow2(max_scale / -128.0, exp));
     }
     let d = block.d.to_f32();
-    for (i, &v) in x.iter().enumerate() {
-        let step = d * block.scales[BlockQ6K::scale_index(i)] as f32;
-        let q = if step != 0.0 {
-            round_i32(v / step).clamp(-32, 31)
-        } else {
-            0
-        };
-        block.set_q(i, (q + 32) as u8);
+    for g in 0..16 {
+        let group: &[f32; 16] = x[16 * g..16 * g + 16].try_into().expect("16 values");
+        let (scale, q) = refine_group_scale(group, d, block.scales[g]);
+        block.scales[g] = scale;
+        for (l, &ql) in q.iter().enumerate() {
+            block.set_q(16 * g + l, ql);
+        }
     }
     block
+}
+
+/// How far [`refine_group_scale`] looks around the rounded i8 scale.
+const REFINE_RADIUS: i32 = 2;
+
+/// Picks the group's stored scale among the rounded one and its neighbours, with the 6-bit
+/// values re-fitted to each, by the unweighted squared error against the stored `d`; returns
+/// the scale and the values (offset by 32, as stored).
+///
+/// The search in [`fit_group`] weights errors by `x^2`; this last step only moves the scale by
+/// a step or two of its i8 grid, so it keeps that choice while taking the rounding of `d` and
+/// of the scale itself into account. Errors are summed in f64 so huge inputs cannot overflow.
+fn refine_group_scale(x: &[f32; 16], d: f32, scale: i8) -> (i8, [u8; 16]) {
+    let mut best: Option<(f64, i8, [u8; 16])> = None;
+    let lo = (scale as i32 - REFINE_RADIUS).max(-128);
+    let hi = (scale as i32 + REFINE_RADIUS).min(127);
+    for try_scale in lo..=hi {
+        // Never flip the sign of a scale or zero a non-zero one: the neighbourhood is a
+        // refinement of the fitted scale, not a different fit.
+        if try_scale != scale as i32 && (try_scale == 0 || (try_scale < 0) != (scale < 0)) {
+            continue;
+        }
+        let step = d * try_scale as f32;
+        let mut q = [32u8; 16];
+        if step != 0.0 {
+            let inv_step = 1.0 / step;
+            for (qi, &v) in q.iter_mut().zip(x) {
+                *qi = (round_i32(v * inv_step).clamp(-32, 31) + 32) as u8;
+            }
+        }
+        let error: f64 = q
+            .iter()
+            .zip(x)
+            .map(|(&qi, &v)| {
+                let diff = step as f64 * (qi as i32 - 32) as f64 - v as f64;
+                diff * diff
+            })
+            .sum();
+        if best.as_ref().is_none_or(|(e, _, _)| error < *e) {
+            best = Some((error, try_scale as i8, q));
+        }
+    }
+    best.map_or((scale, [32; 16]), |(_, s, q)| (s, q))
+}
+
+/// Candidate grids [`fit_group`] tries: the largest-magnitude value maps to `-(32 + STEP*k)` for
+/// k in -RANGE..=RANGE, i.e. from -31.1 to -32.9.
+const FIT_RANGE: i32 = 9;
+/// Largest magnitude below which [`fit_group`] gives a normalized group the scale 0.
+const GROUP_NEGLIGIBLE: f32 = 1e-15;
+const FIT_STEP: f32 = 0.1;
+
+/// The signed scale of one 16-value group, `x ~ scale*q` with q in -32..=31, chosen to minimise
+/// the squared error weighted by `x^2` (large values dominate both the RMSE and the dot products).
+///
+/// For a fixed assignment `q`, the best scale is `sum(w*x*q)/sum(w*q^2)` and the error it leaves
+/// is `sum(w*x^2) - sum(w*x*q)^2/sum(w*q^2)`; so each candidate grid assigns the integers, and the
+/// one with the largest `sum(w*x*q)^2/sum(w*q^2)` wins. (The method of llama.cpp's
+/// `make_qx_quants` with its squared-value weights.) Expects `|x| <= 2` or so (normalized input).
+fn fit_group(x: &[f32; 16]) -> f32 {
+    let extreme = x
+        .iter()
+        .fold(0f32, |a, &v| if v.abs() > a.abs() { v } else { a });
+    // A group this far below the block's maximum (about 1 after normalization) rounds to the
+    // i8 scale 0 anyway (anything under 2^-9 does), and -32/extreme could overflow.
+    if extreme.abs() < GROUP_NEGLIGIBLE {
+        return 0.0;
+    }
+    let mut best: Option<(f32, f32)> = None; // (sum_xq^2 / sum_q2, scale)
+    for k in -FIT_RANGE..=FIT_RANGE {
+        let inv = -(32.0 + FIT_STEP * k as f32) / extreme;
+        let (mut sum_xq, mut sum_q2) = (0f32, 0f32);
+        for &v in x {
+            // inv*v lies within +-32.9, so the shift keeps round_nonneg's argument non-negative.
+            let q = (round_nonneg_i32(inv * v + 64.0) - 64).clamp(-32, 31) as f32;
+            let w = v * v;
+            sum_xq += w * v * q;
+            sum_q2 += w * q * q;
+        }
+        if sum_q2 <= 0.0 {
+            continue;
+        }
+        let gain = sum_xq * sum_xq / sum_q2;
+        if best.is_none_or(|(g, _)| gain > g) {
+            best = Some((gain, sum_xq / sum_q2));
+        }
+    }
+    best.map_or(0.0, |(_, scale)| scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `set_q` writes exactly the value `q` reads back, and leaves every other position alone,
+    /// starting from blocks full of arbitrary bits.
+    #[test]
+    fn set_q_writes_only_its_own_value() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64; // seed of a xorshift64 byte stream
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for case in 0..64 {
+            let mut block = BlockQ6K::zeroed();
+            for b in block.ql.iter_mut().chain(block.qh.iter_mut()) {
+                *b = next() as u8;
+            }
+            for i in 0..QK_K {
+                let before: Vec<u8> = (0..QK_K).map(|k| block.q(k)).collect();
+                let value = (next() % 64) as u8;
+                block.set_q(i, value);
+                for (k, &old) in before.iter().enumerate() {
+                    let expected = if k == i { value } else { old };
+                    assert_eq!(
+                        block.q(k),
+                        expected,
+                        "case {case}: set_q({i}, {value}), read {k}"
+                    );
+                }
+            }
+        }
+    }
 }

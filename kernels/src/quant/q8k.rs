@@ -50,10 +50,24 @@ impl QuantBlock for BlockQ8K {
                 continue;
             }
             let iscale = -127.0 / max;
-            for (q, &v) in block.qs.iter_mut().zip(x) {
-                *q = (iscale * v).round().min(127.0) as i8;
+            if iscale.is_finite() {
+                for (q, &v) in block.qs.iter_mut().zip(x) {
+                    *q = (iscale * v).round().min(127.0) as i8;
+                }
+                block.d = 1.0 / iscale;
+            } else {
+                // A subnormal max: 127/max overflows f32 (and inf*0 would be NaN), but f64 holds
+                // it, and d = max/-127 is still a (subnormal) f32.
+                let iscale = -127.0 / max as f64;
+                for (q, &v) in block.qs.iter_mut().zip(x) {
+                    *q = (iscale * v as f64).round().min(127.0) as i8;
+                }
+                block.d = (1.0 / iscale) as f32;
             }
-            block.d = 1.0 / iscale;
+            // At the very top of the f32 range, d*127 can round past f32::MAX (so can MAX/127
+            // times 127); MAX/128 is exact and keeps every d*q finite, for |max| > MAX*127/128 only.
+            let d_max = f32::MAX / 128.0;
+            block.d = block.d.clamp(-d_max, d_max);
             block.fill_bsums();
         }
     }
