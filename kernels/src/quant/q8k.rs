@@ -35,7 +35,8 @@ impl QuantBlock for BlockQ8K {
     const VALUES: usize = QK_K;
 
     /// The value with the largest magnitude (sign kept) maps to -127: `scale = -127/max`,
-    /// `q = min(127, round(scale*x))`, `d = 1/scale`. An all-zero block gets `d = 0`.
+    /// `q = min(127, round(scale*x))` with ties to even as ggml rounds, `d = 1/scale`. An all-zero
+    /// block gets `d = 0`.
     fn quantize_row(src: &[f32], dst: &mut [Self]) {
         check_row::<Self>(src.len(), dst.len());
         for (x, block) in src.chunks_exact(QK_K).zip(dst.iter_mut()) {
@@ -52,7 +53,7 @@ impl QuantBlock for BlockQ8K {
             let iscale = -127.0 / max;
             if iscale.is_finite() {
                 for (q, &v) in block.qs.iter_mut().zip(x) {
-                    *q = (iscale * v).round().min(127.0) as i8;
+                    *q = (iscale * v).round_ties_even().min(127.0) as i8;
                 }
                 block.d = 1.0 / iscale;
             } else {
@@ -60,7 +61,7 @@ impl QuantBlock for BlockQ8K {
                 // it, and d = max/-127 is still a (subnormal) f32.
                 let iscale = -127.0 / max as f64;
                 for (q, &v) in block.qs.iter_mut().zip(x) {
-                    *q = (iscale * v as f64).round().min(127.0) as i8;
+                    *q = (iscale * v as f64).round_ties_even().min(127.0) as i8;
                 }
                 block.d = (1.0 / iscale) as f32;
             }
