@@ -23,7 +23,9 @@ const MAX_RATIO: f64 = 1.05;
 /// quantizers (`quantize_row_*_ref`, no importance matrix) on 1M N(0,1) values in 256-wide rows.
 /// These are the figures the task brief gives for llama.cpp; our measured data uses `SEED`, so a
 /// difference of a fraction of a percent is sampling noise (the RMSE over 1M values of a fixed
-/// quantizer has a relative standard error well under 0.2%), far inside `MAX_RATIO`.
+/// quantizer has a relative standard error well under 0.2%), far inside `MAX_RATIO`. The figures
+/// themselves are rounded to 3 significant digits (Q8_0's to 2, i.e. +-1%), which is why a ratio
+/// within about 1% of 1.000 means "the same as llama.cpp".
 const LLAMA_CPP_RMSE: &[(&str, f64)] = &[
     ("q4_K", 0.0713),
     ("q6_K", 0.0177),
