@@ -343,10 +343,11 @@ fn gamma(m: usize) -> f64 {
 ///   accumulating blocks into y: m <= 1 + 256 + k/256 <= k + 2 for k >= 256.
 /// - NEON: each FMA rounds once; a term goes through <= k/16 FMAs of its accumulator lane, then
 ///   2 vector adds and <= 2 adds of the across-lane sum: m <= k/16 + 4 <= k + 2.
+///
 /// Both are within gamma(k+2) * sum|w_i x_i| of S, hence within twice that of each other.
-/// The model needs no underflow and no overflow: nonzero |w_i| >= 2^-24 (d is a multiple of
-/// 2^-24), |x_i| is 0 or >= 2^-20, and |w_i x_i| <= 65504*63*15*400 keeps every sum far below
-/// f32::MAX. `sum_abs` is computed in f64 from the f32 weights (the products are exact in f64;
+/// The model needs no underflow and no overflow: nonzero |w_i| >= 2^-24 (d, dmin are multiples
+/// of 2^-24, so is the exact w_i, and rounding keeps it >= 2^-24), |x_i| is 0 or >= 2^-20, and
+/// |w_i| <= 65504*63*16, |x_i| < 10^4 keep every partial sum far below f32::MAX. `sum_abs` is computed in f64 from the f32 weights (the products are exact in f64;
 /// the sum's own relative error, < k*2^-53, is ~2^-29 of the tolerance).
 fn f32_tolerance(k: usize, sum_abs: f64) -> f64 {
     2.0 * gamma(k + 2) * sum_abs

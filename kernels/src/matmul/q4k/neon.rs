@@ -18,6 +18,7 @@
 use super::scalar;
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
+use half::f16;
 use std::arch::aarch64::*;
 
 /// Activation rows processed against one unpacked weight chunk. Four rows of four f32
@@ -106,6 +107,26 @@ fn unpack_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
     (join(sc_lo, sc_hi), join(m_lo, m_hi))
 }
 
+/// `value.to_f32()` without a call: `half` picks its conversion at run time through an
+/// out-of-line function, and a call in the block loop would force every vector accumulator to be
+/// spilled around it (AAPCS64 preserves no full q register). The conversion is exact, so this
+/// returns the same value as `half`.
+#[inline(always)]
+fn f16_to_f32(value: f16) -> f32 {
+    let bits = value.to_bits() as u32;
+    let sign = (bits & 0x8000) << 16;
+    let magnitude = (bits & 0x7FFF) << 13;
+    if magnitude >= 0x7C00 << 13 {
+        // Infinity or NaN: saturate the exponent, keep the payload.
+        return f32::from_bits(sign | 0x7F80_0000 | magnitude);
+    }
+    // Moving the 5-bit exponent and 10-bit mantissa into f32's fields divides the value by
+    // 2^(127-15); an exact multiplication by 2^112 restores it, subnormal halves included
+    // (they land on f32 subnormals with the same mantissa bits).
+    let rebased = f32::from_bits(magnitude) * f32::from_bits((127 + 112) << 23);
+    f32::from_bits(sign | rebased.to_bits())
+}
+
 /// One 32-byte chunk of nibbles split into its two sub-blocks: `[low nibbles of bytes 0..16,
 /// 16..32]` (sub-block 2c) and the same for the high nibbles (sub-block 2c+1).
 ///
@@ -144,8 +165,8 @@ unsafe fn f32_tile<const T: usize>(
         let mut acc = [[vdupq_n_f32(0.0); 4]; T];
         for (b, block) in w_row.iter().enumerate() {
             let x_block: [&[f32]; T] = std::array::from_fn(|t| &x_rows[t][b * QK_K..][..QK_K]);
-            let d = block.d.to_f32();
-            let dmin = block.dmin.to_f32();
+            let d = f16_to_f32(block.d);
+            let dmin = f16_to_f32(block.dmin);
             let (sc, m) = unpack_scales_mins(&block.scales);
             for (c, chunk) in block.qs.as_chunks::<32>().0.iter().enumerate() {
                 let (low, high) = split_nibbles(chunk);
@@ -268,14 +289,17 @@ unsafe fn q8k_tile<const T: usize>(
                     sumi[t] = vmlaq_s32(sumi[t], pair_dots, chunk_scale);
                 }
             }
-            for t in 0..T {
-                let xb = &x_rows[t][b];
-                let bsums = vld1q_s16_x2(xb.bsums.as_ptr());
+            // All vector reductions first, so no vector register is live across the calls
+            // `combine` makes (its f16 conversions are out of line).
+            let sums: [(i32, i32); T] = std::array::from_fn(|t| {
+                let bsums = vld1q_s16_x2(x_rows[t][b].bsums.as_ptr());
                 // bsums[2j] + bsums[2j+1], j = 0..4 and 4..8, widened before adding.
                 let sub_sums = [vpaddlq_s16(bsums.0), vpaddlq_s16(bsums.1)];
                 let summ = vmlaq_s32(vmulq_s32(sub_sums[0], mins[0]), sub_sums[1], mins[1]);
-                acc[t] =
-                    scalar::combine(acc[t], block, xb.d, vaddvq_s32(sumi[t]), vaddvq_s32(summ));
+                (vaddvq_s32(sumi[t]), vaddvq_s32(summ))
+            });
+            for (t, (int_sum, int_min_sum)) in sums.into_iter().enumerate() {
+                acc[t] = scalar::combine(acc[t], block, x_rows[t][b].d, int_sum, int_min_sum);
             }
         }
     }
@@ -286,8 +310,24 @@ unsafe fn q8k_tile<const T: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::unpack_scales_mins;
+    use super::{f16_to_f32, unpack_scales_mins};
     use crate::quant::q4k_scale_min;
+    use half::f16;
+
+    #[test]
+    fn f16_conversion_matches_half_for_every_value() {
+        for bits in 0..=u16::MAX {
+            let (ours, theirs) = (
+                f16_to_f32(f16::from_bits(bits)),
+                f16::from_bits(bits).to_f32(),
+            );
+            if theirs.is_nan() {
+                assert!(ours.is_nan(), "{bits:#06x}");
+            } else {
+                assert_eq!(ours.to_bits(), theirs.to_bits(), "{bits:#06x}");
+            }
+        }
+    }
 
     #[test]
     fn unpacked_scales_match_the_format_definition() {

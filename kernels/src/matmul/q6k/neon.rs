@@ -19,6 +19,7 @@
 use super::scalar;
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
+use half::f16;
 use std::arch::aarch64::*;
 
 /// Activation rows processed against one unpacked half-block. Four rows of four f32
@@ -72,6 +73,26 @@ pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: M
             first += tile;
         }
     }
+}
+
+/// `value.to_f32()` without a call: `half` picks its conversion at run time through an
+/// out-of-line function, and a call in the block loop would force every vector accumulator to be
+/// spilled around it (AAPCS64 preserves no full q register). The conversion is exact, so this
+/// returns the same value as `half`.
+#[inline(always)]
+fn f16_to_f32(value: f16) -> f32 {
+    let bits = value.to_bits() as u32;
+    let sign = (bits & 0x8000) << 16;
+    let magnitude = (bits & 0x7FFF) << 13;
+    if magnitude >= 0x7C00 << 13 {
+        // Infinity or NaN: saturate the exponent, keep the payload.
+        return f32::from_bits(sign | 0x7F80_0000 | magnitude);
+    }
+    // Moving the 5-bit exponent and 10-bit mantissa into f32's fields divides the value by
+    // 2^(127-15); an exact multiplication by 2^112 restores it, subnormal halves included
+    // (they land on f32 subnormals with the same mantissa bits).
+    let rebased = f32::from_bits(magnitude) * f32::from_bits((127 + 112) << 23);
+    f32::from_bits(sign | rebased.to_bits())
 }
 
 /// The 128 values of half `h` (0 or 1) as `q - 32` (in -32..=31), one vector per scale group.
@@ -148,7 +169,7 @@ unsafe fn f32_tile<const T: usize>(
         let mut acc = [[vdupq_n_f32(0.0); 4]; T];
         for (b, block) in w_row.iter().enumerate() {
             let x_block: [&[f32]; T] = std::array::from_fn(|t| &x_rows[t][b * QK_K..][..QK_K]);
-            let d = block.d.to_f32();
+            let d = f16_to_f32(block.d);
             for h in 0..2 {
                 let groups = unpack_half(block, h);
                 for (g, q) in groups.into_iter().enumerate() {
@@ -265,13 +286,36 @@ unsafe fn q8k_tile<const T: usize>(
                     sumi[t] = vmlaq_s32(sumi[t], groups_hi, scales[2 * h + 1]);
                 }
             }
-            for t in 0..T {
-                let xb = &x_rows[t][b];
-                acc[t] = scalar::combine(acc[t], block, xb.d, vaddvq_s32(sumi[t]));
+            // All vector reductions first, so no vector register is live across the calls
+            // `combine` makes (its f16 conversion is out of line).
+            let sums: [i32; T] = std::array::from_fn(|t| vaddvq_s32(sumi[t]));
+            for (t, sum) in sums.into_iter().enumerate() {
+                acc[t] = scalar::combine(acc[t], block, x_rows[t][b].d, sum);
             }
         }
     }
     for (t, a) in acc.into_iter().enumerate() {
         y[(first + t) * dims.y_stride + r] = a;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+    use half::f16;
+
+    #[test]
+    fn f16_conversion_matches_half_for_every_value() {
+        for bits in 0..=u16::MAX {
+            let (ours, theirs) = (
+                f16_to_f32(f16::from_bits(bits)),
+                f16::from_bits(bits).to_f32(),
+            );
+            if theirs.is_nan() {
+                assert!(ours.is_nan(), "{bits:#06x}");
+            } else {
+                assert_eq!(ours.to_bits(), theirs.to_bits(), "{bits:#06x}");
+            }
+        }
     }
 }
