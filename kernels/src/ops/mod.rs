@@ -9,9 +9,10 @@
 //! Accuracy (relative to exact arithmetic on the f32 inputs, `u = 2^-24`; the tests in
 //! `tests/ops.rs` check each bound):
 //! - `exp`: relative error `<= EXP_MAX_REL_ERROR = 2.5u` (derivation in [`exp`](self::exp)).
-//! - RMSNorm: relative error `<= (1+u)^4 / sqrt(1 - gamma(n+2)) - 1`, `gamma(k) = k u / (1 - k u)`:
-//!   the sum of squares, mean and `+ eps` carry `gamma(n+2)`, then sqrt, reciprocal and two
-//!   products one rounding each.
+//! - RMSNorm: relative error `<= (1+u)^3 / ((1-u) sqrt(1 - gamma(n+2))) - 1`, with
+//!   `gamma(k) = k u / (1 - k u)`: the squares, their sum (any order: every term passes at most
+//!   `n-1` additions), the mean and `+ eps` carry `gamma(n+2)`, then the sqrt, the reciprocal and
+//!   the two products one rounding each.
 //! - SwiGLU: relative error `<= (1+u)^2 / ((1 - EXP_MAX_REL_ERROR)(1 - u)) - 1` (about `4.5u`),
 //!   plus an absolute `|gate * up| * 2^-126` where `exp(-gate)` overflows (`gate < -88.37`).
 //! - softmax: per element, see the test; dominated by `EXP_MAX_REL_ERROR + (max - x_i) u`.
