@@ -12,6 +12,7 @@
 
 pub mod attention;
 pub mod matmul;
+pub mod ops;
 pub mod selftest;
 
 use anyhow::{bail, Result};
@@ -46,7 +47,17 @@ impl VerifyConfig {
 }
 
 /// Every kernel family `verify` knows, for `--kernel` validation and listing.
-pub const KERNELS: &[&str] = &["matmul_q4k", "matmul_q6k", "attention"];
+pub const KERNELS: &[&str] = &[
+    "matmul_q4k",
+    "matmul_q6k",
+    "attention",
+    "rmsnorm",
+    "rope_adjacent",
+    "rope_neox",
+    "swiglu",
+    "softmax",
+    "residual_add",
+];
 
 /// Error statistics of one variant against the reference, over all its cases.
 #[derive(Clone, Debug, Default)]
@@ -228,7 +239,8 @@ pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
     };
     let jobs = matmul::families(config)
         .into_iter()
-        .chain(attention::families(config));
+        .chain(attention::families(config))
+        .chain(ops::families(config));
     for job in jobs {
         emit(job()?)?;
     }
