@@ -202,7 +202,7 @@ fn check_extreme_magnitudes<B: QuantBlock>(normal_row: &[f32]) {
                 (0..256)
                     .map(|i| {
                         let sign = if i % 3 == 0 { -1.0 } else { 1.0 };
-                        sign * (mag as f64 * 2f64.powi(-(i as i32 * 7 % 300))) as f32
+                        sign * (mag as f64 * 2f64.powi(-(i * 7 % 300))) as f32
                     })
                     .collect(),
             ),

@@ -15,6 +15,7 @@
 //! - Output: a convex combination of V rows, accumulated with error gamma(kv+T+2) sum p~|v|, so
 //!   |out~ - out| <= (2 eta / (1 - eta) + (1 + 2eta/(1-eta)) gamma(kv+T+2)) * max_j |v_jd|.
 //!   f16 caches are widened exactly, so the same bound holds with the f16 values as reference.
+//!
 //! Two variants within that bound differ by at most twice it.
 
 use super::{gamma_f32, run_property, Metrics, PropertyOutcome, Row, Status, VerifyConfig};

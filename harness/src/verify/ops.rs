@@ -15,6 +15,7 @@
 //!   the division one rounding: rel_i <= exp(u|x_i - m| + u max_j|x_j - m| + 2E + gamma(n+1)) - 1;
 //!   entries more than 87.3 below the max flush to 0 against a true value < 2^-126.
 //! - residual add: one rounding, |err| <= u |x + y|; every ISA must agree bit for bit.
+//!
 //! SIMD variants must be within twice the bound of scalar (bit-exact for the residual add).
 
 use super::attention::row;

@@ -57,7 +57,7 @@ pub(crate) const P1: f32 = 1.398_199_9e-3;
 pub(crate) const P2: f32 = 8.333_452e-3;
 pub(crate) const P3: f32 = 4.166_579_6e-2;
 pub(crate) const P4: f32 = 1.666_666_5e-1;
-pub(crate) const P5: f32 = 5.000_000_1e-1;
+pub(crate) const P5: f32 = 5e-1;
 
 #[cfg(test)]
 mod tests {
