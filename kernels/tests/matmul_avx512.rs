@@ -8,9 +8,7 @@
 #![cfg(target_arch = "x86_64")]
 
 use half::f16;
-use kernels::matmul::{
-    matmul_q4k_f32, matmul_q4k_q8k, matmul_q6k_f32, matmul_q6k_q8k, MatmulDims,
-};
+use kernels::matmul::{matmul_q4k_f32, matmul_q4k_q8k, matmul_q6k_f32, matmul_q6k_q8k, MatmulDims};
 use kernels::quant::{BlockQ4K, BlockQ6K, BlockQ8K, QuantBlock, QK_K};
 use kernels::Isa;
 use rand::rngs::StdRng;
@@ -53,9 +51,9 @@ fn random_f16_scale(rng: &mut StdRng, mode: Mode) -> f16 {
         Mode::Random => f16::from_f32(rng.gen_range(1e-4f32..2e-2)),
         Mode::AllMax | Mode::AllMin => f16::from_f32(3e-3),
         Mode::Extreme => match rng.gen_range(0..6) {
-            0 => f16::from_bits(0x0001),           // smallest subnormal, 2^-24
-            1 => f16::from_bits(0x03ff),           // largest subnormal
-            2 => f16::MAX,                         // 65504
+            0 => f16::from_bits(0x0001), // smallest subnormal, 2^-24
+            1 => f16::from_bits(0x03ff), // largest subnormal
+            2 => f16::MAX,               // 65504
             3 => f16::from_f32(-rng.gen_range(1e-4f32..1.0)),
             4 => f16::ZERO,
             _ => f16::from_f32(rng.gen_range(1e-4f32..1.0)),
@@ -377,7 +375,11 @@ fn f32_bound_premise_holds_for_scalar() {
     let mut wf = vec![0f32; k];
     BlockQ4K::dequantize_row(&w, &mut wf);
     let exact: f64 = wf.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
-    let abs: f64 = wf.iter().zip(&x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+    let abs: f64 = wf
+        .iter()
+        .zip(&x)
+        .map(|(&a, &b)| (a as f64 * b as f64).abs())
+        .sum();
     let mut y = [0f32];
     matmul_q4k_f32(Isa::Scalar, &x, &w, &mut y, MatmulDims::new(1, k, 1));
     assert!((y[0] as f64 - exact).abs() <= gamma(k + 2) * abs, "seed 7");

@@ -20,15 +20,16 @@ use std::arch::x86_64::*;
 /// Activation rows that share one dequantized / unpacked weight block.
 const ROW_GROUP: usize = 4;
 
-/// Index vectors for `vpermw`: zmm `m` (values `64m..64m+64`) covers scale groups `4m..4m+4`,
-/// each 16 values = 8 i16 lanes.
-static SCALE_LANES: [[i16; 32]; 4] = {
-    let mut idx = [[0i16; 32]; 4];
+/// `vpshufb` selectors (the same in every 128-bit lane): zmm `m` (values `64m..64m+64`) covers
+/// scale groups `4m..4m+4`, 16 values = 8 i16 lanes each. Both bytes of an i16 lane get the scale,
+/// so an arithmetic shift right by 8 leaves it sign-extended.
+static SCALE_BYTES: [[u8; 64]; 4] = {
+    let mut idx = [[0u8; 64]; 4];
     let mut m = 0;
     while m < 4 {
         let mut t = 0;
-        while t < 32 {
-            idx[m][t] = (4 * m + t / 8) as i16;
+        while t < 64 {
+            idx[m][t] = (4 * m + t / 16) as u8;
             t += 1;
         }
         m += 1;
@@ -174,10 +175,11 @@ struct UnpackedQ6K {
 #[inline(always)]
 unsafe fn q8k_unpack(block: &BlockQ6K) -> UnpackedQ6K {
     let scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(block.scales.as_ptr().cast()));
-    let wide = _mm512_castsi256_si512(scales16);
+    let scale_lanes = _mm512_broadcast_i32x4(_mm_loadu_si128(block.scales.as_ptr().cast()));
     let mut scales = [_mm512_setzero_si512(); 4];
-    for (scale, lanes) in scales.iter_mut().zip(&SCALE_LANES) {
-        *scale = _mm512_permutexvar_epi16(_mm512_loadu_si512(lanes.as_ptr().cast()), wide);
+    for (scale, select) in scales.iter_mut().zip(&SCALE_BYTES) {
+        let doubled = _mm512_shuffle_epi8(scale_lanes, _mm512_loadu_si512(select.as_ptr().cast()));
+        *scale = _mm512_srai_epi16::<8>(doubled);
     }
     UnpackedQ6K {
         values: unpack_values(block),
