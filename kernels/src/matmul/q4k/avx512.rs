@@ -44,15 +44,16 @@ fn scales_and_mins(packed: &[u8; 12]) -> (u64, u64) {
     )
 }
 
-/// Index vectors for `vpermw`: zmm `p` takes i16 lane `2p` for its low 256 bits and `2p+1` for
-/// its high 256 bits (the scales of the two sub-blocks it holds).
-static SCALE_LANES: [[i16; 32]; 4] = {
-    let mut idx = [[0i16; 32]; 4];
+/// `vpshufb` selectors (the same in every 128-bit lane): zmm `p` holds sub-blocks `2p` (low 256
+/// bits) and `2p+1` (high 256 bits); each i16 lane gets that sub-block's scale byte, zero-extended
+/// (selector 0x80 writes a zero byte).
+static SCALE_BYTES: [[u8; 64]; 4] = {
+    let mut idx = [[0x80u8; 64]; 4];
     let mut p = 0;
     while p < 4 {
         let mut t = 0;
         while t < 32 {
-            idx[p][t] = (2 * p + t / 16) as i16;
+            idx[p][2 * t] = (2 * p + t / 16) as u8;
             t += 1;
         }
         p += 1;
@@ -60,8 +61,8 @@ static SCALE_LANES: [[i16; 32]; 4] = {
     idx
 };
 
-/// Index vector for `vpermw`: mins duplicated per 16-value bsum group (lanes 8..16 hold the mins).
-static MIN_PAIR_LANES: [i16; 16] = [8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15];
+/// `vpshufb` selector: each min byte (bytes 8..16) twice, one per 16-value bsum group.
+static MIN_PAIR_BYTES: [u8; 16] = [8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15];
 
 // ---------------------------------------------------------------------------------------------
 // f32 design
@@ -181,17 +182,16 @@ struct UnpackedQ4K {
 #[inline(always)]
 unsafe fn q8k_unpack(block: &BlockQ4K) -> UnpackedQ4K {
     let (sc, m) = scales_and_mins(&block.scales);
-    let sc_m16 = _mm256_cvtepu8_epi16(_mm_set_epi64x(m as i64, sc as i64));
-    let sc_m16_wide = _mm512_castsi256_si512(sc_m16);
-    let lanes = |p: usize| _mm512_loadu_si512(SCALE_LANES[p].as_ptr().cast());
-    let scales = [
-        _mm512_permutexvar_epi16(lanes(0), sc_m16_wide),
-        _mm512_permutexvar_epi16(lanes(1), sc_m16_wide),
-        _mm512_permutexvar_epi16(lanes(2), sc_m16_wide),
-        _mm512_permutexvar_epi16(lanes(3), sc_m16_wide),
-    ];
-    let min_pairs =
-        _mm256_permutexvar_epi16(_mm256_loadu_si256(MIN_PAIR_LANES.as_ptr().cast()), sc_m16);
+    let sc_m = _mm_set_epi64x(m as i64, sc as i64);
+    let sc_m_lanes = _mm512_broadcast_i32x4(sc_m);
+    let mut scales = [_mm512_setzero_si512(); 4];
+    for (scale, select) in scales.iter_mut().zip(&SCALE_BYTES) {
+        *scale = _mm512_shuffle_epi8(sc_m_lanes, _mm512_loadu_si512(select.as_ptr().cast()));
+    }
+    let min_pairs = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(
+        sc_m,
+        _mm_loadu_si128(MIN_PAIR_BYTES.as_ptr().cast()),
+    ));
 
     let low = _mm512_set1_epi8(0xF);
     let qs = block.qs.as_ptr();
