@@ -25,7 +25,7 @@
 //!
 //! Every ISA file exports the same function, `flash_attention`, with the signature of
 //! [`scalar::flash_attention`]; the SIMD variants vectorise the `q.k` dot products, the
-//! exponentials and the `p*V` accumulation over `head_dim` (f16 widened with F16C / `fcvtl`).
+//! exponentials and the `p*V` accumulation over `head_dim` (f16 widened with F16C `vcvtph2ps` / NEON `fcvtl`).
 
 use std::ops::Range;
 
@@ -71,7 +71,7 @@ pub(crate) mod exp_consts {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5.000_000_1e-1,
+        0.5,
     ];
 }
 
@@ -166,12 +166,12 @@ impl AttentionDims {
         heads: &Range<usize>,
     ) {
         assert!(
-            self.head_dim > 0 && self.head_dim % 16 == 0,
+            self.head_dim > 0 && self.head_dim.is_multiple_of(16),
             "head_dim = {} is not a positive multiple of 16",
             self.head_dim
         );
         assert!(
-            self.n_head_kv > 0 && self.n_head % self.n_head_kv == 0,
+            self.n_head_kv > 0 && self.n_head.is_multiple_of(self.n_head_kv),
             "n_head_kv = {} does not divide n_head = {}",
             self.n_head_kv,
             self.n_head

@@ -1,6 +1,6 @@
 //! NEON flash attention: the AVX2 design at 4 lanes. Four K rows share each `q` load in the dot
 //! products; the tile's exponentials are computed four at a time; `p*V` keeps 32 output values
-//! in registers across the whole tile. f16 caches are widened with `fcvtl` (`vcvt_f32_f16`).
+//! in registers across the whole tile. f16 caches are widened with `fcvtl` (inline `fcvtl`: the intrinsic postdates the MSRV).
 
 use std::arch::aarch64::*;
 use std::ops::Range;
@@ -77,7 +77,19 @@ unsafe fn load4<KV: KvElem>(p: *const KV) -> float32x4_t {
     unsafe {
         match KV::FORMAT {
             KvFormat::F32 => vld1q_f32(p.cast()),
-            KvFormat::F16 => vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p.cast()))),
+            KvFormat::F16 => {
+                // `vcvt_f32_f16` is only stable since Rust 1.94, past the workspace MSRV (1.89);
+                // this is the one instruction it compiles to.
+                let halves = vld1_u16(p.cast());
+                let wide: float32x4_t;
+                std::arch::asm!(
+                    "fcvtl {wide:v}.4s, {halves:v}.4h",
+                    wide = out(vreg) wide,
+                    halves = in(vreg) halves,
+                    options(pure, nomem, nostack, preserves_flags),
+                );
+                wide
+            }
         }
     }
 }
