@@ -3,6 +3,9 @@
 //! running sum, the output accumulator rescaled whenever the max grows), so the full score row is
 //! never materialised and the scratch memory is `O(TILE)`, independent of the context length.
 //!
+//! The SIMD variants walk the cache once per GQA group: all query heads of one KV head consume
+//! a K/V tile before the next is loaded, so the tile is read from memory once and reused from L1.
+//!
 //! This module owns the kernel and its dispatch; the naive f64 version it is checked against
 //! lives in `reference::attention` and shares no code with it.
 //!
@@ -203,12 +206,10 @@ impl AttentionDims {
     }
 }
 
-/// f32 values of scratch a call needs: one tile of scores, `TILE`. Independent of the context
-/// length and (today) of `dims`; it takes `dims` so a kernel that batches a GQA group per tile
-/// can grow it without changing callers.
+/// f32 values of scratch a call needs: one tile of scores plus a running max and sum for each
+/// query head of a GQA group, `TILE + 2 * n_head / n_head_kv`. Independent of the context length.
 pub fn scratch_len(dims: &AttentionDims) -> usize {
-    let _ = dims;
-    TILE
+    TILE + 2 * (dims.n_head / dims.n_head_kv.max(1))
 }
 
 /// Causal GQA attention for query heads `heads`: writes `out[t][h]` for every `t < n_q`,
