@@ -31,42 +31,60 @@ pub unsafe fn flash_attention<KV: KvElem>(
     let group = dims.group();
     let scale = dims.scale();
     let kv_stride = dims.kv_stride();
-    let scores = scratch.as_mut_ptr();
+    let (scores, state) = scratch.split_at_mut(TILE);
+    let scores = scores.as_mut_ptr();
 
     for t in 0..dims.n_q {
         let kv_end = dims.pos0 + t + 1;
-        for h in heads.clone() {
-            let kv_head = h / group;
-            let row = (t * dims.n_head + h) * head_dim;
-            let acc_row = &mut out[row..row + head_dim];
-            acc_row.fill(0.0);
-            let acc = acc_row.as_mut_ptr();
-            // SAFETY: `check` guarantees `q` and `out` hold `head_dim` values at `row`, the cache
-            // holds `kv_end <= kv_len` positions of `kv_stride` values and `kv_head * head_dim +
-            // head_dim <= kv_stride`, and `scratch` holds `TILE` values; every pointer below
-            // stays inside those ranges (vector loads never cross `head_dim` since it is a
-            // multiple of 16, and score loads never cross `TILE`, a multiple of 8).
+        // The query heads sharing a KV head walk the cache together, tile by tile, so each K/V
+        // tile comes from memory once and is reused from L1 by the whole group. Each head keeps
+        // its running max and sum in `state`, its accumulator in its own `out` row.
+        let mut first = heads.start;
+        while first < heads.end {
+            let kv_head = first / group;
+            let last = heads.end.min((kv_head + 1) * group);
+            let rows_start = (t * dims.n_head + first) * head_dim;
+            out[rows_start..rows_start + (last - first) * head_dim].fill(0.0);
+            let state = &mut state[..2 * (last - first)];
+            for max_and_sum in state.chunks_exact_mut(2) {
+                max_and_sum.copy_from_slice(&[f32::NEG_INFINITY, 0.0]);
+            }
+            // SAFETY: `check` guarantees `q` and `out` hold `head_dim` values at every row
+            // below (heads `first..last` of row `t`), the cache holds `kv_end <= kv_len`
+            // positions of `kv_stride` values and `kv_head * head_dim + head_dim <= kv_stride`,
+            // and `scratch` holds `TILE` scores before `state`; every pointer below stays inside
+            // those ranges (vector loads never cross `head_dim`, a multiple of 16, and score
+            // accesses never cross `TILE`, a multiple of 16).
             unsafe {
-                let q_row = q.as_ptr().add(row);
-                let mut running_max = f32::NEG_INFINITY;
-                let mut running_sum = 0.0f32;
                 for tile_start in (0..kv_end).step_by(TILE) {
                     let tile_len = TILE.min(kv_end - tile_start);
                     let at = tile_start * kv_stride + kv_head * head_dim;
                     let (k_tile, v_tile) = (k.as_ptr().add(at), v.as_ptr().add(at));
-                    let tile_max =
-                        tile_scores(q_row, k_tile, kv_stride, head_dim, tile_len, scale, scores);
-                    if tile_max > running_max {
-                        let alpha = (running_max - tile_max).exp();
-                        scale_row(acc, head_dim, alpha);
-                        running_sum *= alpha;
-                        running_max = tile_max;
+                    for (i, max_and_sum) in state.chunks_exact_mut(2).enumerate() {
+                        let row = rows_start + i * head_dim;
+                        let (q_row, acc) = (q.as_ptr().add(row), out.as_mut_ptr().add(row));
+                        let tile_max = tile_scores(
+                            q_row, k_tile, kv_stride, head_dim, tile_len, scale, scores,
+                        );
+                        let [running_max, running_sum] = max_and_sum else {
+                            unreachable!("chunks of two")
+                        };
+                        if tile_max > *running_max {
+                            let alpha = (*running_max - tile_max).exp();
+                            scale_row(acc, head_dim, alpha);
+                            *running_sum *= alpha;
+                            *running_max = tile_max;
+                        }
+                        *running_sum += exp_tile(scores, tile_len, *running_max);
+                        accumulate_pv(acc, scores, v_tile, kv_stride, head_dim, tile_len);
                     }
-                    running_sum += exp_tile(scores, tile_len, running_max);
-                    accumulate_pv(acc, scores, v_tile, kv_stride, head_dim, tile_len);
                 }
-                scale_row(acc, head_dim, 1.0 / running_sum);
+                for (i, max_and_sum) in state.chunks_exact(2).enumerate() {
+                    let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
+                    scale_row(acc, head_dim, 1.0 / max_and_sum[1]);
+                }
             }
+            first = last;
         }
     }
 }

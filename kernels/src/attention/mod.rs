@@ -3,6 +3,9 @@
 //! running sum, the output accumulator rescaled whenever the max grows), so the full score row is
 //! never materialised and the scratch memory is `O(TILE)`, independent of the context length.
 //!
+//! The SIMD variants walk the cache once per GQA group: all query heads of one KV head consume
+//! a K/V tile before the next is loaded, so the tile is read from memory once and reused from L1.
+//!
 //! This module owns the kernel and its dispatch; the naive f64 version it is checked against
 //! lives in `reference::attention` and shares no code with it.
 //!
@@ -25,7 +28,7 @@
 //!
 //! Every ISA file exports the same function, `flash_attention`, with the signature of
 //! [`scalar::flash_attention`]; the SIMD variants vectorise the `q.k` dot products, the
-//! exponentials and the `p*V` accumulation over `head_dim` (f16 widened with F16C / `fcvtl`).
+//! exponentials and the `p*V` accumulation over `head_dim` (f16 widened with F16C `vcvtph2ps` / NEON `fcvtl`).
 
 use std::ops::Range;
 
@@ -71,7 +74,7 @@ pub(crate) mod exp_consts {
         8.333_452e-3,
         4.166_579_6e-2,
         1.666_666_5e-1,
-        5e-1,
+        0.5,
     ];
 }
 
@@ -203,12 +206,10 @@ impl AttentionDims {
     }
 }
 
-/// f32 values of scratch a call needs: one tile of scores, `TILE`. Independent of the context
-/// length and (today) of `dims`; it takes `dims` so a kernel that batches a GQA group per tile
-/// can grow it without changing callers.
+/// f32 values of scratch a call needs: one tile of scores plus a running max and sum for each
+/// query head of a GQA group, `TILE + 2 * n_head / n_head_kv`. Independent of the context length.
 pub fn scratch_len(dims: &AttentionDims) -> usize {
-    let _ = dims;
-    TILE
+    TILE + 2 * (dims.n_head / dims.n_head_kv.max(1))
 }
 
 /// Causal GQA attention for query heads `heads`: writes `out[t][h]` for every `t < n_q`,
