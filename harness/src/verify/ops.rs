@@ -54,7 +54,7 @@ pub struct OpCase {
     pub seed: u64,
 }
 
-fn case_strategy() -> impl Strategy<Value = OpCase> {
+pub fn case_strategy() -> impl Strategy<Value = OpCase> {
     let len = prop_oneof![
         Just(1usize),
         Just(7usize),
@@ -107,6 +107,21 @@ pub fn check_case(
     isa: Isa,
     scalar: Option<Isa>,
 ) -> Result<Metrics, String> {
+    check_case_with(op, case, isa, scalar, None)
+}
+
+/// A RoPE kernel with the signature of `kernels::ops::scalar::rope_adjacent`.
+pub type RopeKernel<'a> = &'a dyn Fn(&mut [f32], usize, &[f32], &[f32]);
+
+/// As [`check_case`]; for the RoPE ops, `rope_under_test` (a test-only copy) replaces the
+/// `isa` variant as the kernel under test.
+pub fn check_case_with(
+    op: &str,
+    case: &OpCase,
+    isa: Isa,
+    scalar: Option<Isa>,
+    rope_under_test: Option<RopeKernel>,
+) -> Result<Metrics, String> {
     let mut rng = StdRng::seed_from_u64(case.seed);
     let n = case.len;
     let mut m = Metrics::default();
@@ -155,7 +170,14 @@ pub fn check_case(
                 ops::rope(isa, style, &mut y, hd, &cos, &sin);
                 y
             };
-            let got = run(isa);
+            let got = match rope_under_test {
+                Some(kernel) => {
+                    let mut y = x.clone();
+                    kernel(&mut y, hd, &cos, &sin);
+                    y
+                }
+                None => run(isa),
+            };
             let mut want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             if style == RopeStyle::AdjacentPairs {
                 reference::ops::rope_adjacent(&mut want, hd, case.pos, base);

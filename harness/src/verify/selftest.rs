@@ -6,10 +6,13 @@
 
 use super::matmul::{case_strategy, check_f32_case, check_q8k_case, F32Kernel, Q8kKernel};
 use super::run_property;
+use crate::planted_attention::{flash_attention_planted, AttentionBug};
+use kernels::attention::AttentionDims;
 use kernels::matmul::MatmulDims;
 use kernels::quant::{q4k_scale_min, BlockQ4K, BlockQ8K, QK_K};
 use kernels::Isa;
 use std::io::Write;
+use std::ops::Range;
 
 /// Bugs planted into copies of the Q4_K matmul.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,6 +131,37 @@ pub fn planted_q4k_q8k(
     }
 }
 
+/// A copy of the scalar adjacent-pair RoPE with its pairs swapped: it rotates (x[2i+1], x[2i]).
+pub fn planted_rope_pairs_swapped(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32]) {
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..head_dim / 2 {
+            let (a, b) = (head[2 * i + 1], head[2 * i]);
+            head[2 * i + 1] = a * cos[i] - b * sin[i];
+            head[2 * i] = a * sin[i] + b * cos[i];
+        }
+    }
+}
+
+fn outcome_to_result(
+    name: String,
+    failure: Option<String>,
+    cases: u32,
+    seed: u64,
+) -> SelfTestResult {
+    match failure {
+        Some(detail) => SelfTestResult {
+            name,
+            caught: true,
+            detail,
+        },
+        None => SelfTestResult {
+            name,
+            caught: false,
+            detail: format!("passed {cases} cases (seed {seed})"),
+        },
+    }
+}
+
 /// One planted bug's outcome.
 pub struct SelfTestResult {
     pub name: String,
@@ -190,5 +224,55 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
             results.push(result);
         }
     }
+    for bug in AttentionBug::ALL {
+        let planted = move |q: &[f32],
+                            k: &[f32],
+                            v: &[f32],
+                            o: &mut [f32],
+                            s: &mut [f32],
+                            d: AttentionDims,
+                            h: Range<usize>| {
+            flash_attention_planted(q, k, v, o, s, d, h, bug)
+        };
+        let outcome = run_property(super::attention::case_strategy(), cases, seed, |case| {
+            super::attention::check_case::<f32>(case, &planted, None)
+        });
+        let result = outcome_to_result(
+            format!("attention/flash: {bug:?}"),
+            outcome.failure,
+            cases,
+            seed,
+        );
+        report(out, &result)?;
+        results.push(result);
+    }
+    let outcome = run_property(super::ops::case_strategy(), cases, seed, |case| {
+        super::ops::check_case_with(
+            "rope_adjacent",
+            case,
+            Isa::Scalar,
+            None,
+            Some(&planted_rope_pairs_swapped),
+        )
+    });
+    let result = outcome_to_result(
+        "rope_adjacent: PairsSwapped".into(),
+        outcome.failure,
+        cases,
+        seed,
+    );
+    report(out, &result)?;
+    results.push(result);
     Ok(results)
+}
+
+fn report(out: &mut dyn Write, result: &SelfTestResult) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{:<40} {:<7} {}",
+        result.name,
+        if result.caught { "CAUGHT" } else { "MISSED" },
+        result.detail
+    )?;
+    Ok(())
 }
