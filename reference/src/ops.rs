@@ -66,11 +66,11 @@ fn rotate(v: &mut [f64], a: usize, b: usize, angle: f64) {
 
 fn check_heads(len: usize, head_dim: usize) {
     assert!(
-        head_dim > 0 && head_dim % 2 == 0,
+        head_dim > 0 && head_dim.is_multiple_of(2),
         "head_dim {head_dim} must be even and positive"
     );
     assert!(
-        len % head_dim == 0,
+        len.is_multiple_of(head_dim),
         "{len} values are not whole heads of {head_dim}"
     );
 }

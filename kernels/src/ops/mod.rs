@@ -111,11 +111,11 @@ pub fn rope(isa: Isa, style: RopeStyle, x: &mut [f32], head_dim: usize, cos: &[f
 #[track_caller]
 fn check_rope_shapes(x_len: usize, head_dim: usize, cos_len: usize, sin_len: usize) {
     assert!(
-        head_dim > 0 && head_dim % 2 == 0,
+        head_dim > 0 && head_dim.is_multiple_of(2),
         "head_dim {head_dim} must be even and positive"
     );
     assert!(
-        x_len % head_dim == 0,
+        x_len.is_multiple_of(head_dim),
         "{x_len} values are not whole heads of {head_dim}"
     );
     assert_eq!(cos_len, head_dim / 2, "cos holds head_dim/2 values");

@@ -15,7 +15,7 @@
 /// If `head_dim` is odd or zero, or `cos`/`sin` do not hold `head_dim / 2` values.
 pub fn rope_cos_sin(pos: usize, head_dim: usize, base: f64, cos: &mut [f32], sin: &mut [f32]) {
     assert!(
-        head_dim > 0 && head_dim % 2 == 0,
+        head_dim > 0 && head_dim.is_multiple_of(2),
         "head_dim {head_dim} must be even and positive"
     );
     let half = head_dim / 2;
@@ -48,7 +48,7 @@ impl RopeTable {
     /// If `head_dim` is odd or zero.
     pub fn new(head_dim: usize, base: f64, max_pos: usize) -> Self {
         assert!(
-            head_dim > 0 && head_dim % 2 == 0,
+            head_dim > 0 && head_dim.is_multiple_of(2),
             "head_dim {head_dim} must be even and positive"
         );
         let half = head_dim / 2;
