@@ -57,7 +57,8 @@ pub(crate) const P1: f32 = 1.398_199_9e-3;
 pub(crate) const P2: f32 = 8.333_452e-3;
 pub(crate) const P3: f32 = 4.166_579_6e-2;
 pub(crate) const P4: f32 = 1.666_666_5e-1;
-pub(crate) const P5: f32 = 5e-1;
+/// Cephes gives 5.0000001201e-1, which is 0.5 in f32.
+pub(crate) const P5: f32 = 0.5;
 
 #[cfg(test)]
 mod tests {
