@@ -85,3 +85,18 @@ fn bad_flags_fail_with_a_one_line_error() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn flash_attention_scratch_does_not_grow_with_context() {
+    use kernels::attention::{scratch_len, AttentionDims};
+    let dims = |pos0| AttentionDims {
+        n_q: 1,
+        n_head: 32,
+        n_head_kv: 4,
+        head_dim: 64,
+        pos0,
+    };
+    let short = scratch_len(&dims(0));
+    assert_eq!(short, scratch_len(&dims(1 << 20)));
+    assert!(short <= 4 * kernels::attention::TILE);
+}

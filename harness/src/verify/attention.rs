@@ -278,7 +278,29 @@ fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     let outcome = run_property(case_strategy(), cases, seed, |case| {
         check_case::<KV>(case, &kernel, oracle)
     });
-    row("attention", KV::DESIGN, isa, cases, outcome)
+    let mut r = row("attention", KV::DESIGN, isa, cases, outcome);
+    if r.status == Status::Pass {
+        r.note = format!("{}; {}", r.note, scratch_note());
+    }
+    r
+}
+
+/// The scratch the kernel reports for TinyLlama's shape, at a short and a long context.
+pub fn scratch_note() -> String {
+    let at = |pos0| {
+        attention::scratch_len(&AttentionDims {
+            n_q: 1,
+            n_head: 32,
+            n_head_kv: 4,
+            head_dim: 64,
+            pos0,
+        })
+    };
+    format!(
+        "scratch {} f32 at kv_len 1 and {} at 100000 (32/4 heads)",
+        at(0),
+        at(99_999)
+    )
 }
 
 pub(super) fn row(
