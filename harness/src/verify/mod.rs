@@ -16,6 +16,7 @@ pub mod ops;
 pub mod selftest;
 
 use anyhow::{bail, Result};
+use indicatif::{ProgressBar, ProgressStyle};
 use kernels::Isa;
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
@@ -173,6 +174,19 @@ impl Row {
     }
 }
 
+thread_local! {
+    /// The progress bar of the variant being checked (hidden when stderr is not a terminal).
+    static PROGRESS: RefCell<Option<ProgressBar>> = const { RefCell::new(None) };
+}
+
+fn tick_progress() {
+    PROGRESS.with(|p| {
+        if let Some(bar) = p.borrow().as_ref() {
+            bar.inc(1);
+        }
+    });
+}
+
 /// The outcome of running one property over its cases.
 pub struct PropertyOutcome {
     pub metrics: Metrics,
@@ -205,6 +219,7 @@ where
     let mut runner = TestRunner::new_with_rng(config, rng);
     let total = RefCell::new(Metrics::default());
     let result = runner.run(&strategy, |case| {
+        tick_progress();
         let m = check(&case).map_err(TestCaseError::fail)?;
         total.borrow_mut().merge(&m);
         Ok(())
@@ -241,8 +256,15 @@ pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
         .into_iter()
         .chain(attention::families(config))
         .chain(ops::families(config));
+    let style = ProgressStyle::with_template("{spinner} verify: {pos} cases checked ({elapsed})")
+        .expect("static template");
     for job in jobs {
-        emit(job()?)?;
+        let bar = ProgressBar::new_spinner().with_style(style.clone());
+        PROGRESS.with(|p| *p.borrow_mut() = Some(bar.clone()));
+        let row = job();
+        bar.finish_and_clear();
+        PROGRESS.with(|p| *p.borrow_mut() = None);
+        emit(row?)?;
     }
     Ok(rows)
 }
