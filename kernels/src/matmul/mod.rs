@@ -5,11 +5,18 @@
 //! - `q8k`: activations are quantized once to [`BlockQ8K`](crate::quant::BlockQ8K); each block
 //!   product is an exact integer dot product, combined in f32 with the block scales. Every ISA
 //!   combines the per-block integer sums with the same f32 expression in the same order, so the
-//!   `q8k` variants agree with `scalar` bit for bit.
+//!   `q8k` variants agree with `scalar` bit for bit. Precondition: every activation block's
+//!   `bsums` match its `qs` (as `QuantBlock::quantize_row` and `BlockQ8K::fill_bsums` make
+//!   them). Variants are free to take the Q4_K min term and the Q6_K `-32` offset from `bsums`
+//!   or from `qs`, so with inconsistent sums their results are unspecified (and may differ),
+//!   though never unsafe.
 //!
 //! `n = 1` is decode (matrix-vector), `n > 1` prefill. `W` is row-major in blocks: row `r` is
-//! `w[r * k/256 .. (r+1) * k/256]`, so a caller splits the work across threads by giving each a
-//! contiguous range of rows (a sub-slice of `w` and the matching columns of `y`).
+//! `w[r * k/256 .. (r+1) * k/256]`, so work splits across threads by weight rows: each thread
+//! takes a sub-slice of `w`. For `n = 1` its outputs are a contiguous piece of `y`
+//! (`y.chunks_mut`). For `n > 1` the column ranges of different threads interleave in `y`, so
+//! safe code cannot hand each thread a disjoint `&mut`: give each thread its own `[n x rows_t]`
+//! output (`y_stride = rows_t`), or split by activation rows instead (disjoint row bands of `y`).
 
 pub mod q4k;
 pub mod q6k;
@@ -49,6 +56,8 @@ impl MatmulDims {
     }
 
     /// Panics (a caller bug, never an input-data condition) unless the slices fit the shapes.
+    /// Every variant calls this first; the SIMD variants' unchecked loads rely on it, so the
+    /// arithmetic is checked: shapes whose sizes overflow `usize` are refused, not wrapped.
     #[track_caller]
     pub fn check(&self, x_len: usize, x_per_row: usize, w_len: usize, y_len: usize) {
         assert!(
@@ -57,12 +66,21 @@ impl MatmulDims {
             self.k
         );
         assert!(self.y_stride >= self.rows, "y_stride < rows");
-        assert_eq!(x_len, self.n * x_per_row, "activation length");
-        assert_eq!(w_len, self.rows * self.blocks_per_row(), "weight blocks");
+        let overflow = || panic!("matmul shape {self:?} overflows usize");
+        let x_need = self.n.checked_mul(x_per_row).unwrap_or_else(overflow);
+        assert_eq!(x_len, x_need, "activation length");
+        let w_need = self
+            .rows
+            .checked_mul(self.blocks_per_row())
+            .unwrap_or_else(overflow);
+        assert_eq!(w_len, w_need, "weight blocks");
         let need = if self.n == 0 || self.rows == 0 {
             0
         } else {
-            (self.n - 1) * self.y_stride + self.rows
+            (self.n - 1)
+                .checked_mul(self.y_stride)
+                .and_then(|v| v.checked_add(self.rows))
+                .unwrap_or_else(overflow)
         };
         assert!(y_len >= need, "output holds {y_len} values, needs {need}");
     }
@@ -89,5 +107,30 @@ impl Design {
 
     pub fn from_name(name: &str) -> Option<Design> {
         Design::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "overflows usize")]
+    fn shapes_whose_sizes_wrap_are_refused() {
+        // (n - 1) * y_stride + rows wraps to 2 and n * k to 0 in unchecked arithmetic: a check
+        // that wrapped would admit an empty `x` and let SIMD loads run off its end.
+        let dims = MatmulDims {
+            n: 1 << 55,
+            k: 512,
+            rows: 1,
+            y_stride: 18_410_715_276_690_587_647,
+        };
+        dims.check(0, 512, 2, 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "not a positive multiple")]
+    fn k_must_be_whole_blocks() {
+        MatmulDims::new(1, 300, 1).check(300, 300, 1, 1);
     }
 }

@@ -77,7 +77,11 @@ unsafe fn f32_block_factors(block: &BlockQ4K) -> [f32; 16] {
     let ints = _mm512_cvtepu8_epi32(bytes);
     let d = _mm256_set1_ps(block.d.to_f32());
     let dmin = _mm256_set1_ps(block.dmin.to_f32());
-    let mult = _mm512_insertf32x8::<1>(_mm512_castps256_ps512(d), dmin);
+    // `vinsertf64x4` (AVX-512 F) rather than `vinsertf32x8`, which would need AVX-512 DQ.
+    let mult = _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+        _mm512_castps_pd(_mm512_castps256_ps512(d)),
+        _mm256_castps_pd(dmin),
+    ));
     let factors = _mm512_mul_ps(_mm512_cvtepi32_ps(ints), mult);
     let mut out = [0f32; 16];
     _mm512_storeu_ps(out.as_mut_ptr(), factors);
@@ -95,7 +99,6 @@ unsafe fn f32_dequantize_chunk(block: &BlockQ4K, factors: &[f32; 16], c: usize) 
     let d_hi = _mm512_set1_ps(factors[2 * c + 1]);
     let m_lo = _mm512_set1_ps(factors[8 + 2 * c]);
     let m_hi = _mm512_set1_ps(factors[8 + 2 * c + 1]);
-    let dequant = |q: __m512i, d: __m512, m: __m512| _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(q), m);
     [
         dequant(_mm512_and_si512(q0, low), d_lo, m_lo),
         dequant(_mm512_and_si512(q1, low), d_lo, m_lo),
@@ -122,10 +125,21 @@ unsafe fn f32_row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32], k: us
             }
         }
     }
-    acc.map(|a| {
+    // A plain loop, not `acc.map(..)`: a closure does not inherit the entry's target features,
+    // and the intrinsics inside it would be called out of line.
+    let mut dots = [0f32; R];
+    for (dot, a) in dots.iter_mut().zip(&acc) {
         let sum = _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
-        _mm512_reduce_add_ps(sum)
-    })
+        *dot = _mm512_reduce_add_ps(sum);
+    }
+    dots
+}
+
+/// `d * q - m` for 16 quants: one rounding, like scalar's `(d*sc)*q - dmin*m` whose products
+/// are exact.
+#[inline(always)]
+unsafe fn dequant(q: __m512i, d: __m512, m: __m512) -> __m512 {
+    _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(q), m)
 }
 
 #[inline(always)]

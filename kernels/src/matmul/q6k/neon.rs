@@ -31,6 +31,7 @@ const TILE: usize = 4;
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "neon")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
+    dims.check(x.len(), dims.k, w.len(), y.len());
     let nb = dims.blocks_per_row();
     for r in 0..dims.rows {
         let w_row = &w[r * nb..][..nb];
@@ -55,6 +56,7 @@ pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulD
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "neon")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
+    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
     let nb = dims.blocks_per_row();
     for r in 0..dims.rows {
         let w_row = &w[r * nb..][..nb];

@@ -28,6 +28,7 @@ fn dequantize_block(block: &BlockQ6K, out: &mut [f32; QK_K]) {
 
 /// f32 design: each weight block is dequantized once and used for all `n` activation rows.
 pub fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
+    dims.check(x.len(), dims.k, w.len(), y.len());
     let nb = dims.blocks_per_row();
     let mut wf = [0f32; QK_K];
     for r in 0..dims.rows {
@@ -82,6 +83,7 @@ pub fn combine(acc: f32, w: &BlockQ6K, xd: f32, sumi: i32) -> f32 {
 
 /// q8k design.
 pub fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
+    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
     let nb = dims.blocks_per_row();
     for r in 0..dims.rows {
         let wr = &w[r * nb..][..nb];
