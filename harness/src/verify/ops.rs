@@ -51,6 +51,8 @@ pub struct OpCase {
     pub heads: usize,
     /// Values of large magnitude (softmax logits to +/-1000, SwiGLU gates to +/-100).
     pub large: bool,
+    /// RMSNorm: inputs around 1e-3 so that `eps` matters, with eps from {1e-5, 1e-6, 1e-2}.
+    pub tiny: bool,
     pub seed: u64,
 }
 
@@ -74,18 +76,29 @@ pub fn case_strategy() -> impl Strategy<Value = OpCase> {
     ];
     (
         len,
-        prop_oneof![Just(64usize), Just(128usize)],
+        // 64 and 128 are the models'; the small and odd-multiple sizes reach the SIMD tails.
+        prop_oneof![
+            3 => Just(64usize),
+            2 => Just(128usize),
+            1 => Just(2usize),
+            1 => Just(6usize),
+            1 => Just(18usize),
+            1 => Just(34usize),
+            1 => Just(80usize),
+        ],
         1usize..=8,
         pos,
         prop::bool::weighted(0.3),
+        prop::bool::weighted(0.2),
         any::<u64>(),
     )
-        .prop_map(|(len, head_dim, heads, pos, large, seed)| OpCase {
+        .prop_map(|(len, head_dim, heads, pos, large, tiny, seed)| OpCase {
             len,
             head_dim,
             heads,
             pos,
             large,
+            tiny,
             seed,
         })
 }
@@ -130,9 +143,15 @@ pub fn check_case_with(
     let mut simd_vs_scalar: Option<(Vec<f32>, Vec<f32>, Vec<f64>)> = None;
     match op {
         "rmsnorm" => {
-            let x = values(&mut rng, n, if case.large { 1e3 } else { 1.0 });
+            let magnitude = match (case.large, case.tiny) {
+                (_, true) => 1e-3,
+                (true, false) => 1e3,
+                (false, false) => 1.0,
+            };
+            let x = values(&mut rng, n, magnitude);
             let w = values(&mut rng, n, 1.0);
-            let eps = 1e-5f32;
+            // The model's eps: Llama 1e-5, Llama 2 1e-6, and one large enough to dominate.
+            let eps = [1e-5f32, 1e-6, 1e-2][(case.seed % 3) as usize];
             let run = |isa: Isa| {
                 let mut out = vec![f32::NAN; n];
                 ops::rmsnorm(isa, &x, &w, eps, &mut out);
