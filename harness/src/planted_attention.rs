@@ -20,13 +20,18 @@ pub enum AttentionBug {
     /// Query head `h` reads KV head `h % n_head_kv` instead of `h / (n_head / n_head_kv)`.
     /// Invisible when `n_head_kv == 1` or `n_head_kv == n_head`.
     WrongKvHead,
+    /// The tile max skips lane 7 of every 8 (a horizontal max that drops a lane). The online
+    /// softmax stays right until a skipped score exceeds the max by more than exp's range (~88),
+    /// so only a dominant key in that lane shows it.
+    TileMaxDropsLane,
 }
 
 impl AttentionBug {
-    pub const ALL: [AttentionBug; 3] = [
+    pub const ALL: [AttentionBug; 4] = [
         AttentionBug::CausalOffByOne,
         AttentionBug::NoRescaleOfRunningSum,
         AttentionBug::WrongKvHead,
+        AttentionBug::TileMaxDropsLane,
     ];
 }
 
@@ -78,7 +83,9 @@ pub fn flash_attention_planted<KV: KvElem>(
                     let k_row = &k[at..at + head_dim];
                     let dot: f32 = q_row.iter().zip(k_row).map(|(a, b)| a * b.to_f32()).sum();
                     *score = dot * scale;
-                    tile_max = tile_max.max(*score);
+                    if bug != AttentionBug::TileMaxDropsLane || j % 8 != 7 {
+                        tile_max = tile_max.max(*score);
+                    }
                 }
                 if tile_max > running_max {
                     let alpha = (running_max - tile_max).exp();

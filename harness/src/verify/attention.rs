@@ -15,6 +15,8 @@
 //! - Output: a convex combination of V rows, accumulated with error gamma(kv+T+2) sum p~|v|, so
 //!   |out~ - out| <= (2 eta / (1 - eta) + (1 + 2eta/(1-eta)) gamma(kv+T+2)) * max_j |v_jd|.
 //!   f16 caches are widened exactly, so the same bound holds with the f16 values as reference.
+//! - Flushing: an exp whose argument is below -87.3 may return 0 instead of a value < 2^-126;
+//!   with the running sum >= 1 that moves an output by at most visible * 2^-126 * max_j |v_jd|.
 //!
 //! Two variants within that bound differ by at most twice it.
 
@@ -42,9 +44,27 @@ pub struct AttentionCase {
     pub extra_kv: usize,
     /// Compute only a sub-range of the query heads (threads split a layer that way).
     pub head_subset: bool,
-    /// q and k scaled so the scores reach +/-80 (softmax stability).
-    pub large_logits: bool,
+    /// What the q, K and V values look like.
+    pub content: AttentionContent,
     pub seed: u64,
+}
+
+/// Contents of q, K and V.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum AttentionContent {
+    /// N(0,1) everywhere.
+    Gaussian,
+    /// q and k scaled by 5.5 so the scores reach +/-80 (softmax stability).
+    LargeLogits,
+    /// All query heads of a KV head share a direction u and one to three visible keys are 10u,
+    /// so those scores lead the rest by > 100: a tile max that misses a lane overflows exp.
+    DominantKeys,
+    /// K around 1e-5 and V around 1e-6: f16 subnormals, which must widen exactly.
+    TinyValues,
+    /// V up to +/-65000, near the f16 maximum.
+    HugeValues,
+    /// Some K rows and V entries are -0.0 and +0.0.
+    SignedZeros,
 }
 
 impl AttentionCase {
@@ -89,7 +109,23 @@ pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
     ];
     let n_head_kv = prop_oneof![Just(1usize), Just(2usize)];
     let group = prop_oneof![Just(1usize), Just(4usize), Just(8usize)];
-    let head_dim = prop_oneof![3 => Just(64usize), 1 => Just(128usize)];
+    // 64 and 128 are the models'; 16, 48, 80, 112 reach the partial-vector paths.
+    let head_dim = prop_oneof![
+        6 => Just(64usize),
+        2 => Just(128usize),
+        1 => Just(16usize),
+        1 => Just(48usize),
+        1 => Just(80usize),
+        1 => Just(112usize),
+    ];
+    let content = prop_oneof![
+        4 => Just(AttentionContent::Gaussian),
+        2 => Just(AttentionContent::LargeLogits),
+        2 => Just(AttentionContent::DominantKeys),
+        1 => Just(AttentionContent::TinyValues),
+        1 => Just(AttentionContent::HugeValues),
+        1 => Just(AttentionContent::SignedZeros),
+    ];
     (
         n_q,
         pos0,
@@ -98,11 +134,11 @@ pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
         head_dim,
         0usize..=3,
         any::<bool>(),
-        prop::bool::weighted(0.3),
+        content,
         any::<u64>(),
     )
         .prop_map(
-            |(n_q, pos0, n_head_kv, group, head_dim, extra_kv, head_subset, large_logits, seed)| {
+            |(n_q, pos0, n_head_kv, group, head_dim, extra_kv, head_subset, content, seed)| {
                 AttentionCase {
                     n_q,
                     // Keep long contexts to decode-sized query blocks: the f64 reference is
@@ -113,7 +149,7 @@ pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
                     head_dim,
                     extra_kv,
                     head_subset,
-                    large_logits,
+                    content,
                     seed,
                 }
             },
@@ -150,6 +186,70 @@ fn gaussian(rng: &mut StdRng) -> f32 {
     StandardNormal.sample(rng)
 }
 
+/// q (`[n_q][n_head][hd]`), K and V (`[kv_len][n_head_kv][hd]`) for a case.
+fn generate<KV: CacheElem>(
+    case: &AttentionCase,
+    dims: &AttentionDims,
+    kv_len: usize,
+    rng: &mut StdRng,
+) -> (Vec<f32>, Vec<KV>, Vec<KV>) {
+    use AttentionContent::*;
+    let hd = dims.head_dim;
+    let kv_stride = dims.kv_stride();
+    let (q_scale, k_scale, v_scale) = match case.content {
+        Gaussian | DominantKeys | SignedZeros => (1.0, 1.0, 1.0),
+        LargeLogits => (5.5, 5.5, 1.0),
+        TinyValues => (1.0, 1e-5, 1e-6),
+        HugeValues => (1.0, 1.0, 2.0e4),
+    };
+    let mut q: Vec<f32> = (0..dims.q_len()).map(|_| q_scale * gaussian(rng)).collect();
+    let mut k: Vec<f32> = (0..kv_len * kv_stride)
+        .map(|_| k_scale * gaussian(rng))
+        .collect();
+    let mut v: Vec<f32> = (0..kv_len * kv_stride)
+        .map(|_| (v_scale * gaussian(rng)).clamp(-65000.0, 65000.0))
+        .collect();
+    match case.content {
+        DominantKeys => {
+            let visible_to_all = dims.pos0 + 1;
+            for g in 0..dims.n_head_kv {
+                let u: Vec<f32> = (0..hd).map(|_| gaussian(rng)).collect();
+                for t in 0..dims.n_q {
+                    for h in g * dims.group()..(g + 1) * dims.group() {
+                        let row = &mut q[(t * dims.n_head + h) * hd..][..hd];
+                        for (qi, ui) in row.iter_mut().zip(&u) {
+                            *qi = 2.0 * ui + 0.1 * *qi;
+                        }
+                    }
+                }
+                for _ in 0..rng.gen_range(1..=3) {
+                    let j = rng.gen_range(0..visible_to_all);
+                    let row = &mut k[j * kv_stride + g * hd..][..hd];
+                    for (ki, ui) in row.iter_mut().zip(&u) {
+                        *ki = 10.0 * ui;
+                    }
+                }
+            }
+        }
+        SignedZeros => {
+            for j in 0..kv_len {
+                if rng.gen_bool(0.2) {
+                    k[j * kv_stride..][..kv_stride].fill(-0.0);
+                }
+            }
+            for x in v.iter_mut() {
+                if rng.gen_bool(0.3) {
+                    *x = if rng.gen() { 0.0 } else { -0.0 };
+                }
+            }
+        }
+        _ => {}
+    }
+    let k = k.into_iter().map(KV::from_f32).collect();
+    let v = v.into_iter().map(KV::from_f32).collect();
+    (q, k, v)
+}
+
 /// Runs `kernel` (and `scalar`, when given) on one case and checks both oracles.
 pub fn check_case<KV: CacheElem>(
     case: &AttentionCase,
@@ -162,16 +262,7 @@ pub fn check_case<KV: CacheElem>(
     let hd = dims.head_dim;
     let kv_len = dims.kv_len_needed() + case.extra_kv;
     let kv_stride = dims.kv_stride();
-    let sigma = if case.large_logits { 5.5 } else { 1.0 };
-    let q: Vec<f32> = (0..dims.q_len())
-        .map(|_| sigma * gaussian(&mut rng))
-        .collect();
-    let k: Vec<KV> = (0..kv_len * kv_stride)
-        .map(|_| KV::from_f32(sigma * gaussian(&mut rng)))
-        .collect();
-    let v: Vec<KV> = (0..kv_len * kv_stride)
-        .map(|_| KV::from_f32(gaussian(&mut rng)))
-        .collect();
+    let (q, k, v) = generate::<KV>(case, &dims, kv_len, &mut rng);
 
     // Reference on exactly the values the kernel sees.
     let qf: Vec<f64> = q.iter().map(|&x| x as f64).collect();
@@ -232,7 +323,10 @@ pub fn check_case<KV: CacheElem>(
                 let vmax = (0..visible)
                     .map(|j| vf[j * kv_stride + g * hd + dd].abs())
                     .fold(0f64, f64::max);
-                let bound = (wrel + (1.0 + wrel) * acc) * vmax;
+                // Weights whose exponent is below -87.3 may be flushed to 0: each stood for
+                // less than 2^-126 of the (>= 1) running sum.
+                let flushed = visible as f64 * f64::powi(2.0, -126) * vmax;
+                let bound = (wrel + (1.0 + wrel) * acc) * vmax + flushed;
                 let o = base + dd;
                 metrics
                     .record(out[o] as f64, want[o], vmax, bound)

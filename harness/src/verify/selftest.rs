@@ -9,7 +9,7 @@ use super::run_property;
 use crate::planted_attention::{flash_attention_planted, AttentionBug};
 use kernels::attention::AttentionDims;
 use kernels::matmul::MatmulDims;
-use kernels::quant::{q4k_scale_min, BlockQ4K, BlockQ8K, QK_K};
+use kernels::quant::{q4k_scale_min, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
 use kernels::Isa;
 use std::io::Write;
 use std::ops::Range;
@@ -162,6 +162,30 @@ fn outcome_to_result(
     }
 }
 
+/// A copy of the f32-design Q6_K matmul whose fourth part of each half (values 96..128) takes
+/// the scales of the third (`is + 4` instead of `is + 6`).
+pub fn planted_q6k_wrong_scale_pair(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
+    let nb = dims.blocks_per_row();
+    for r in 0..dims.rows {
+        for i in 0..dims.n {
+            let mut acc = 0f32;
+            for b in 0..nb {
+                let block = &w[r * nb + b];
+                let d = block.d.to_f32();
+                for v in 0..QK_K {
+                    let mut scale = BlockQ6K::scale_index(v);
+                    if v % 128 >= 96 {
+                        scale -= 2;
+                    }
+                    let q = block.q(v) as i32 - 32;
+                    acc += d * block.scales[scale] as f32 * q as f32 * x[i * dims.k + b * QK_K + v];
+                }
+            }
+            y[i * dims.y_stride + r] = acc;
+        }
+    }
+}
+
 /// One planted bug's outcome.
 pub struct SelfTestResult {
     pub name: String,
@@ -224,6 +248,21 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
             results.push(result);
         }
     }
+    let scalar_q6k = |x: &[f32], w: &[BlockQ6K], y: &mut [f32], d| {
+        kernels::matmul::matmul_q6k_f32(Isa::Scalar, x, w, y, d)
+    };
+    let oracle: F32Kernel<BlockQ6K> = &scalar_q6k;
+    let outcome = run_property(case_strategy(), cases, seed, |case| {
+        check_f32_case::<BlockQ6K>(case, &planted_q6k_wrong_scale_pair, Some(oracle))
+    });
+    let result = outcome_to_result(
+        "matmul_q6k/f32: WrongScalePair".into(),
+        outcome.failure,
+        cases,
+        seed,
+    );
+    report(out, &result)?;
+    results.push(result);
     for bug in AttentionBug::ALL {
         let planted = move |q: &[f32],
                             k: &[f32],
