@@ -11,7 +11,7 @@
 //!    (`d` products and sums, the product by `scale`, and `scale` itself rounded once).
 //! 2. Weights `p^_j = exp(fl(s^_j - m^)) (1 + e)`: the common shift `m^` cancels on normalising;
 //!    the subtraction adds `u |s_j - m| <= 2 u A` to the exponent; `|e| <= E` with `E = 2u` for
-//!    `f32::exp` (< 1 ulp) and `SIMD_EXP_MAX_REL_ERROR` for the vectorised exp. Each rescale by
+//!    `f32::exp` (< 1 ulp) and `ops::EXP_MAX_REL_ERROR` for the vectorised exp. Each rescale by
 //!    `alpha` multiplies every earlier weight by `(1 + e_alpha)(1 + u)` (the same `alpha` goes into
 //!    the accumulator and the running sum, so only its rounding relative to later weights
 //!    matters), at most once per tile: `n_tiles (2u + u)` more (`alpha` is always `f32::exp`).
@@ -28,9 +28,8 @@ use std::ops::Range;
 use std::time::Instant;
 
 use half::f16;
-use kernels::attention::{
-    flash_attention, scratch_len, AttentionDims, KvElem, SIMD_EXP_MAX_REL_ERROR, TILE,
-};
+use kernels::attention::{flash_attention, scratch_len, AttentionDims, KvElem, TILE};
+use kernels::ops::EXP_MAX_REL_ERROR;
 use kernels::Isa;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -103,7 +102,7 @@ fn row_bound(dims: AttentionDims, t: usize, abs_score: f64, max_v: f64, exp_err:
 fn exp_error(isa: Isa) -> f64 {
     match isa {
         Isa::Scalar => 2.0 * U,
-        _ => SIMD_EXP_MAX_REL_ERROR as f64,
+        _ => EXP_MAX_REL_ERROR,
     }
 }
 

@@ -6,8 +6,9 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::exp_consts as c;
-use super::{AttentionDims, KvElem, KvFormat, TILE};
+use super::driver::{flash_attention_tiled, TileOps};
+use super::{AttentionDims, KvElem, KvFormat};
+use crate::ops::avx512::exp_nonpositive_ps;
 
 /// Causal GQA attention over the query heads `heads`; same contract as
 /// [`scalar::flash_attention`](super::scalar::flash_attention).
@@ -27,65 +28,113 @@ pub unsafe fn flash_attention<KV: KvElem>(
     dims: AttentionDims,
     heads: Range<usize>,
 ) {
-    dims.check(q.len(), k.len(), v.len(), out.len(), scratch.len(), &heads);
-    let head_dim = dims.head_dim;
-    let group = dims.group();
-    let scale = dims.scale();
-    let kv_stride = dims.kv_stride();
-    let (scores, state) = scratch.split_at_mut(TILE);
-    let scores = scores.as_mut_ptr();
+    // SAFETY: this function enables the target features `Avx512TileOps` needs.
+    unsafe { flash_attention_tiled::<Avx512TileOps, KV>(q, k, v, out, scratch, dims, heads) }
+}
 
-    for t in 0..dims.n_q {
-        let kv_end = dims.pos0 + t + 1;
-        // The query heads sharing a KV head walk the cache together, tile by tile, so each K/V
-        // tile comes from memory once and is reused from L1 by the whole group. Each head keeps
-        // its running max and sum in `state`, its accumulator in its own `out` row.
-        let mut first = heads.start;
-        while first < heads.end {
-            let kv_head = first / group;
-            let last = heads.end.min((kv_head + 1) * group);
-            let rows_start = (t * dims.n_head + first) * head_dim;
-            out[rows_start..rows_start + (last - first) * head_dim].fill(0.0);
-            let state = &mut state[..2 * (last - first)];
-            for max_and_sum in state.chunks_exact_mut(2) {
-                max_and_sum.copy_from_slice(&[f32::NEG_INFINITY, 0.0]);
-            }
-            // SAFETY: `check` guarantees `q` and `out` hold `head_dim` values at every row
-            // below (heads `first..last` of row `t`), the cache holds `kv_end <= kv_len`
-            // positions of `kv_stride` values and `kv_head * head_dim + head_dim <= kv_stride`,
-            // and `scratch` holds `TILE` scores before `state`; every pointer below stays inside
-            // those ranges (vector loads never cross `head_dim`, a multiple of 16, and score
-            // accesses never cross `TILE`, a multiple of 16).
-            unsafe {
-                for tile_start in (0..kv_end).step_by(TILE) {
-                    let tile_len = TILE.min(kv_end - tile_start);
-                    let at = tile_start * kv_stride + kv_head * head_dim;
-                    let (k_tile, v_tile) = (k.as_ptr().add(at), v.as_ptr().add(at));
-                    for (i, max_and_sum) in state.chunks_exact_mut(2).enumerate() {
-                        let row = rows_start + i * head_dim;
-                        let (q_row, acc) = (q.as_ptr().add(row), out.as_mut_ptr().add(row));
-                        let tile_max = tile_scores(
-                            q_row, k_tile, kv_stride, head_dim, tile_len, scale, scores,
-                        );
-                        let [running_max, running_sum] = max_and_sum else {
-                            unreachable!("chunks of two")
-                        };
-                        if tile_max > *running_max {
-                            let alpha = (*running_max - tile_max).exp();
-                            scale_row(acc, head_dim, alpha);
-                            *running_sum *= alpha;
-                            *running_max = tile_max;
-                        }
-                        *running_sum += exp_tile(scores, tile_len, *running_max);
-                        accumulate_pv(acc, scores, v_tile, kv_stride, head_dim, tile_len);
+/// The AVX-512 F primitives of the shared flash-attention driver.
+pub(crate) struct Avx512TileOps;
+
+impl TileOps for Avx512TileOps {
+    #[inline(always)]
+    unsafe fn tile_scores<KV: KvElem>(
+        q: *const f32,
+        k_tile: *const KV,
+        kv_stride: usize,
+        head_dim: usize,
+        tile_len: usize,
+        scale: f32,
+        scores: *mut f32,
+    ) -> f32 {
+        // SAFETY: the caller guarantees `tile_len` rows of `head_dim` values at `kv_stride` apart
+        // and `tile_len <= TILE` scores.
+        unsafe {
+            let mut max = f32::NEG_INFINITY;
+            let mut j = 0;
+            while j + 4 <= tile_len {
+                let rows = [0, 1, 2, 3].map(|r| k_tile.add((j + r) * kv_stride));
+                let mut a = [_mm512_setzero_ps(); 4];
+                for i in (0..head_dim).step_by(16) {
+                    let qv = _mm512_loadu_ps(q.add(i));
+                    for r in 0..4 {
+                        a[r] = _mm512_fmadd_ps(qv, load16(rows[r].add(i)), a[r]);
                     }
                 }
-                for (i, max_and_sum) in state.chunks_exact(2).enumerate() {
-                    let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
-                    scale_row(acc, head_dim, 1.0 / max_and_sum[1]);
+                for (r, ar) in a.iter().enumerate() {
+                    let s = _mm512_reduce_add_ps(*ar) * scale;
+                    *scores.add(j + r) = s;
+                    max = max.max(s);
                 }
+                j += 4;
             }
-            first = last;
+            while j < tile_len {
+                let row = k_tile.add(j * kv_stride);
+                let mut a = _mm512_setzero_ps();
+                for i in (0..head_dim).step_by(16) {
+                    a = _mm512_fmadd_ps(_mm512_loadu_ps(q.add(i)), load16(row.add(i)), a);
+                }
+                let s = _mm512_reduce_add_ps(a) * scale;
+                *scores.add(j) = s;
+                max = max.max(s);
+                j += 1;
+            }
+            max
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn exp_tile(scores: *mut f32, tile_len: usize, max: f32) -> f32 {
+        // SAFETY: the masked load and store touch only `scores[..tile_len]`. The caller enables
+        // the target features the shared `exp` needs.
+        unsafe {
+            // Live lanes hold `score - max <= 0` (`max` is the running max, at least every score
+            // of the tile) or NaN, the overflow-free exp's domain; other lanes are masked out.
+            let max_v = _mm512_set1_ps(max);
+            let mut sum = _mm512_setzero_ps();
+            for base in (0..tile_len).step_by(16) {
+                let live_lanes = (tile_len - base).min(16);
+                let live: __mmask16 = (((1u32 << live_lanes) - 1) & 0xFFFF) as __mmask16;
+                let x = _mm512_sub_ps(_mm512_maskz_loadu_ps(live, scores.add(base)), max_v);
+                let p = _mm512_maskz_mov_ps(live, exp_nonpositive_ps(x));
+                _mm512_mask_storeu_ps(scores.add(base), live, p);
+                sum = _mm512_add_ps(sum, p);
+            }
+            _mm512_reduce_add_ps(sum)
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn scale_row(acc: *mut f32, head_dim: usize, factor: f32) {
+        // SAFETY: the caller guarantees `head_dim` (a multiple of 16) values at `acc`.
+        unsafe {
+            let f = _mm512_set1_ps(factor);
+            for i in (0..head_dim).step_by(16) {
+                _mm512_storeu_ps(acc.add(i), _mm512_mul_ps(_mm512_loadu_ps(acc.add(i)), f));
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn accumulate_pv<KV: KvElem>(
+        acc: *mut f32,
+        p: *const f32,
+        v_tile: *const KV,
+        kv_stride: usize,
+        head_dim: usize,
+        tile_len: usize,
+    ) {
+        // SAFETY: `head_dim` is a multiple of 16: 64-wide chunks, then 16-wide ones, cover it
+        // exactly.
+        unsafe {
+            let mut d = 0;
+            while d + 64 <= head_dim {
+                accumulate_pv_chunk::<KV, 4>(acc.add(d), p, v_tile.add(d), kv_stride, tile_len);
+                d += 64;
+            }
+            while d < head_dim {
+                accumulate_pv_chunk::<KV, 1>(acc.add(d), p, v_tile.add(d), kv_stride, tile_len);
+                d += 16;
+            }
         }
     }
 }
@@ -98,101 +147,6 @@ unsafe fn load16<KV: KvElem>(p: *const KV) -> __m512 {
             KvFormat::F32 => _mm512_loadu_ps(p.cast()),
             KvFormat::F16 => _mm512_cvtph_ps(_mm256_loadu_si256(p.cast())),
         }
-    }
-}
-
-/// `scores[j] = scale * q . k_j` for the tile's rows; returns their max.
-#[inline(always)]
-unsafe fn tile_scores<KV: KvElem>(
-    q: *const f32,
-    k_tile: *const KV,
-    kv_stride: usize,
-    head_dim: usize,
-    tile_len: usize,
-    scale: f32,
-    scores: *mut f32,
-) -> f32 {
-    // SAFETY: the caller guarantees `tile_len` rows of `head_dim` values at `kv_stride` apart
-    // and `tile_len <= TILE` scores.
-    unsafe {
-        let mut max = f32::NEG_INFINITY;
-        let mut j = 0;
-        while j + 4 <= tile_len {
-            let rows = [0, 1, 2, 3].map(|r| k_tile.add((j + r) * kv_stride));
-            let mut a = [_mm512_setzero_ps(); 4];
-            for i in (0..head_dim).step_by(16) {
-                let qv = _mm512_loadu_ps(q.add(i));
-                for r in 0..4 {
-                    a[r] = _mm512_fmadd_ps(qv, load16(rows[r].add(i)), a[r]);
-                }
-            }
-            for (r, ar) in a.iter().enumerate() {
-                let s = _mm512_reduce_add_ps(*ar) * scale;
-                *scores.add(j + r) = s;
-                max = max.max(s);
-            }
-            j += 4;
-        }
-        while j < tile_len {
-            let row = k_tile.add(j * kv_stride);
-            let mut a = _mm512_setzero_ps();
-            for i in (0..head_dim).step_by(16) {
-                a = _mm512_fmadd_ps(_mm512_loadu_ps(q.add(i)), load16(row.add(i)), a);
-            }
-            let s = _mm512_reduce_add_ps(a) * scale;
-            *scores.add(j) = s;
-            max = max.max(s);
-            j += 1;
-        }
-        max
-    }
-}
-
-/// `e^x` for each lane; relative error at most
-/// [`SIMD_EXP_MAX_REL_ERROR`](super::SIMD_EXP_MAX_REL_ERROR) on `[MIN_ARG, MAX_ARG]`.
-#[inline(always)]
-unsafe fn exp_ps(x: __m512) -> __m512 {
-    // SAFETY: register-only arithmetic.
-    unsafe {
-        let x = _mm512_min_ps(
-            _mm512_max_ps(x, _mm512_set1_ps(c::MIN_ARG)),
-            _mm512_set1_ps(c::MAX_ARG),
-        );
-        let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-            _mm512_mul_ps(x, _mm512_set1_ps(c::LOG2_E)),
-        );
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(c::LN2_HI), x);
-        let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(c::LN2_LO), r);
-        let mut p = _mm512_set1_ps(c::P[0]);
-        for &coef in &c::P[1..] {
-            p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(coef));
-        }
-        let y = _mm512_fmadd_ps(
-            p,
-            _mm512_mul_ps(r, r),
-            _mm512_add_ps(r, _mm512_set1_ps(1.0)),
-        );
-        let biased = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
-        _mm512_mul_ps(y, _mm512_castsi512_ps(_mm512_slli_epi32::<23>(biased)))
-    }
-}
-
-/// Replaces `scores[..tile_len]` by `exp(score - max)` and returns their sum.
-#[inline(always)]
-unsafe fn exp_tile(scores: *mut f32, tile_len: usize, max: f32) -> f32 {
-    // SAFETY: the masked load and store touch only `scores[..tile_len]`.
-    unsafe {
-        let max_v = _mm512_set1_ps(max);
-        let mut sum = _mm512_setzero_ps();
-        for base in (0..tile_len).step_by(16) {
-            let live_lanes = (tile_len - base).min(16);
-            let live: __mmask16 = (((1u32 << live_lanes) - 1) & 0xFFFF) as __mmask16;
-            let x = _mm512_sub_ps(_mm512_maskz_loadu_ps(live, scores.add(base)), max_v);
-            let p = _mm512_maskz_mov_ps(live, exp_ps(x));
-            _mm512_mask_storeu_ps(scores.add(base), live, p);
-            sum = _mm512_add_ps(sum, p);
-        }
-        _mm512_reduce_add_ps(sum)
     }
 }
 
@@ -221,76 +175,5 @@ unsafe fn accumulate_pv_chunk<KV: KvElem, const N: usize>(
         for (r, ar) in a.iter().enumerate() {
             _mm512_storeu_ps(acc.add(16 * r), *ar);
         }
-    }
-}
-
-#[inline(always)]
-unsafe fn accumulate_pv<KV: KvElem>(
-    acc: *mut f32,
-    p: *const f32,
-    v_tile: *const KV,
-    kv_stride: usize,
-    head_dim: usize,
-    tile_len: usize,
-) {
-    // SAFETY: `head_dim` is a multiple of 16: 64-wide chunks, then 16-wide ones, cover it exactly.
-    unsafe {
-        let mut d = 0;
-        while d + 64 <= head_dim {
-            accumulate_pv_chunk::<KV, 4>(acc.add(d), p, v_tile.add(d), kv_stride, tile_len);
-            d += 64;
-        }
-        while d < head_dim {
-            accumulate_pv_chunk::<KV, 1>(acc.add(d), p, v_tile.add(d), kv_stride, tile_len);
-            d += 16;
-        }
-    }
-}
-
-#[inline(always)]
-unsafe fn scale_row(acc: *mut f32, head_dim: usize, factor: f32) {
-    // SAFETY: the caller guarantees `head_dim` (a multiple of 16) values at `acc`.
-    unsafe {
-        let f = _mm512_set1_ps(factor);
-        for i in (0..head_dim).step_by(16) {
-            _mm512_storeu_ps(acc.add(i), _mm512_mul_ps(_mm512_loadu_ps(acc.add(i)), f));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::attention::SIMD_EXP_MAX_REL_ERROR;
-
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    fn max_exp_rel_error(from: f32, to: f32, steps: usize) -> f64 {
-        let mut worst = 0.0f64;
-        let mut lanes = [0f32; 16];
-        for i in (0..steps).step_by(16) {
-            for (l, x) in lanes.iter_mut().enumerate() {
-                *x = from + (to - from) * ((i + l) as f32 / steps as f32);
-            }
-            let mut y = [0f32; 16];
-            // SAFETY: this function's target features cover `exp_ps`; both arrays hold 16 values.
-            unsafe { _mm512_storeu_ps(y.as_mut_ptr(), exp_ps(_mm512_loadu_ps(lanes.as_ptr()))) };
-            for (x, y) in lanes.iter().zip(y) {
-                let exact = (*x as f64).exp();
-                worst = worst.max(((y as f64 - exact) / exact).abs());
-            }
-        }
-        worst
-    }
-
-    #[test]
-    fn exp_meets_its_bound() {
-        if let Some(why) = crate::Isa::Avx512.unavailable_reason() {
-            eprintln!("skipped: {why}");
-            return;
-        }
-        // SAFETY: availability checked above.
-        let worst = unsafe { max_exp_rel_error(-87.3, 88.3, 4_000_000) };
-        eprintln!("avx512 exp: max relative error {worst:.3e}");
-        assert!(worst <= SIMD_EXP_MAX_REL_ERROR as f64, "{worst:e}");
     }
 }

@@ -29,6 +29,10 @@
 //! Every ISA file exports the same function, `flash_attention`, with the signature of
 //! [`scalar::flash_attention`]; the SIMD variants vectorise the `q.k` dot products, the
 //! exponentials and the `p*V` accumulation over `head_dim` (f16 widened with F16C `vcvtph2ps` / NEON `fcvtl`).
+//! They share one loop (`driver`), generic over the per-ISA vector primitives, and the
+//! vectorised `exp` of [`crate::ops`] (relative error at most [`crate::ops::EXP_MAX_REL_ERROR`],
+//! exactly 0 for arguments below [`crate::ops::EXP_UNDERFLOW_BELOW`]); the scalar variant uses
+//! `f32::exp`.
 
 use std::ops::Range;
 
@@ -41,42 +45,14 @@ pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod driver;
+
 use crate::Isa;
 
 /// KV positions per tile: the length of the score buffer, and how often the running max can grow.
 /// A multiple of 16 so every vector width tiles it exactly.
 pub const TILE: usize = 64;
-
-/// Largest relative error of the vectorised `exp` the SIMD variants use (the scalar variant uses
-/// `f32::exp`), for arguments in `[-87.33, 88.37]`; smaller arguments give at most `1.2e-38`
-/// instead of a smaller value. It is `4u` with `u = 2^-24`: the Cephes `expf` minimax polynomial
-/// of degree 7 on `|r| <= ln2/2` is accurate to `~0.3u`; the two-constant range reduction adds at
-/// most `|r| u <= 0.35u`; Horner on `r^2 p(r)` (at most 0.07 of the result) adds `< 0.5u` and
-/// the final `1 + r + r^2 p` adds `< 2u`; scaling by `2^n` is exact. Each ISA module checks this
-/// bound on a dense sweep in its unit tests.
-pub const SIMD_EXP_MAX_REL_ERROR: f32 = 4.0 * f32::EPSILON / 2.0;
-
-/// Constants of the vectorised `exp` shared by every SIMD variant (Cephes `expf`).
-#[allow(dead_code)] // The scalar-only aarch64-less, x86-less builds use none of them.
-pub(crate) mod exp_consts {
-    /// `ln(f32::MIN_POSITIVE)`: below it `2^n` would leave the normal range.
-    pub const MIN_ARG: f32 = -87.336_54;
-    /// `ln(f32::MAX)`.
-    pub const MAX_ARG: f32 = 88.376_26;
-    pub const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    /// `ln 2` split so that `n * LN2_HI` is exact for `|n| <= 128`.
-    pub const LN2_HI: f32 = 0.693_359_4;
-    pub const LN2_LO: f32 = -2.121_944_4e-4;
-    /// Minimax coefficients of `(exp(r) - 1 - r) / r^2`, highest degree first.
-    pub const P: [f32; 6] = [
-        1.987_569_1e-4,
-        1.398_2e-3,
-        8.333_452e-3,
-        4.166_579_6e-2,
-        1.666_666_5e-1,
-        0.5,
-    ];
-}
 
 mod sealed {
     pub trait Sealed {}

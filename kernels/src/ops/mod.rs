@@ -161,3 +161,40 @@ pub fn residual_add(isa: Isa, y: &mut [f32], x: &[f32]) {
 pub fn exp_in_place(isa: Isa, x: &mut [f32]) {
     dispatch!(isa, exp_in_place(x))
 }
+
+/// Arguments and checks for the unit test of each ISA file's overflow-free vector `exp`
+/// (`exp_nonpositive_*`), which attention uses on `score - running_max`.
+#[cfg(test)]
+pub(crate) mod exp_nonpositive_check {
+    use super::EXP_UNDERFLOW_BELOW;
+
+    /// A dense sweep of `[-100, 0]`, 64 ulps either side of the underflow edge, and the
+    /// specials attention can produce; the length is a multiple of every vector width.
+    pub(crate) fn args() -> Vec<f32> {
+        let mut x: Vec<f32> = (0..=400_000)
+            .map(|i| -100.0 * i as f32 / 400_000.0)
+            .collect();
+        let edge = EXP_UNDERFLOW_BELOW.to_bits();
+        x.extend((edge - 64..edge + 64).map(f32::from_bits));
+        x.extend([-0.0, -1e-30, -1e-45, f32::MIN, f32::NEG_INFINITY, f32::NAN]);
+        while !x.len().is_multiple_of(16) {
+            x.push(-1.0);
+        }
+        x
+    }
+
+    /// Panics unless `nonpositive` is, bit for bit, what the full `exp` (checked against its
+    /// bound in `tests/ops.rs`) gives, and `+0.0` below the underflow edge.
+    pub(crate) fn check(isa: &str, x: &[f32], full: &[f32], nonpositive: &[f32]) {
+        for ((&x, &f), &n) in x.iter().zip(full).zip(nonpositive) {
+            let same = f.to_bits() == n.to_bits() || (f.is_nan() && n.is_nan());
+            assert!(
+                same,
+                "{isa}: exp({x:e}) = {f:e}, overflow-free exp gives {n:e}"
+            );
+            if x < EXP_UNDERFLOW_BELOW {
+                assert_eq!(n.to_bits(), 0, "{isa}: exp({x:e}) = {n:e}, not +0");
+            }
+        }
+    }
+}
