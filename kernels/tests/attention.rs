@@ -488,3 +488,38 @@ fn bench_decode_kv1024_32h_4kv_hd64() {
         );
     }
 }
+
+/// A NaN score must surface as NaN in every variant (an upstream bug should not be averaged
+/// away into plausible output).
+#[test]
+fn nan_in_a_query_propagates_in_every_variant() {
+    use kernels::attention::{flash_attention, scratch_len, AttentionDims};
+    use kernels::Isa;
+    let dims = AttentionDims {
+        n_q: 1,
+        n_head: 2,
+        n_head_kv: 1,
+        head_dim: 16,
+        pos0: 70,
+    };
+    let kv: Vec<f32> = (0..71 * 16)
+        .map(|i| ((i * 7919) % 13) as f32 * 0.1 - 0.6)
+        .collect();
+    let mut q = vec![0.25f32; 32];
+    q[3] = f32::NAN; // head 0 only
+    for isa in Isa::available() {
+        let mut out = vec![0f32; 32];
+        let mut scratch = vec![0f32; scratch_len(&dims)];
+        flash_attention(isa, &q, &kv, &kv, &mut out, &mut scratch, dims, 0..2);
+        assert!(
+            out[..16].iter().all(|x| x.is_nan()),
+            "{isa}: head 0 {:?}",
+            &out[..16]
+        );
+        assert!(
+            out[16..].iter().all(|x| x.is_finite()),
+            "{isa}: head 1 {:?}",
+            &out[16..]
+        );
+    }
+}

@@ -118,17 +118,31 @@ impl AttentionDims {
 
     /// Values in `q` or `out`.
     pub fn q_len(&self) -> usize {
-        self.n_q * self.n_head * self.head_dim
+        self.n_q
+            .checked_mul(self.n_head)
+            .and_then(|v| v.checked_mul(self.head_dim))
+            .unwrap_or_else(|| self.overflow())
     }
 
     /// Values per cached position in `k` or `v`.
     pub fn kv_stride(&self) -> usize {
-        self.n_head_kv * self.head_dim
+        self.n_head_kv
+            .checked_mul(self.head_dim)
+            .unwrap_or_else(|| self.overflow())
     }
 
     /// Positions a cache must hold: `pos0 + n_q`.
     pub fn kv_len_needed(&self) -> usize {
-        self.pos0 + self.n_q
+        self.pos0
+            .checked_add(self.n_q)
+            .unwrap_or_else(|| self.overflow())
+    }
+
+    /// The sizes above are checked, not wrapped: the SIMD variants' unchecked loads rely on
+    /// [`check`](Self::check), which a wrapped product would fool.
+    #[track_caller]
+    fn overflow(&self) -> ! {
+        panic!("attention shape {self:?} overflows usize")
     }
 
     /// Panics (a caller bug, never an input-data condition) unless the slices fit the shapes.
@@ -219,5 +233,24 @@ pub fn flash_attention<KV: KvElem>(
         Isa::Neon => unsafe { neon::flash_attention(q, k, v, out, scratch, dims, heads) },
         #[allow(unreachable_patterns)]
         _ => unreachable!("assert_available admits no ISA of another architecture"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "overflows usize")]
+    fn positions_that_wrap_are_refused() {
+        // pos0 + n_q wraps to 0 in unchecked arithmetic, which would admit an empty cache.
+        let dims = AttentionDims {
+            n_q: 2,
+            n_head: 1,
+            n_head_kv: 1,
+            head_dim: 16,
+            pos0: usize::MAX - 1,
+        };
+        dims.check(32, 0, 0, 32, scratch_len(&dims), &(0..1));
     }
 }

@@ -151,19 +151,7 @@ unsafe fn load4<KV: KvElem>(p: *const KV) -> float32x4_t {
     unsafe {
         match KV::FORMAT {
             KvFormat::F32 => vld1q_f32(p.cast()),
-            KvFormat::F16 => {
-                // `vcvt_f32_f16` is only stable since Rust 1.94, past the workspace MSRV (1.89);
-                // this is the one instruction it compiles to.
-                let halves = vld1_u16(p.cast());
-                let wide: float32x4_t;
-                std::arch::asm!(
-                    "fcvtl {wide:v}.4s, {halves:v}.4h",
-                    wide = out(vreg) wide,
-                    halves = in(vreg) halves,
-                    options(pure, nomem, nostack, preserves_flags),
-                );
-                wide
-            }
+            KvFormat::F16 => vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p.cast()))),
         }
     }
 }
