@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: formatting and lints, the workspace tests (scalar, AVX2, AVX-512 on this x86_64
-# machine), the quantizer quality figures, the verification gate and its self-test, and the
-# NEON variants under qemu. Installs what it needs first; safe to run again.
+# machine), the quantizer quality figures, the NEON tests under qemu, the verification gate on
+# all four ISAs (NEON rows from the aarch64 build under qemu) and its self-test. Installs what
+# it needs first; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -18,13 +19,15 @@ cargo test --workspace
 echo "== quantizer round-trip RMSE (1M N(0,1) values)"
 cargo test --quiet -p kernels --test quant_rmse -- --nocapture
 
-mkdir -p reports
-echo "== harness verify (x86_64: scalar, avx2, avx512)"
-cargo run --quiet --release -p harness -- verify --isa scalar,avx2,avx512 --csv reports/verify-x86_64.csv
-echo "== harness verify --self-test"
-cargo run --quiet --release -p harness -- verify --self-test
+# The x86_64 harness first, the aarch64 one after it: verify only trusts an aarch64 build that
+# is newer than itself.
+cargo build --quiet --release -p harness
+echo "== NEON under qemu-aarch64: tests and the aarch64 harness"
+bash scripts/neon.sh --no-verify
 
-echo "== NEON under qemu-aarch64"
-bash scripts/neon.sh --csv reports/verify-aarch64.csv
-{ cat reports/verify-x86_64.csv; tail -n +2 reports/verify-aarch64.csv; } > reports/verify.csv
+mkdir -p reports
+echo "== harness verify (scalar, avx2, avx512; neon under qemu)"
+target/release/harness verify --isa scalar,avx2,avx512,neon --csv reports/verify.csv
+echo "== harness verify --self-test"
+target/release/harness verify --self-test
 echo "== all checks passed; gate rows in reports/verify.csv"

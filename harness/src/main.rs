@@ -42,7 +42,7 @@ struct VerifyArgs {
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Plant known bugs in test-only kernel copies and show that the gate catches each.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["kernel", "isa", "csv"])]
     self_test: bool,
     /// List the kernel families and exit.
     #[arg(long)]
@@ -98,11 +98,17 @@ fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
             ExitCode::FAILURE
         });
     }
+    // Refuse an unwritable CSV path now, not after the whole run.
+    if let Some(path) = &args.csv {
+        std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let explicit_isas = !isas.is_empty();
     let config = VerifyConfig {
         kernels: args.kernel,
         isas,
         cases: args.cases,
         seed: args.seed,
+        neon_under_qemu: true,
     };
     let started = std::time::Instant::now();
     let rows = verify::run(&config, &mut stdout)?;
@@ -120,6 +126,17 @@ fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         config.seed
     );
+    // An ISA named on the command line must run: a gate that skips what it was asked to check
+    // must not pass.
+    if explicit_isas && skipped > 0 {
+        if let Some(row) = rows.iter().find(|r| matches!(r.status, Status::Skipped(_))) {
+            eprintln!(
+                "harness: error: --isa {} was asked for but cannot run here: {}",
+                row.isa, row.note
+            );
+        }
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -11,6 +11,7 @@ fn every_available_variant_passes_the_gate() {
         isas: Isa::available().collect(),
         cases: 48,
         seed: 0x7e57,
+        neon_under_qemu: false,
     };
     let mut log = Vec::new();
     let rows = verify::run(&config, &mut log).expect("verify runs");
@@ -55,6 +56,7 @@ fn unavailable_isa_is_reported_skipped_not_passed() {
         isas: vec![missing],
         cases: 4,
         seed: 1,
+        neon_under_qemu: false,
     };
     let rows = verify::run(&config, &mut std::io::sink()).expect("verify runs");
     assert!(rows
@@ -75,6 +77,9 @@ fn bad_flags_fail_with_a_one_line_error() {
         &["verify", "--isa", "sse9"][..],
         &["verify", "--kernel", "matmul_q9k"],
         &["verify", "--cases", "zero"],
+        &["verify", "--cases", "0"],
+        &["verify", "--csv", "/nonexistent-dir/verify.csv"],
+        &["verify", "--self-test", "--kernel", "attention"],
         &["verify", "--no-such-flag"],
         &["frobnicate"],
     ] {

@@ -97,9 +97,7 @@ impl Isa {
             Isa::Avx2 if !d.avx2 => Some("CPU lacks AVX2+FMA+F16C"),
             Isa::Avx512 if !cfg!(target_arch = "x86_64") => Some("not an x86_64 build"),
             Isa::Avx512 if !d.avx512 => Some("CPU lacks AVX-512 F/BW/VL/VNNI"),
-            Isa::Neon if !cfg!(target_arch = "aarch64") => {
-                Some("not an aarch64 build (run under qemu-aarch64: scripts/neon.sh)")
-            }
+            Isa::Neon if !cfg!(target_arch = "aarch64") => Some("not an aarch64 build"),
             Isa::Neon if !d.neon => Some("CPU lacks NEON"),
             _ => None,
         }

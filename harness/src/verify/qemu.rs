@@ -1,0 +1,205 @@
+//! The NEON rows on an x86_64 machine: the aarch64 build of this harness, run under
+//! `qemu-aarch64`, checks them while the x86 rows run, and its rows join the report.
+//!
+//! The aarch64 binary is the one `scripts/neon.sh` builds next to this one
+//! (`target/aarch64-unknown-linux-gnu/<profile>/harness`, or `$HARNESS_AARCH64_BIN`). It is only
+//! used when it is newer than this binary: an older one may predate the kernels being checked,
+//! and its rows would vouch for code it does not contain.
+
+use super::{Metrics, Row, Status, VerifyConfig};
+use kernels::Isa;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The aarch64 sysroot qemu loads the dynamic linker and libc from.
+const SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
+/// The NEON rows of one `verify` run, fetched from qemu once and handed out per variant.
+pub enum NeonRun {
+    /// Nothing to do: NEON not asked for, or this is an aarch64 build (NEON runs natively).
+    NotNeeded,
+    /// Why NEON cannot be checked from here.
+    Unavailable(String),
+    /// One qemu process per share of the kernel families (two: this machine class has two
+    /// cores, and the x86 rows finish long before the emulated ones).
+    Running(Vec<(Child, PathBuf)>),
+    Done(Result<HashMap<(String, String), Row>, String>),
+}
+
+impl NeonRun {
+    /// Starts the qemu run in the background when the config wants NEON and this is x86_64.
+    pub fn start(config: &VerifyConfig) -> NeonRun {
+        if !config.neon_under_qemu || !config.wants_isa(Isa::Neon) || Isa::Neon.is_available() {
+            return NeonRun::NotNeeded;
+        }
+        let wanted: Vec<String> = if config.kernels.is_empty() {
+            super::KERNELS.iter().map(|k| k.to_string()).collect()
+        } else {
+            config.kernels.clone()
+        };
+        // The matmuls are about half of the emulated work.
+        let (matmuls, rest): (Vec<String>, Vec<String>) =
+            wanted.into_iter().partition(|k| k.starts_with("matmul"));
+        let mut children = Vec::new();
+        for (i, share) in [matmuls, rest].into_iter().enumerate() {
+            if share.is_empty() {
+                continue;
+            }
+            match spawn(config, &share, i) {
+                Ok(child) => children.push(child),
+                Err(reason) => {
+                    for (mut child, csv) in children {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        let _ = std::fs::remove_file(csv);
+                    }
+                    return NeonRun::Unavailable(reason);
+                }
+            }
+        }
+        NeonRun::Running(children)
+    }
+
+    /// The row for `skipped` (a NEON row this process could not run): the qemu result when
+    /// there is one, else `skipped` with the reason qemu could not provide it.
+    pub fn row_for(&mut self, skipped: Row) -> Row {
+        if let NeonRun::Running(children) = self {
+            let mut all = HashMap::new();
+            let mut failure = None;
+            for (child, csv) in children.iter_mut() {
+                match finish(child, csv) {
+                    Ok(rows) => all.extend(rows),
+                    Err(reason) => failure = Some(reason),
+                }
+            }
+            *self = NeonRun::Done(match failure {
+                None => Ok(all),
+                Some(reason) => Err(reason),
+            });
+        }
+        let reason = match self {
+            NeonRun::NotNeeded => return skipped,
+            NeonRun::Unavailable(reason) => reason.clone(),
+            NeonRun::Done(Ok(rows)) => {
+                match rows.get(&(skipped.kernel.clone(), skipped.design.clone())) {
+                    Some(row) => return row.clone(),
+                    None => "the aarch64 run produced no such row".into(),
+                }
+            }
+            NeonRun::Done(Err(reason)) => reason.clone(),
+            NeonRun::Running(_) => unreachable!("finished above"),
+        };
+        let mut row = skipped;
+        row.note = format!("{}; {reason}", row.note);
+        row.status = Status::Skipped(row.note.clone());
+        row
+    }
+}
+
+fn aarch64_binary() -> Result<PathBuf, String> {
+    let this = std::env::current_exe().map_err(|e| format!("cannot locate this binary: {e}"))?;
+    if let Some(path) = std::env::var_os("HARNESS_AARCH64_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let profile_dir = this.parent().ok_or("this binary has no parent folder")?;
+    let profile = profile_dir.file_name().ok_or("no profile folder")?;
+    let target_dir = profile_dir.parent().ok_or("no target folder")?;
+    Ok(target_dir
+        .join("aarch64-unknown-linux-gnu")
+        .join(profile)
+        .join("harness"))
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+fn spawn(
+    config: &VerifyConfig,
+    kernels: &[String],
+    share: usize,
+) -> Result<(Child, PathBuf), String> {
+    let bin = aarch64_binary()?;
+    if !bin.exists() {
+        return Err(format!(
+            "no aarch64 build at {} (build it: scripts/neon.sh)",
+            bin.display()
+        ));
+    }
+    let this = std::env::current_exe().map_err(|e| e.to_string())?;
+    if let (Some(theirs), Some(ours)) = (modified(&bin), modified(&this)) {
+        if theirs < ours {
+            return Err(format!(
+                "the aarch64 build at {} is older than this binary (rebuild: scripts/neon.sh)",
+                bin.display()
+            ));
+        }
+    }
+    let csv = std::env::temp_dir().join(format!("harness-neon-{}-{share}.csv", std::process::id()));
+    let mut cmd = Command::new("qemu-aarch64");
+    cmd.arg("-L")
+        .arg(SYSROOT)
+        .arg(&bin)
+        .args(["verify", "--isa", "neon", "--cases"])
+        .arg(config.cases.to_string())
+        .arg("--seed")
+        .arg(config.seed.to_string())
+        .arg("--csv")
+        .arg(&csv)
+        .arg("--kernel")
+        .arg(kernels.join(","))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().map_err(|e| {
+        format!("cannot run qemu-aarch64 ({e}); install qemu-user: scripts/setup.sh")
+    })?;
+    Ok((child, csv))
+}
+
+fn finish(child: &mut Child, csv: &Path) -> Result<HashMap<(String, String), Row>, String> {
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use std::io::Read;
+        let _ = pipe.read_to_string(&mut stderr);
+    }
+    let status = child.wait().map_err(|e| format!("qemu-aarch64: {e}"))?;
+    let rows = read_rows(csv);
+    let _ = std::fs::remove_file(csv);
+    match rows {
+        Ok(rows) if !rows.is_empty() => Ok(rows),
+        Ok(_) | Err(_) => Err(format!(
+            "qemu-aarch64 run failed ({status}): {}",
+            stderr.lines().last().unwrap_or("no output")
+        )),
+    }
+}
+
+fn read_rows(csv: &Path) -> Result<HashMap<(String, String), Row>, String> {
+    let mut reader = csv::Reader::from_path(csv).map_err(|e| e.to_string())?;
+    let mut rows = HashMap::new();
+    for record in reader.records() {
+        let r = record.map_err(|e| e.to_string())?;
+        let field = |i: usize| r.get(i).unwrap_or("").to_string();
+        let num = |i: usize| field(i).parse::<f64>().unwrap_or(f64::NAN);
+        if field(2) != "neon" {
+            continue;
+        }
+        let status = match field(9).as_str() {
+            "PASS" => Status::Pass,
+            "FAIL" => Status::Fail,
+            _ => Status::Skipped(field(10)),
+        };
+        let row = Row {
+            kernel: field(0),
+            design: field(1),
+            isa: Isa::Neon,
+            cases: field(3).parse().unwrap_or(0),
+            metrics: Metrics::from_summary(num(4), num(5), num(6), num(7), num(8)),
+            status,
+            note: format!("qemu-aarch64: {}", field(10)),
+        };
+        rows.insert((row.kernel.clone(), row.design.clone()), row);
+    }
+    Ok(rows)
+}
