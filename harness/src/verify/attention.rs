@@ -58,6 +58,7 @@ pub enum AttentionContent {
     LargeLogits,
     /// All query heads of a KV head share a direction u and one to three visible keys are 10u,
     /// so those scores lead the rest by > 100: a tile max that misses a lane overflows exp.
+    /// Half of these keys sit in lane 15 of a 16-lane group.
     DominantKeys,
     /// K around 1e-5 and V around 1e-6: f16 subnormals, which must widen exactly.
     TinyValues,
@@ -223,7 +224,13 @@ fn generate<KV: CacheElem>(
                     }
                 }
                 for _ in 0..rng.gen_range(1..=3) {
-                    let j = rng.gen_range(0..visible_to_all);
+                    // Half the time in the last lane of a 16-lane group, where horizontal
+                    // reductions and tails most often go wrong.
+                    let j = if rng.gen_bool(0.5) && visible_to_all >= 16 {
+                        16 * rng.gen_range(0..visible_to_all / 16) + 15
+                    } else {
+                        rng.gen_range(0..visible_to_all)
+                    };
                     let row = &mut k[j * kv_stride + g * hd..][..hd];
                     for (ki, ui) in row.iter_mut().zip(&u) {
                         *ki = 10.0 * ui;
