@@ -22,9 +22,12 @@
 //! `out[t][h] = sum_{j <= pos0+t} softmax(s)_j * v[j][g]`.
 //!
 //! # Threads
-//! A call computes only the query heads in `heads` and writes only those heads' outputs, so
-//! threads can split a layer by head ranges (each with its own scratch) over the same `out`
-//! buffer (through disjoint re-borrows or by serialising calls).
+//! A call computes only the query heads in `heads` and writes only those heads' outputs, and
+//! needs its own scratch. `out` is still the whole `[n_q][n_head][head_dim]` buffer, so safe code
+//! cannot give two threads head ranges of one buffer at once: split by query rows (separate
+//! calls on row bands, with `pos0` advanced), or give each thread its own `out` and copy its
+//! heads back. A strided output view that splits by heads belongs with the threaded forward
+//! pass.
 //!
 //! Every ISA file exports the same function, `flash_attention`, with the signature of
 //! [`scalar::flash_attention`]; the SIMD variants vectorise the `q.k` dot products, the
