@@ -20,7 +20,7 @@
 //!
 //! Two variants within that bound differ by at most twice it.
 
-use super::{gamma_f32, run_property, Metrics, PropertyOutcome, Row, Status, VerifyConfig};
+use super::{gamma_f32, row, run_property, Metrics, Row, Status, VerifyConfig};
 use anyhow::Result;
 use half::f16;
 use kernels::attention::{self, AttentionDims, KvElem, TILE};
@@ -158,8 +158,10 @@ pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
 }
 
 /// The kernel signature under test, generic over the cache element.
-pub type AttentionKernel<'a, KV> =
-    &'a dyn Fn(&[f32], &[KV], &[KV], &mut [f32], &mut [f32], AttentionDims, Range<usize>);
+pub type AttentionFn<KV> =
+    dyn Fn(&[f32], &[KV], &[KV], &mut [f32], &mut [f32], AttentionDims, Range<usize>);
+/// A borrowed kernel under test.
+pub type AttentionKernel<'a, KV> = &'a AttentionFn<KV>;
 
 /// A cache element the gate checks.
 pub trait CacheElem: KvElem + Debug {
@@ -355,29 +357,20 @@ pub fn check_case<KV: CacheElem>(
     Ok(metrics)
 }
 
+/// The dispatching kernel for `isa`, with the signature under test.
+fn kernel_for<KV: CacheElem>(isa: Isa) -> Box<AttentionFn<KV>> {
+    Box::new(move |q, k, v, o, s, d, h| attention::flash_attention(isa, q, k, v, o, s, d, h))
+}
+
 fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
         return Row::skipped("attention", KV::DESIGN, isa, reason);
     }
-    let kernel =
-        |q: &[f32],
-         k: &[KV],
-         v: &[KV],
-         o: &mut [f32],
-         s: &mut [f32],
-         d: AttentionDims,
-         h: Range<usize>| attention::flash_attention(isa, q, k, v, o, s, d, h);
-    let scalar =
-        |q: &[f32],
-         k: &[KV],
-         v: &[KV],
-         o: &mut [f32],
-         s: &mut [f32],
-         d: AttentionDims,
-         h: Range<usize>| { attention::flash_attention(Isa::Scalar, q, k, v, o, s, d, h) };
-    let oracle: Option<AttentionKernel<KV>> = (isa != Isa::Scalar).then_some(&scalar);
+    let kernel = kernel_for::<KV>(isa);
+    let scalar = kernel_for::<KV>(Isa::Scalar);
+    let oracle: Option<AttentionKernel<KV>> = (isa != Isa::Scalar).then_some(&*scalar);
     let outcome = run_property(case_strategy(), cases, seed, |case| {
-        check_case::<KV>(case, &kernel, oracle)
+        check_case::<KV>(case, &*kernel, oracle)
     });
     let mut r = row("attention", KV::DESIGN, isa, cases, outcome);
     if r.status == Status::Pass {
@@ -402,35 +395,6 @@ pub fn scratch_note() -> String {
         at(0),
         at(99_999)
     )
-}
-
-pub(super) fn row(
-    kernel: &str,
-    design: &str,
-    isa: Isa,
-    cases: u32,
-    outcome: PropertyOutcome,
-) -> Row {
-    let (status, note) = match outcome.failure {
-        None => (
-            Status::Pass,
-            if isa == Isa::Scalar {
-                "vs reference".to_string()
-            } else {
-                "vs reference and scalar".to_string()
-            },
-        ),
-        Some(f) => (Status::Fail, f),
-    };
-    Row {
-        kernel: kernel.into(),
-        design: design.into(),
-        isa,
-        cases,
-        metrics: outcome.metrics,
-        status,
-        note,
-    }
 }
 
 /// This family's rows, as deferred jobs.

@@ -16,7 +16,7 @@
 //!   the total error against the f32 activations is bounded by the sum of the two.
 //! - SIMD `q8k` variants must equal `scalar` bit for bit (same integer sums, same f32 combine).
 
-use super::{gamma_f32, run_property, Metrics, PropertyOutcome, Row, Status, VerifyConfig};
+use super::{gamma_f32, run_property, Metrics, Row, VerifyConfig};
 use anyhow::Result;
 use half::f16;
 use kernels::matmul::{self, Design, MatmulDims};
@@ -575,31 +575,6 @@ pub fn check_q8k_case<B: WeightFormat>(
     Ok(metrics)
 }
 
-fn row_from(family: &str, design: Design, isa: Isa, cases: u32, outcome: PropertyOutcome) -> Row {
-    let (status, note) = match outcome.failure {
-        None => (
-            Status::Pass,
-            if isa == Isa::Scalar {
-                "vs reference".to_string()
-            } else if design == Design::Q8K {
-                "vs reference; bit-exact vs scalar".to_string()
-            } else {
-                "vs reference and scalar".to_string()
-            },
-        ),
-        Some(f) => (Status::Fail, f),
-    };
-    Row {
-        kernel: family.into(),
-        design: design.name().into(),
-        isa,
-        cases,
-        metrics: outcome.metrics,
-        status,
-        note,
-    }
-}
-
 /// Runs one variant of format `B`.
 pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, seed: u64) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
@@ -625,7 +600,18 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
             })
         }
     };
-    row_from(B::FAMILY, design, isa, cases, outcome)
+    super::row_with_note(
+        B::FAMILY,
+        design.name(),
+        isa,
+        cases,
+        outcome,
+        |isa| match (isa, design) {
+            (Isa::Scalar, _) => "vs reference",
+            (_, Design::Q8K) => "vs reference; bit-exact vs scalar",
+            (_, Design::F32) => "vs reference and scalar",
+        },
+    )
 }
 
 /// The rows this family contributes, as deferred jobs so they can be printed as they finish.

@@ -211,6 +211,48 @@ fn tick_progress() {
     });
 }
 
+/// The report row of a variant that ran: PASS with the oracles it was held to, or FAIL with
+/// the seed and the shrunk case.
+pub(crate) fn row(
+    kernel: &str,
+    design: &str,
+    isa: Isa,
+    cases: u32,
+    outcome: PropertyOutcome,
+) -> Row {
+    row_with_note(kernel, design, isa, cases, outcome, |isa| {
+        if isa == Isa::Scalar {
+            "vs reference"
+        } else {
+            "vs reference and scalar"
+        }
+    })
+}
+
+/// As [`row`], with the PASS note chosen by `oracles`.
+pub(crate) fn row_with_note(
+    kernel: &str,
+    design: &str,
+    isa: Isa,
+    cases: u32,
+    outcome: PropertyOutcome,
+    oracles: impl Fn(Isa) -> &'static str,
+) -> Row {
+    let (status, note) = match outcome.failure {
+        None => (Status::Pass, oracles(isa).to_string()),
+        Some(f) => (Status::Fail, f),
+    };
+    Row {
+        kernel: kernel.into(),
+        design: design.into(),
+        isa,
+        cases,
+        metrics: outcome.metrics,
+        status,
+        note,
+    }
+}
+
 /// The outcome of running one property over its cases.
 pub struct PropertyOutcome {
     pub metrics: Metrics,

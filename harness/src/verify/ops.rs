@@ -18,8 +18,7 @@
 //!
 //! SIMD variants must be within twice the bound of scalar (bit-exact for the residual add).
 
-use super::attention::row;
-use super::{gamma_f32, run_property, Metrics, Row, VerifyConfig};
+use super::{gamma_f32, row, run_property, Metrics, Row, VerifyConfig};
 use anyhow::Result;
 use kernels::ops::{self, RopeStyle, EXP_MAX_REL_ERROR};
 use kernels::Isa;

@@ -225,26 +225,13 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
                     check_q8k_case::<BlockQ4K>(case, &planted, Some(oracle))
                 })
             };
-            let name = format!("matmul_q4k/{design}: {bug:?}");
-            let result = match outcome.failure {
-                Some(detail) => SelfTestResult {
-                    name,
-                    caught: true,
-                    detail,
-                },
-                None => SelfTestResult {
-                    name,
-                    caught: false,
-                    detail: format!("passed {cases} cases (seed {seed})"),
-                },
-            };
-            writeln!(
-                out,
-                "{:<40} {:<7} {}",
-                result.name,
-                if result.caught { "CAUGHT" } else { "MISSED" },
-                result.detail
-            )?;
+            let result = outcome_to_result(
+                format!("matmul_q4k/{design}: {bug:?}"),
+                outcome.failure,
+                cases,
+                seed,
+            );
+            report(out, &result)?;
             results.push(result);
         }
     }
