@@ -203,3 +203,37 @@ fn read_rows(csv: &Path) -> Result<HashMap<(String, String), Row>, String> {
     }
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::write_csv;
+
+    #[test]
+    fn rows_survive_the_csv_round_trip() {
+        let mut metrics = Metrics::default();
+        metrics.record(1.0, 1.0 + 1e-6, 2.0, 1e-5).unwrap();
+        metrics.record(-3.0, -3.0, 3.0, 1e-5).unwrap();
+        let row = Row {
+            kernel: "softmax".into(),
+            design: "f32".into(),
+            isa: Isa::Neon,
+            cases: 7,
+            metrics: metrics.clone(),
+            status: Status::Pass,
+            note: "vs reference and scalar".into(),
+        };
+        let path = std::env::temp_dir().join(format!("qemu-rt-{}.csv", std::process::id()));
+        write_csv(std::slice::from_ref(&row), &path).unwrap();
+        let rows = read_rows(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let back = &rows[&("softmax".to_string(), "f32".to_string())];
+        assert_eq!(back.cases, 7);
+        assert_eq!(back.status, Status::Pass);
+        assert!(back.note.starts_with("qemu-aarch64: "));
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-300);
+        assert!(close(back.metrics.nmse(), metrics.nmse()));
+        assert!(close(back.metrics.cosine(), metrics.cosine()));
+        assert!(close(back.metrics.max_abs, metrics.max_abs));
+    }
+}
