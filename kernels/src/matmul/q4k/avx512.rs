@@ -7,8 +7,9 @@
 //! - `matmul_q8k`: nibbles are regrouped so that one zmm holds 64 consecutive values (two
 //!   sub-blocks), multiplied with the Q8_K bytes by `maddubs` (u8 x i8 -> i16 pairs, at most
 //!   2*15*128 so it never saturates) and scaled and summed to i32 by VNNI `dpwssd`. Mins come from
-//!   `bsums`. Each block's `(sumi, summ)` is reduced to scalars and passed to scalar's `combine` in
-//!   block order, so the result is bit-identical to scalar.
+//!   `bsums`. Four (block, row) pairs share one horizontal reduction to the exact `(sumi, summ)`,
+//!   their f32 terms are computed together with the operations of scalar's `combine`, and added
+//!   in block order, so the result is bit-identical to scalar.
 
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
