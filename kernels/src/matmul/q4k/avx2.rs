@@ -9,10 +9,11 @@
 //!   only the summation order differs.
 //! - `q8k`: `maddubs` (nibble x i8) then `madd` with the 6-bit scale gives each block's
 //!   `sum_j sc_j * dot_j`; the mins term comes from `bsums`. Both reduce to the i32 values of
-//!   scalar's [`block_sums`](scalar::block_sums) (integer math is exact and no step overflows)
-//!   and go through scalar's [`combine`](scalar::combine) in block order: bit-exact with scalar.
+//!   scalar's [`block_sums`](super::scalar::block_sums) (integer math is exact and no step
+//!   overflows). Four (block, row) pairs share one horizontal reduction, and their f32 terms are
+//!   computed together with F16C with the same operations as scalar's
+//!   [`combine`](super::scalar::combine), then added in block order: bit-exact with scalar.
 
-use super::scalar;
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
 use std::arch::x86_64::*;
@@ -57,11 +58,12 @@ pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: M
         let mut i0 = 0;
         while i0 < dims.n {
             let tile = (dims.n - i0).min(ACT_TILE);
+            // `B = SLOTS / R` blocks share one reduction.
             match tile {
-                1 => row_tile_q8k::<1>(xq, wr, y, dims, r, i0),
-                2 => row_tile_q8k::<2>(xq, wr, y, dims, r, i0),
-                3 => row_tile_q8k::<3>(xq, wr, y, dims, r, i0),
-                _ => row_tile_q8k::<4>(xq, wr, y, dims, r, i0),
+                1 => row_tile_q8k::<1, 4>(xq, wr, y, dims, r, i0),
+                2 => row_tile_q8k::<2, 2>(xq, wr, y, dims, r, i0),
+                3 => row_tile_q8k::<3, 1>(xq, wr, y, dims, r, i0),
+                _ => row_tile_q8k::<4, 1>(xq, wr, y, dims, r, i0),
             }
             i0 += tile;
         }
@@ -135,9 +137,13 @@ unsafe fn block_f32<const R: usize, const P: usize>(
     }
 }
 
-/// Weight row `wr` (row `r`) times Q8_K activation rows `i0..i0+R`, written to `y`.
+/// Slots per horizontal reduction: four `(sumi, summ)` pairs fill the eight lanes of one `reduce8`.
+const SLOTS: usize = 4;
+
+/// Weight row `wr` (row `r`) times Q8_K activation rows `i0..i0+R`, written to `y`; `B` blocks
+/// (`B * R <= SLOTS`) share one reduction.
 #[inline(always)]
-unsafe fn row_tile_q8k<const R: usize>(
+unsafe fn row_tile_q8k<const R: usize, const B: usize>(
     xq: &[BlockQ8K],
     wr: &[BlockQ4K],
     y: &mut [f32],
@@ -146,24 +152,60 @@ unsafe fn row_tile_q8k<const R: usize>(
     i0: usize,
 ) {
     let nb = wr.len();
+    let x_rows = &xq[i0 * nb..(i0 + R) * nb];
     let mut acc = [0f32; R];
-    for (b, wb) in wr.iter().enumerate() {
-        let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &xq[(i0 + i) * nb + b]);
-        let sums = block_sums::<R>(wb, &xs);
-        for i in 0..R {
-            acc[i] = scalar::combine(acc[i], wb, xs[i].d, sums[i].0, sums[i].1);
-        }
+    let mut b = 0;
+    while b + B <= nb {
+        accumulate_q8k::<R>(&mut acc, &wr[b..b + B], x_rows, nb, b);
+        b += B;
+    }
+    if b < nb {
+        accumulate_q8k::<R>(&mut acc, &wr[b..], x_rows, nb, b);
     }
     for (i, &a) in acc.iter().enumerate() {
         y[(i0 + i) * dims.y_stride + r] = a;
     }
 }
 
-/// `(sum_j sc_j * dot_j, sum_j m_j * bsum_j)` of one weight block with each of `R` Q8_K blocks;
-/// the same integers as scalar's `block_sums`. Bounds: `maddubs` pairs are at most
-/// `2*15*128 = 3840` (no i16 saturation), `madd` with a 6-bit scale at most `2*63*3840`.
+/// Adds weight blocks `wbs` (blocks `b0..` of one row) times the matching blocks of `R`
+/// activation rows to `acc`. Slot `bi * R + i` holds block `bi` with activation row `i`, so
+/// `wbs.len() * R <= SLOTS`, and every row's terms are added in block order.
 #[inline(always)]
-unsafe fn block_sums<const R: usize>(w: &BlockQ4K, xs: &[&BlockQ8K; R]) -> [(i32, i32); R] {
+unsafe fn accumulate_q8k<const R: usize>(
+    acc: &mut [f32; R],
+    wbs: &[BlockQ4K],
+    x_rows: &[BlockQ8K],
+    nb: usize,
+    b0: usize,
+) {
+    debug_assert!(wbs.len() * R <= SLOTS);
+    let mut sums = [_mm256_setzero_si256(); 2 * SLOTS];
+    let mut d_dmin = [0i32; SLOTS];
+    let mut xd = [0f32; SLOTS];
+    for (bi, wb) in wbs.iter().enumerate() {
+        let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b0 + bi]);
+        let block = block_sums::<R>(wb, &xs);
+        for i in 0..R {
+            let s = bi * R + i;
+            (sums[2 * s], sums[2 * s + 1]) = block[i];
+            d_dmin[s] = d_dmin_bits(wb);
+            xd[s] = xs[i].d;
+        }
+    }
+    let terms = combine_terms(d_dmin, xd, reduce8(sums));
+    for bi in 0..wbs.len() {
+        for (i, a) in acc.iter_mut().enumerate() {
+            *a += terms[bi * R + i];
+        }
+    }
+}
+
+/// `(sum_j sc_j * dot_j, sum_j m_j * bsum_j)` of one weight block with each of `R` Q8_K blocks,
+/// spread over eight i32 lanes each: their lane sums are the integers of scalar's `block_sums`.
+/// Bounds: `maddubs` pairs are at most `2*15*128 = 3840` (no i16 saturation), `madd` with a
+/// 6-bit scale at most `2*63*3840`, so no lane or lane sum leaves i32.
+#[inline(always)]
+unsafe fn block_sums<const R: usize>(w: &BlockQ4K, xs: &[&BlockQ8K; R]) -> [(__m256i, __m256i); R] {
     let (sc8, m8) = unpack_scales_mins(&w.scales);
     let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc8 as i64)));
     let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m8 as i64));
@@ -190,14 +232,58 @@ unsafe fn block_sums<const R: usize>(w: &BlockQ4K, xs: &[&BlockQ8K; R]) -> [(i32
         }
     }
     // A loop, not `array::from_fn`: a closure would not be compiled with the entry's features.
-    let mut sums = [(0, 0); R];
+    let mut sums = [(_mm256_setzero_si256(), _mm256_setzero_si256()); R];
     for i in 0..R {
         // SAFETY: `bsums` is 16 i16 = 32 bytes.
         let bsums = _mm256_loadu_si256(xs[i].bsums.as_ptr().cast());
-        let summ = _mm256_madd_epi16(bsums, m16_pairs);
-        sums[i] = hsum2_epi32(sumi[i], summ);
+        sums[i] = (sumi[i], _mm256_madd_epi16(bsums, m16_pairs));
     }
     sums
+}
+
+/// Horizontal sums of eight 8-lane vectors at once: lane `j` of the result is the sum of `v[j]`
+/// (wrapping adds; exact because the true sums fit in i32).
+#[inline(always)]
+unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
+    // Plain functions, not closures: a closure would not inherit the entry's target features.
+    #[inline(always)]
+    unsafe fn pair(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b))
+    }
+    #[inline(always)]
+    unsafe fn quad(a: __m256i, b: __m256i) -> __m256i {
+        _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b))
+    }
+    let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
+    let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
+    _mm256_add_epi32(
+        _mm256_permute2x128_si256::<0x20>(q0, q1),
+        _mm256_permute2x128_si256::<0x31>(q0, q1),
+    )
+}
+
+/// A block's `d` and `dmin` as f16 bits, `d` in the low half (the order `vcvtph2ps` expects).
+#[inline(always)]
+fn d_dmin_bits(w: &BlockQ4K) -> i32 {
+    (w.d.to_bits() as u32 | (w.dmin.to_bits() as u32) << 16) as i32
+}
+
+/// The four slots' terms `d*sumi - dmin*summ` of scalar's [`combine`](super::scalar::combine), from
+/// `sums = [sumi0, summ0, sumi1, summ1, ..]`, computed with exactly its operations: `f16 -> f32`
+/// (exact in F16C as in `half`), `* xd`, `i32 as f32` (`vcvtdq2ps` rounds to nearest like `as`),
+/// the two products and their difference, each rounded once (intrinsics are never contracted to
+/// FMA). The caller adds each term to its accumulator in block order, the remaining
+/// `acc + term` of `combine`.
+#[inline(always)]
+unsafe fn combine_terms(d_dmin: [i32; SLOTS], xd: [f32; SLOTS], sums: __m256i) -> [f32; SLOTS] {
+    let d_dmin = _mm256_cvtph_ps(_mm_setr_epi32(d_dmin[0], d_dmin[1], d_dmin[2], d_dmin[3]));
+    let xd = _mm_setr_ps(xd[0], xd[1], xd[2], xd[3]);
+    let xd_pairs = _mm256_set_m128(_mm_unpackhi_ps(xd, xd), _mm_unpacklo_ps(xd, xd));
+    let products = _mm256_mul_ps(_mm256_mul_ps(d_dmin, xd_pairs), _mm256_cvtepi32_ps(sums));
+    let terms = _mm256_sub_ps(products, _mm256_movehdup_ps(products));
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), terms);
+    [lanes[0], lanes[2], lanes[4], lanes[6]]
 }
 
 /// The llama.cpp unpacking of the 12 packed bytes: returns the eight 6-bit scales and the eight
@@ -245,15 +331,4 @@ unsafe fn hsum_ps(v: __m256) -> f32 {
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_movehdup_ps(s));
     _mm_cvtss_f32(s)
-}
-
-/// The lane sums of `a` and `b` at once (wrapping adds; callers keep the sums in range).
-#[inline(always)]
-unsafe fn hsum2_epi32(a: __m256i, b: __m256i) -> (i32, i32) {
-    // [a01 a23 b01 b23 | a45 a67 b45 b67]
-    let h = _mm256_hadd_epi32(a, b);
-    let s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256::<1>(h));
-    // [a, b, a, b]
-    let s = _mm_hadd_epi32(s, s);
-    (_mm_cvtsi128_si32(s), _mm_extract_epi32::<1>(s))
 }

@@ -7,10 +7,10 @@
 //! - `matmul_q8k`: nibbles are regrouped so that one zmm holds 64 consecutive values (two
 //!   sub-blocks), multiplied with the Q8_K bytes by `maddubs` (u8 x i8 -> i16 pairs, at most
 //!   2*15*128 so it never saturates) and scaled and summed to i32 by VNNI `dpwssd`. Mins come from
-//!   `bsums`. Each block's `(sumi, summ)` is reduced to scalars and passed to scalar's `combine` in
-//!   block order, so the result is bit-identical to scalar.
+//!   `bsums`. Four (block, row) pairs share one horizontal reduction to the exact `(sumi, summ)`,
+//!   their f32 terms are computed together with the operations of scalar's `combine`, and added
+//!   in block order, so the result is bit-identical to scalar.
 
-use super::scalar;
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
 use std::arch::x86_64::*;
@@ -266,27 +266,23 @@ unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
     )
 }
 
-/// Reduces up to four `(sumi, summ)` vector pairs to scalars; unused slots are zero vectors.
+/// Slots per horizontal reduction: four `(sumi, summ)` pairs fill the eight lanes of one `reduce8`.
+const SLOTS: usize = 4;
+
+/// Reduces four slots at once to `[sumi0, summ0, sumi1, summ1, ..]`; unused slots are zero
+/// vectors.
 #[inline(always)]
-unsafe fn reduce_sums(sums: [(__m512i, __m256i); 4]) -> [(i32, i32); 4] {
-    let total = reduce8([
+unsafe fn reduce_sums(sums: &[(__m512i, __m256i); SLOTS]) -> __m256i {
+    reduce8([
         fold_to_256(sums[0].0),
-        fold_to_256(sums[1].0),
-        fold_to_256(sums[2].0),
-        fold_to_256(sums[3].0),
         sums[0].1,
+        fold_to_256(sums[1].0),
         sums[1].1,
+        fold_to_256(sums[2].0),
         sums[2].1,
+        fold_to_256(sums[3].0),
         sums[3].1,
-    ]);
-    let mut lanes = [0i32; 8];
-    _mm256_storeu_si256(lanes.as_mut_ptr().cast(), total);
-    [
-        (lanes[0], lanes[4]),
-        (lanes[1], lanes[5]),
-        (lanes[2], lanes[6]),
-        (lanes[3], lanes[7]),
-    ]
+    ])
 }
 
 #[inline(always)]
@@ -294,29 +290,65 @@ unsafe fn zero_sums() -> (__m512i, __m256i) {
     (_mm512_setzero_si512(), _mm256_setzero_si256())
 }
 
-/// One activation row: blocks are taken four at a time so their reductions share shuffles.
+/// A block's `d` and `dmin` as f16 bits, `d` in the low half (the order `vcvtph2ps` expects).
 #[inline(always)]
-unsafe fn q8k_single_row(xr: &[BlockQ8K], wr: &[BlockQ4K]) -> f32 {
-    let mut acc = 0f32;
-    let mut b = 0;
-    while b < wr.len() {
-        let count = (wr.len() - b).min(4);
-        let mut sums = [zero_sums(); 4];
-        for (s, sum) in sums.iter_mut().enumerate().take(count) {
-            *sum = q8k_block_dot(&q8k_unpack(&wr[b + s]), &xr[b + s]);
-        }
-        let reduced = reduce_sums(sums);
-        for (s, &(sumi, summ)) in reduced.iter().enumerate().take(count) {
-            acc = scalar::combine(acc, &wr[b + s], xr[b + s].d, sumi, summ);
-        }
-        b += count;
-    }
-    acc
+fn d_dmin_bits(w: &BlockQ4K) -> i32 {
+    (w.d.to_bits() as u32 | (w.dmin.to_bits() as u32) << 16) as i32
 }
 
-/// `G` (2..=4) activation rows share each unpacked weight block.
+/// The four slots' terms `d*sumi - dmin*summ` of scalar's [`combine`](super::scalar::combine), computed
+/// with exactly its operations: `f16 -> f32` (exact in F16C as in `half`), `* xd`, `i32 as f32`
+/// (`vcvtdq2ps` rounds to nearest like `as`), the two products and their difference, each
+/// rounded once (intrinsics are never contracted to FMA). The caller adds each term to its
+/// accumulator in block order, the remaining `acc + term` of `combine`.
 #[inline(always)]
-unsafe fn q8k_rows_group<const G: usize>(
+unsafe fn combine_terms(d_dmin: [i32; SLOTS], xd: [f32; SLOTS], sums: __m256i) -> [f32; SLOTS] {
+    let d_dmin = _mm256_cvtph_ps(_mm_setr_epi32(d_dmin[0], d_dmin[1], d_dmin[2], d_dmin[3]));
+    let xd = _mm_setr_ps(xd[0], xd[1], xd[2], xd[3]);
+    let xd_pairs = _mm256_set_m128(_mm_unpackhi_ps(xd, xd), _mm_unpacklo_ps(xd, xd));
+    let products = _mm256_mul_ps(_mm256_mul_ps(d_dmin, xd_pairs), _mm256_cvtepi32_ps(sums));
+    let terms = _mm256_sub_ps(products, _mm256_movehdup_ps(products));
+    let mut lanes = [0f32; 8];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), terms);
+    [lanes[0], lanes[2], lanes[4], lanes[6]]
+}
+
+/// Adds weight blocks `wbs` (blocks `b0..` of one row) times the matching blocks of `R`
+/// activation rows to `acc`. Slot `bi * R + i` holds block `bi` with activation row `i`, so
+/// `wbs.len() * R <= SLOTS`, and every row's terms are added in block order.
+#[inline(always)]
+unsafe fn q8k_accumulate<const R: usize>(
+    acc: &mut [f32; R],
+    wbs: &[BlockQ4K],
+    x_rows: &[BlockQ8K],
+    nb: usize,
+    b0: usize,
+) {
+    debug_assert!(wbs.len() * R <= SLOTS);
+    let mut sums = [zero_sums(); SLOTS];
+    let mut d_dmin = [0i32; SLOTS];
+    let mut xd = [0f32; SLOTS];
+    for (bi, wb) in wbs.iter().enumerate() {
+        let wt = q8k_unpack(wb);
+        for i in 0..R {
+            let xb = &x_rows[i * nb + b0 + bi];
+            sums[bi * R + i] = q8k_block_dot(&wt, xb);
+            d_dmin[bi * R + i] = d_dmin_bits(wb);
+            xd[bi * R + i] = xb.d;
+        }
+    }
+    let terms = combine_terms(d_dmin, xd, reduce_sums(&sums));
+    for bi in 0..wbs.len() {
+        for (i, acc_i) in acc.iter_mut().enumerate() {
+            *acc_i += terms[bi * R + i];
+        }
+    }
+}
+
+/// `R` (1..=4) activation rows share each unpacked weight block; `B = SLOTS / R` blocks share
+/// one reduction.
+#[inline(always)]
+unsafe fn q8k_rows_group<const R: usize, const B: usize>(
     xq: &[BlockQ8K],
     w: &[BlockQ4K],
     y: &mut [f32],
@@ -324,24 +356,20 @@ unsafe fn q8k_rows_group<const G: usize>(
     i0: usize,
 ) {
     let nb = dims.blocks_per_row();
-    let x_rows = &xq[i0 * nb..(i0 + G) * nb];
+    let x_rows = &xq[i0 * nb..(i0 + R) * nb];
     for r in 0..dims.rows {
         let wr = &w[r * nb..(r + 1) * nb];
-        let mut acc = [0f32; G];
-        for (b, wb) in wr.iter().enumerate() {
-            let wt = q8k_unpack(wb);
-            let mut sums = [zero_sums(); 4];
-            for (g, sum) in sums.iter_mut().enumerate().take(G) {
-                *sum = q8k_block_dot(&wt, &x_rows[g * nb + b]);
-            }
-            let reduced = reduce_sums(sums);
-            for (g, acc_g) in acc.iter_mut().enumerate() {
-                let (sumi, summ) = reduced[g];
-                *acc_g = scalar::combine(*acc_g, wb, x_rows[g * nb + b].d, sumi, summ);
-            }
+        let mut acc = [0f32; R];
+        let mut b = 0;
+        while b + B <= nb {
+            q8k_accumulate::<R>(&mut acc, &wr[b..b + B], x_rows, nb, b);
+            b += B;
         }
-        for (g, &acc_g) in acc.iter().enumerate() {
-            y[(i0 + g) * dims.y_stride + r] = acc_g;
+        if b < nb {
+            q8k_accumulate::<R>(&mut acc, &wr[b..], x_rows, nb, b);
+        }
+        for (i, &acc_i) in acc.iter().enumerate() {
+            y[(i0 + i) * dims.y_stride + r] = acc_i;
         }
     }
 }
@@ -351,21 +379,15 @@ unsafe fn q8k_rows_group<const G: usize>(
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
     dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
     let mut i0 = 0;
     while i0 + ROW_GROUP <= dims.n {
-        q8k_rows_group::<ROW_GROUP>(xq, w, y, dims, i0);
+        q8k_rows_group::<ROW_GROUP, 1>(xq, w, y, dims, i0);
         i0 += ROW_GROUP;
     }
     match dims.n - i0 {
-        3 => q8k_rows_group::<3>(xq, w, y, dims, i0),
-        2 => q8k_rows_group::<2>(xq, w, y, dims, i0),
-        1 => {
-            let xr = &xq[i0 * nb..(i0 + 1) * nb];
-            for r in 0..dims.rows {
-                y[i0 * dims.y_stride + r] = q8k_single_row(xr, &w[r * nb..(r + 1) * nb]);
-            }
-        }
+        3 => q8k_rows_group::<3, 1>(xq, w, y, dims, i0),
+        2 => q8k_rows_group::<2, 2>(xq, w, y, dims, i0),
+        1 => q8k_rows_group::<1, 4>(xq, w, y, dims, i0),
         _ => {}
     }
 }
