@@ -17,5 +17,6 @@ pub mod isa;
 pub mod matmul;
 pub mod ops;
 pub mod quant;
+mod simd;
 
 pub use isa::Isa;

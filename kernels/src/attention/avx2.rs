@@ -2,6 +2,7 @@
 //! tile's exponentials are computed eight at a time; `p*V` keeps 32 output values in registers
 //! across the whole tile. f16 caches are widened with `vcvtph2ps` straight from memory.
 
+use crate::simd::x86::hsum_ps;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
@@ -82,7 +83,7 @@ impl TileOps for Avx2TileOps {
                     a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(i)), load8(row.add(i)), a0);
                     a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q.add(i + 8)), load8(row.add(i + 8)), a1);
                 }
-                let s = hsum(_mm256_add_ps(a0, a1)) * scale;
+                let s = hsum_ps(_mm256_add_ps(a0, a1)) * scale;
                 *scores.add(j) = s;
                 max = max.max(s);
                 j += 1;
@@ -109,7 +110,7 @@ impl TileOps for Avx2TileOps {
                 _mm256_storeu_ps(scores.add(base), p);
                 sum = _mm256_add_ps(sum, p);
             }
-            hsum(sum)
+            hsum_ps(sum)
         }
     }
 
@@ -155,16 +156,6 @@ unsafe fn load8<KV: KvElem>(p: *const KV) -> __m256 {
             KvFormat::F32 => _mm256_loadu_ps(p.cast()),
             KvFormat::F16 => _mm256_cvtph_ps(_mm_loadu_si128(p.cast())),
         }
-    }
-}
-
-#[inline(always)]
-unsafe fn hsum(x: __m256) -> f32 {
-    // SAFETY: register-only arithmetic.
-    unsafe {
-        let s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
     }
 }
 

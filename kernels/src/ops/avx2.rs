@@ -2,6 +2,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use crate::simd::x86::hsum_ps;
 use std::arch::x86_64::*;
 
 use super::exp::{
@@ -86,18 +87,6 @@ unsafe fn exp_ps_body<const MAY_OVERFLOW: bool>(x: __m256) -> __m256 {
         } else {
             e
         }
-    }
-}
-
-/// Safety: the caller runs with AVX2 enabled.
-#[inline(always)]
-unsafe fn hsum_ps(v: __m256) -> f32 {
-    // SAFETY: register-only intrinsics; the caller guarantees AVX2.
-    unsafe {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
     }
 }
 

@@ -16,6 +16,7 @@
 
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
+use crate::simd::x86::{f16_to_f32, hsum_ps};
 use std::arch::x86_64::*;
 
 /// Activation rows served by one pass over a weight row.
@@ -317,18 +318,4 @@ unsafe fn u8x8_to_ps(v: u64) -> __m256 {
 unsafe fn i16_broadcast_mask(j: usize) -> __m256i {
     let lo = 2 * j as i16;
     _mm256_set1_epi16(((lo + 1) << 8) | lo)
-}
-
-/// Exact f16 -> f32 (F16C; subnormal halves become normal floats).
-#[inline(always)]
-unsafe fn f16_to_f32(h: half::f16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
-}
-
-#[inline(always)]
-unsafe fn hsum_ps(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
 }

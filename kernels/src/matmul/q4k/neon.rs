@@ -18,7 +18,7 @@
 use super::scalar;
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
-use half::f16;
+use crate::simd::aarch64::f16_to_f32;
 use std::arch::aarch64::*;
 
 /// Activation rows processed against one unpacked weight chunk. Four rows of four f32
@@ -107,26 +107,6 @@ fn unpack_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
         out
     };
     (join(sc_lo, sc_hi), join(m_lo, m_hi))
-}
-
-/// `value.to_f32()` without a call: `half` picks its conversion at run time through an
-/// out-of-line function, and a call in the block loop would force every vector accumulator to be
-/// spilled around it (AAPCS64 preserves no full q register). The conversion is exact, so this
-/// returns the same value as `half`.
-#[inline(always)]
-fn f16_to_f32(value: f16) -> f32 {
-    let bits = value.to_bits() as u32;
-    let sign = (bits & 0x8000) << 16;
-    let magnitude = (bits & 0x7FFF) << 13;
-    if magnitude >= 0x7C00 << 13 {
-        // Infinity or NaN: saturate the exponent, keep the payload.
-        return f32::from_bits(sign | 0x7F80_0000 | magnitude);
-    }
-    // Moving the 5-bit exponent and 10-bit mantissa into f32's fields divides the value by
-    // 2^(127-15); an exact multiplication by 2^112 restores it, subnormal halves included
-    // (they land on f32 subnormals with the same mantissa bits).
-    let rebased = f32::from_bits(magnitude) * f32::from_bits((127 + 112) << 23);
-    f32::from_bits(sign | rebased.to_bits())
 }
 
 /// One 32-byte chunk of nibbles split into its two sub-blocks: `[low nibbles of bytes 0..16,
@@ -312,24 +292,8 @@ unsafe fn q8k_tile<const T: usize>(
 
 #[cfg(test)]
 mod tests {
-    use super::{f16_to_f32, unpack_scales_mins};
+    use super::unpack_scales_mins;
     use crate::quant::q4k_scale_min;
-    use half::f16;
-
-    #[test]
-    fn f16_conversion_matches_half_for_every_value() {
-        for bits in 0..=u16::MAX {
-            let (ours, theirs) = (
-                f16_to_f32(f16::from_bits(bits)),
-                f16::from_bits(bits).to_f32(),
-            );
-            if theirs.is_nan() {
-                assert!(ours.is_nan(), "{bits:#06x}");
-            } else {
-                assert_eq!(ours.to_bits(), theirs.to_bits(), "{bits:#06x}");
-            }
-        }
-    }
 
     #[test]
     fn unpacked_scales_match_the_format_definition() {

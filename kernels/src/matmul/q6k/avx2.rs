@@ -16,6 +16,7 @@
 use super::scalar;
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
+use crate::simd::x86::{f16_to_f32, hsum_epi32, hsum_ps};
 use std::arch::x86_64::*;
 
 /// Activation rows served by one pass over a weight row.
@@ -255,27 +256,4 @@ unsafe fn scale_pair_mask(p: usize) -> __m256i {
         _mm_set1_epi16(((hi + 1) << 8) | hi),
         _mm_set1_epi16(((lo + 1) << 8) | lo),
     )
-}
-
-/// Exact f16 -> f32 (F16C; subnormal halves become normal floats).
-#[inline(always)]
-unsafe fn f16_to_f32(h: half::f16) -> f32 {
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h.to_bits() as i32)))
-}
-
-#[inline(always)]
-unsafe fn hsum_ps(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    _mm_cvtss_f32(s)
-}
-
-/// The wrapping sum of the lanes (callers keep the sum in range).
-#[inline(always)]
-unsafe fn hsum_epi32(v: __m256i) -> i32 {
-    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
-    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
-    _mm_cvtsi128_si32(s)
 }

@@ -19,7 +19,7 @@
 use super::scalar;
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
-use half::f16;
+use crate::simd::aarch64::f16_to_f32;
 use std::arch::aarch64::*;
 
 /// Activation rows processed against one unpacked half-block. Four rows of four f32
@@ -75,26 +75,6 @@ pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: M
             first += tile;
         }
     }
-}
-
-/// `value.to_f32()` without a call: `half` picks its conversion at run time through an
-/// out-of-line function, and a call in the block loop would force every vector accumulator to be
-/// spilled around it (AAPCS64 preserves no full q register). The conversion is exact, so this
-/// returns the same value as `half`.
-#[inline(always)]
-fn f16_to_f32(value: f16) -> f32 {
-    let bits = value.to_bits() as u32;
-    let sign = (bits & 0x8000) << 16;
-    let magnitude = (bits & 0x7FFF) << 13;
-    if magnitude >= 0x7C00 << 13 {
-        // Infinity or NaN: saturate the exponent, keep the payload.
-        return f32::from_bits(sign | 0x7F80_0000 | magnitude);
-    }
-    // Moving the 5-bit exponent and 10-bit mantissa into f32's fields divides the value by
-    // 2^(127-15); an exact multiplication by 2^112 restores it, subnormal halves included
-    // (they land on f32 subnormals with the same mantissa bits).
-    let rebased = f32::from_bits(magnitude) * f32::from_bits((127 + 112) << 23);
-    f32::from_bits(sign | rebased.to_bits())
 }
 
 /// The 128 values of half `h` (0 or 1) as `q - 32` (in -32..=31), one vector per scale group.
@@ -298,26 +278,5 @@ unsafe fn q8k_tile<const T: usize>(
     }
     for (t, a) in acc.into_iter().enumerate() {
         y[(first + t) * dims.y_stride + r] = a;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::f16_to_f32;
-    use half::f16;
-
-    #[test]
-    fn f16_conversion_matches_half_for_every_value() {
-        for bits in 0..=u16::MAX {
-            let (ours, theirs) = (
-                f16_to_f32(f16::from_bits(bits)),
-                f16::from_bits(bits).to_f32(),
-            );
-            if theirs.is_nan() {
-                assert!(ours.is_nan(), "{bits:#06x}");
-            } else {
-                assert_eq!(ours.to_bits(), theirs.to_bits(), "{bits:#06x}");
-            }
-        }
     }
 }
