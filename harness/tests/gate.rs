@@ -105,3 +105,48 @@ fn flash_attention_scratch_does_not_grow_with_context() {
     assert_eq!(short, scratch_len(&dims(1 << 20)));
     assert!(short <= 4 * kernels::attention::TILE);
 }
+
+#[test]
+fn native_passes_here_and_reports_the_levels_this_cpu_lacks() {
+    let out = harness(&[
+        "verify", "--isa", "native", "--kernel", "rmsnorm", "--cases", "4",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for isa in Isa::of_target_arch() {
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(2) == Some(isa.name()))
+            .unwrap_or_else(|| panic!("no {isa} row:\n{stdout}"));
+        let want = if isa.is_available() {
+            "PASS"
+        } else {
+            "SKIPPED"
+        };
+        assert!(row.contains(want), "{isa}: want {want}: {row}");
+    }
+}
+
+#[test]
+fn a_named_level_this_cpu_lacks_fails_the_run() {
+    let Some(missing) = Isa::of_target_arch().find(|i| !i.is_available()) else {
+        eprintln!("every level of this architecture runs here: nothing to refuse");
+        return;
+    };
+    let out = harness(&[
+        "verify",
+        "--isa",
+        missing.name(),
+        "--kernel",
+        "rmsnorm",
+        "--cases",
+        "2",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot run here"), "{stderr}");
+}

@@ -119,12 +119,40 @@ impl Isa {
         Isa::ALL.into_iter().filter(|isa| isa.is_available())
     }
 
+    /// Every level written for this build's target architecture, whether or not this particular
+    /// CPU runs it: scalar, AVX2 and AVX-512 on x86_64; scalar and NEON on aarch64. A CPU of the
+    /// architecture that lacks a level (a Zen 3 has no AVX-512) reports it as unavailable.
+    pub fn of_target_arch() -> impl Iterator<Item = Isa> {
+        Isa::ALL.into_iter().filter(|isa| match isa {
+            Isa::Scalar => true,
+            Isa::Avx2 | Isa::Avx512 => cfg!(target_arch = "x86_64"),
+            Isa::Neon => cfg!(target_arch = "aarch64"),
+        })
+    }
+
     /// Panics unless the CPU can run `self`. Dispatchers call this before entering a
     /// `#[target_feature]` function, which is what makes those calls sound.
     #[track_caller]
     pub fn assert_available(self) {
         if let Some(reason) = self.unavailable_reason() {
             panic!("kernel variant `{}` cannot run here: {reason}", self.name());
+        }
+    }
+}
+
+/// For unit tests: whether `isa` runs here; when it does not, says so on stderr — written to the
+/// descriptor directly, past libtest's capture, so a skip never reads as a silent pass.
+#[cfg(test)]
+pub(crate) fn runs_here(isa: Isa, test: &str) -> bool {
+    use std::io::Write;
+    match isa.unavailable_reason() {
+        None => true,
+        Some(reason) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: the {isa} variant cannot run here ({reason})"
+            );
+            false
         }
     }
 }
@@ -145,6 +173,13 @@ mod tests {
             assert_eq!(Isa::from_name(isa.name()), Some(isa));
         }
         assert_eq!(Isa::from_name("sse2"), None);
+    }
+
+    #[test]
+    fn target_arch_levels_include_every_available_one() {
+        let arch: Vec<Isa> = Isa::of_target_arch().collect();
+        assert!(Isa::available().all(|isa| arch.contains(&isa)));
+        assert!(arch.contains(&Isa::Scalar));
     }
 
     #[test]

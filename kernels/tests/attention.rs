@@ -24,6 +24,8 @@
 //!
 //! `|o^ - o| <= max|V| * (e^{2 eta} - 1 + 2 gamma_{kv+1} + 2u)`, `kv = pos0 + t + 1`.
 
+mod common;
+
 use std::ops::Range;
 use std::time::Instant;
 
@@ -359,8 +361,7 @@ fn every_isa_matches_naive_f64_and_scalar_within_the_bound() {
         };
         let scalar = run(Isa::Scalar, &c, &x);
         for isa in Isa::ALL {
-            if let Some(why) = isa.unavailable_reason() {
-                eprintln!("{isa}: skipped ({why})");
+            if !common::runs_here(isa, "attention") {
                 continue;
             }
             let got = run(isa, &c, &x);

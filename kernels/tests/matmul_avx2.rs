@@ -9,6 +9,8 @@
 //! -128/127). Every failure prints the seed and the case. Set `MATMUL_AVX2_SEED` to replay.
 #![cfg(target_arch = "x86_64")]
 
+mod common;
+
 use half::f16;
 use kernels::matmul::{q4k, q6k, MatmulDims};
 use kernels::quant::{BlockQ4K, BlockQ6K, BlockQ8K, QuantBlock, QK_K};
@@ -26,13 +28,7 @@ const Y_PAD: usize = 3;
 const SENTINEL: f32 = -1234.5;
 
 fn avx2_or_skip(test: &str) -> bool {
-    match Isa::Avx2.unavailable_reason() {
-        None => true,
-        Some(reason) => {
-            println!("SKIPPED {test}: avx2 variant not run ({reason})");
-            false
-        }
-    }
+    common::runs_here(Isa::Avx2, test)
 }
 
 fn base_seed() -> u64 {

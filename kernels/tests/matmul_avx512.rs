@@ -7,6 +7,8 @@
 //! Every test prints a skip note and returns when the CPU lacks AVX-512 F/BW/VL/VNNI.
 #![cfg(target_arch = "x86_64")]
 
+mod common;
+
 use half::f16;
 use kernels::matmul::{matmul_q4k_f32, matmul_q4k_q8k, matmul_q6k_f32, matmul_q6k_q8k, MatmulDims};
 use kernels::quant::{BlockQ4K, BlockQ6K, BlockQ8K, QuantBlock, QK_K};
@@ -23,11 +25,7 @@ const NS: [usize; 5] = [1, 2, 3, 5, 8];
 const SENTINEL: f32 = -1234.5;
 
 fn skip_unless_avx512(test: &str) -> bool {
-    if let Some(reason) = Isa::Avx512.unavailable_reason() {
-        println!("SKIPPED {test}: {reason}");
-        return true;
-    }
-    false
+    !common::runs_here(Isa::Avx512, test)
 }
 
 /// How weight and activation blocks are drawn; each mode aims at one way a kernel can go wrong.

@@ -5,6 +5,8 @@
 //! value, they differ by at most twice it. A variant this CPU cannot run is reported as skipped.
 //! Failures print the seed and the case.
 
+mod common;
+
 use kernels::ops::{
     self, RopeTable, EXP_MAX_REL_ERROR, EXP_OVERFLOW_ABOVE, EXP_UNDERFLOW_BELOW,
     F32_UNIT_ROUNDOFF as U,
@@ -36,12 +38,10 @@ fn case_seed(op: u64, n: usize, variant: u64) -> u64 {
 
 /// Every variant this CPU runs; the others are reported, never silently passed.
 fn variants() -> Vec<Isa> {
-    for isa in Isa::ALL {
-        if let Some(reason) = isa.unavailable_reason() {
-            eprintln!("skipped variant {isa}: {reason}");
-        }
-    }
-    Isa::available().collect()
+    Isa::ALL
+        .into_iter()
+        .filter(|&isa| common::runs_here(isa, "ops"))
+        .collect()
 }
 
 fn simd_variants() -> Vec<Isa> {

@@ -14,6 +14,7 @@ pub mod attention;
 pub mod matmul;
 pub mod ops;
 pub mod qemu;
+pub mod select;
 pub mod selftest;
 
 use anyhow::{bail, Result};

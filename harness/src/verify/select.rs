@@ -1,0 +1,106 @@
+//! `--isa`: which ISA rows `verify` produces, and which of them must run.
+//!
+//! A level named on the command line must run: a gate that passes by skipping what it was asked
+//! to check would be worthless. `native` names every level of this build's architecture: those
+//! this CPU runs are required like named ones, the others (AVX-512 on a Zen 3) appear as SKIPPED
+//! rows with the reason. So `--isa native,neon` is right on every x86_64 machine: an AVX-512
+//! machine must run and pass its AVX-512 rows, one without reports them skipped, and NEON must
+//! run under qemu.
+
+use anyhow::{bail, Result};
+use kernels::Isa;
+
+/// The word that names every level of this build's architecture.
+pub const NATIVE: &str = "native";
+
+/// The ISA part of a `verify` run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IsaSelection {
+    /// The levels to produce rows for, in report order; empty means every level.
+    pub rows: Vec<Isa>,
+    /// The levels whose rows must not be SKIPPED.
+    pub required: Vec<Isa>,
+}
+
+impl IsaSelection {
+    /// Parses the `--isa` list: level names (`scalar`, `avx2`, `avx512`, `neon`) and `native`.
+    /// An empty list selects every level and requires none (unavailable ones are SKIPPED).
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Result<IsaSelection> {
+        let mut sel = IsaSelection::default();
+        for name in names {
+            let name = name.as_ref().trim();
+            if name == NATIVE {
+                for isa in Isa::of_target_arch() {
+                    sel.add_row(isa);
+                    if isa.is_available() {
+                        sel.add_required(isa);
+                    }
+                }
+            } else if let Some(isa) = Isa::from_name(name) {
+                sel.add_row(isa);
+                sel.add_required(isa);
+            } else {
+                bail!("unknown ISA `{name}`; known: scalar, avx2, avx512, neon, and `{NATIVE}` (every ISA this CPU runs)");
+            }
+        }
+        sel.rows.sort();
+        Ok(sel)
+    }
+
+    fn add_row(&mut self, isa: Isa) {
+        if !self.rows.contains(&isa) {
+            self.rows.push(isa);
+        }
+    }
+
+    fn add_required(&mut self, isa: Isa) {
+        if !self.required.contains(&isa) {
+            self.required.push(isa);
+        }
+    }
+
+    /// Whether a SKIPPED row of `isa` fails the run.
+    pub fn requires(&self, isa: Isa) -> bool {
+        self.required.contains(&isa)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn native_requires_exactly_what_this_cpu_runs() {
+        let sel = IsaSelection::parse(&["native"]).unwrap();
+        let arch: Vec<Isa> = Isa::of_target_arch().collect();
+        assert_eq!(sel.rows, arch);
+        for isa in arch {
+            assert_eq!(sel.requires(isa), isa.is_available(), "{isa}");
+        }
+    }
+
+    #[test]
+    fn named_levels_are_required_even_when_unavailable() {
+        let sel = IsaSelection::parse(&["native", "neon", "avx512"]).unwrap();
+        assert!(sel.requires(Isa::Neon));
+        assert!(sel.requires(Isa::Avx512));
+        assert!(sel.requires(Isa::Scalar));
+        // listed once each, in report order
+        let mut sorted = sel.rows.clone();
+        sorted.dedup();
+        sorted.sort();
+        assert_eq!(sel.rows, sorted);
+    }
+
+    #[test]
+    fn unknown_level_is_an_error_naming_native() {
+        let err = IsaSelection::parse(&["sse9"]).unwrap_err().to_string();
+        assert!(err.contains("sse9") && err.contains("native"), "{err}");
+    }
+
+    #[test]
+    fn empty_selects_all_and_requires_none() {
+        let sel = IsaSelection::parse::<&str>(&[]).unwrap();
+        assert!(sel.rows.is_empty() && sel.required.is_empty());
+    }
+}
