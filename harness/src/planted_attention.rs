@@ -24,14 +24,22 @@ pub enum AttentionBug {
     /// softmax stays right until a skipped score exceeds the max by more than exp's range (~88),
     /// so only a dominant key in that lane shows it.
     TileMaxDropsLane,
+    /// The running max starts at 0 instead of -inf. Harmless while some score of the row is
+    /// above about -87; when every score is far below zero every weight underflows to 0.
+    RunningMaxStartsAtZero,
+    /// The KV head found by shifting by floor(log2(group)) instead of dividing by the group:
+    /// right for every power-of-two ratio, wrong for SmolLM2's 9 heads over 3.
+    KvHeadByShift,
 }
 
 impl AttentionBug {
-    pub const ALL: [AttentionBug; 4] = [
+    pub const ALL: [AttentionBug; 6] = [
         AttentionBug::CausalOffByOne,
         AttentionBug::NoRescaleOfRunningSum,
         AttentionBug::WrongKvHead,
         AttentionBug::TileMaxDropsLane,
+        AttentionBug::RunningMaxStartsAtZero,
+        AttentionBug::KvHeadByShift,
     ];
 }
 
@@ -66,13 +74,18 @@ pub fn flash_attention_planted<KV: KvElem>(
         for h in heads.clone() {
             let kv_head = match bug {
                 AttentionBug::WrongKvHead => h % dims.n_head_kv,
+                AttentionBug::KvHeadByShift => (h >> group.ilog2()).min(dims.n_head_kv - 1),
                 _ => h / group,
             };
             let row = (t * dims.n_head + h) * head_dim;
             let q_row = &q[row..row + head_dim];
             let acc = &mut out[row..row + head_dim];
             acc.fill(0.0);
-            let mut running_max = f32::NEG_INFINITY;
+            let mut running_max = if bug == AttentionBug::RunningMaxStartsAtZero {
+                0.0
+            } else {
+                f32::NEG_INFINITY
+            };
             let mut running_sum = 0.0f32;
 
             for tile_start in (0..kv_end).step_by(TILE) {

@@ -396,7 +396,9 @@ fn decode_q8k(block: &[u8], block_index: usize, row: &mut DecodedRow) -> Result<
 /// `q = min(127, round(scale*x))`; `d = 1/scale`; `bsums[g]` = sum of qs[16g..16g+16].
 /// "round" is round-half-to-even, as ggml's `nearest_int` (the 1.5*2^23 trick) and its SIMD
 /// quantizers (`_mm256_round_ps` nearest) do; `f32::round` would send ties away from zero.
-/// An all-zero block gets d = 0 and zero quants (ggml's choice; -127/0 has no meaning).
+/// An all-zero block gets d = 0 and zero quants (ggml's choice; -127/0 has no meaning). Where
+/// ggml's f32 arithmetic has no answer (a max so small that -127/max overflows, or so large that
+/// d*127 overflows) the choices are stated in the body.
 pub fn quantize_q8k(x: &[f32]) -> Result<Vec<u8>, RefError> {
     if !x.len().is_multiple_of(QK_K) {
         return Err(RefError::NotWholeBlockValues {
@@ -419,18 +421,39 @@ pub fn quantize_q8k(x: &[f32]) -> Result<Vec<u8>, RefError> {
         let d: f32 = if max == 0.0 {
             0.0
         } else {
-            let scale = -127.0f32 / max;
+            // `scale*x` in f32, as ggml computes it, while -127/max is a finite f32. For a
+            // max below 127/f32::MAX (subnormal or nearly) -127/max overflows f32, and the
+            // spec is taken in f64: scale = -127/max, q = round(scale*x), d = 1/scale rounded
+            // to f32 (subnormal; never 0 for a nonzero max).
+            let scale32 = -127.0f32 / max;
+            let scale = if scale32.is_finite() {
+                f64::from(scale32)
+            } else {
+                -127.0 / f64::from(max)
+            };
             for (i, (&v, q)) in values.iter().zip(qs.iter_mut()).enumerate() {
-                let rounded = (scale * v).round_ties_even().min(127.0);
+                let product = if scale32.is_finite() {
+                    f64::from(scale32 * v)
+                } else {
+                    scale * f64::from(v)
+                };
+                let rounded = product.round_ties_even().min(127.0);
                 if rounded < -128.0 {
                     return Err(RefError::QuantOutOfRange {
                         index: block_index * QK_K + i,
-                        quant: rounded,
+                        quant: rounded as f32,
                     });
                 }
                 *q = rounded as i8;
             }
-            1.0 / scale
+            let d = if scale32.is_finite() {
+                1.0 / scale32
+            } else {
+                (1.0 / scale) as f32
+            };
+            // d*q must stay finite: at the very top of the range d*127 can round past
+            // f32::MAX, so d is limited to MAX/128 (exact), for |max| > MAX*127/128 only.
+            d.clamp(-f32::MAX / 128.0, f32::MAX / 128.0)
         };
         out.extend_from_slice(&d.to_le_bytes());
         out.extend(qs.iter().map(|&q| q as u8));

@@ -20,7 +20,9 @@
 //!
 //! Two variants within that bound differ by at most twice it.
 
-use super::{gamma_f32, row, run_property, Metrics, Row, Status, VerifyConfig};
+use super::{
+    gamma_f32, row, run_fixed_then_property, Metrics, PropertyOutcome, Row, Status, VerifyConfig,
+};
 use anyhow::Result;
 use half::f16;
 use kernels::attention::{self, AttentionDims, KvElem, TILE};
@@ -66,6 +68,10 @@ pub enum AttentionContent {
     HugeValues,
     /// Some K rows and V entries are -0.0 and +0.0.
     SignedZeros,
+    /// Every key points against its query heads' shared direction: all scores of a row lie
+    /// between about -150 and -600, so a running max that starts at 0 instead of -inf (or any
+    /// exp of an unshifted score) underflows every weight to zero.
+    FarNegativeLogits,
 }
 
 impl AttentionCase {
@@ -91,8 +97,36 @@ impl AttentionCase {
     }
 }
 
+/// TinyLlama (32 query heads over 4 KV heads) and SmolLM2-135M (9 over 3, a ratio that is not a
+/// power of two), head size 64: decode at the start, mid-context and across a tile edge, and a
+/// prefill block. Every `verify` runs them.
+pub fn model_cases() -> Vec<AttentionCase> {
+    let mut cases = Vec::new();
+    for (n_head_kv, group) in [(4, 8), (3, 3)] {
+        for (n_q, pos0) in [(1, 0), (1, TILE), (1, 700), (TILE + 5, 0), (3, 130)] {
+            for content in [
+                AttentionContent::Gaussian,
+                AttentionContent::FarNegativeLogits,
+            ] {
+                cases.push(AttentionCase {
+                    n_q,
+                    pos0,
+                    n_head_kv,
+                    group,
+                    head_dim: 64,
+                    extra_kv: 1,
+                    head_subset: false,
+                    content,
+                    seed: (n_q * 1000 + pos0 + group) as u64,
+                });
+            }
+        }
+    }
+    cases
+}
+
 /// kv_len = pos0 + n_q covers 1, tile-1, tile, tile+1 and long; n_q = 1, 3, one tile, a tile plus
-/// a remainder; GQA ratios 1, 4, 8; positions far from 0.
+/// a remainder; GQA ratios 1, 3, 4, 8 over 1 to 3 KV heads; positions far from 0.
 pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
     let n_q = prop_oneof![
         4 => Just(1usize),
@@ -108,8 +142,9 @@ pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
         1usize..=200,
         1000usize..=1100,
     ];
-    let n_head_kv = prop_oneof![Just(1usize), Just(2usize)];
-    let group = prop_oneof![Just(1usize), Just(4usize), Just(8usize)];
+    let n_head_kv = prop_oneof![Just(1usize), Just(2usize), Just(3usize)];
+    // 3 is SmolLM2's ratio: head mappings that only work for powers of two fail there.
+    let group = prop_oneof![Just(1usize), Just(3usize), Just(4usize), Just(8usize)];
     // 64 and 128 are the models'; 16, 48, 80, 112 reach the partial-vector paths.
     let head_dim = prop_oneof![
         6 => Just(64usize),
@@ -126,6 +161,7 @@ pub fn case_strategy() -> impl Strategy<Value = AttentionCase> {
         1 => Just(AttentionContent::TinyValues),
         1 => Just(AttentionContent::HugeValues),
         1 => Just(AttentionContent::SignedZeros),
+        1 => Just(AttentionContent::FarNegativeLogits),
     ];
     (
         n_q,
@@ -167,6 +203,9 @@ pub type AttentionKernel<'a, KV> = &'a AttentionFn<KV>;
 pub trait CacheElem: KvElem + Debug {
     const DESIGN: &'static str;
     fn from_f32(x: f32) -> Self;
+    /// The value the reference sees, widened by the `half` crate rather than by the kernels'
+    /// own conversion (`KvElem::to_f32`), so a conversion bug cannot hide in both.
+    fn to_reference(&self) -> f64;
 }
 
 use std::fmt::Debug;
@@ -176,12 +215,18 @@ impl CacheElem for f32 {
     fn from_f32(x: f32) -> Self {
         x
     }
+    fn to_reference(&self) -> f64 {
+        f64::from(*self)
+    }
 }
 
 impl CacheElem for f16 {
     const DESIGN: &'static str = "flash-f16kv";
     fn from_f32(x: f32) -> Self {
         f16::from_f32(x)
+    }
+    fn to_reference(&self) -> f64 {
+        self.to_f64()
     }
 }
 
@@ -200,7 +245,7 @@ fn generate<KV: CacheElem>(
     let hd = dims.head_dim;
     let kv_stride = dims.kv_stride();
     let (q_scale, k_scale, v_scale) = match case.content {
-        Gaussian | DominantKeys | SignedZeros => (1.0, 1.0, 1.0),
+        Gaussian | DominantKeys | SignedZeros | FarNegativeLogits => (1.0, 1.0, 1.0),
         LargeLogits => (5.5, 5.5, 1.0),
         TinyValues => (1.0, 1e-5, 1e-6),
         HugeValues => (1.0, 1.0, 2.0e4),
@@ -240,6 +285,31 @@ fn generate<KV: CacheElem>(
                 }
             }
         }
+        FarNegativeLogits => {
+            // q = a u + noise and k_j = -b_j u + noise with |u|^2 ~ hd: scores ~ -a b_j sqrt(hd).
+            let target = 150.0 + 450.0 * rng.gen::<f32>();
+            let a = 5.0f32;
+            for g in 0..dims.n_head_kv {
+                let u: Vec<f32> = (0..hd).map(|_| gaussian(rng)).collect();
+                let norm2: f32 = u.iter().map(|x| x * x).sum();
+                for t in 0..dims.n_q {
+                    for h in g * dims.group()..(g + 1) * dims.group() {
+                        let row = &mut q[(t * dims.n_head + h) * hd..][..hd];
+                        for (qi, ui) in row.iter_mut().zip(&u) {
+                            *qi = a * ui + 0.05 * *qi;
+                        }
+                    }
+                }
+                for j in 0..kv_len {
+                    let b =
+                        target * (0.8 + 0.4 * rng.gen::<f32>()) * (hd as f32).sqrt() / (a * norm2);
+                    let row = &mut k[j * kv_stride + g * hd..][..hd];
+                    for (ki, ui) in row.iter_mut().zip(&u) {
+                        *ki = -b * ui + 0.05 * *ki;
+                    }
+                }
+            }
+        }
         SignedZeros => {
             for j in 0..kv_len {
                 if rng.gen_bool(0.2) {
@@ -275,8 +345,8 @@ pub fn check_case<KV: CacheElem>(
 
     // Reference on exactly the values the kernel sees.
     let qf: Vec<f64> = q.iter().map(|&x| x as f64).collect();
-    let kf: Vec<f64> = k.iter().map(|x| x.to_f32() as f64).collect();
-    let vf: Vec<f64> = v.iter().map(|x| x.to_f32() as f64).collect();
+    let kf: Vec<f64> = k.iter().map(CacheElem::to_reference).collect();
+    let vf: Vec<f64> = v.iter().map(CacheElem::to_reference).collect();
     let mut want = vec![f64::NAN; dims.q_len()];
     let rdims = reference::attention::AttnDims {
         n_q: dims.n_q,
@@ -357,6 +427,18 @@ pub fn check_case<KV: CacheElem>(
     Ok(metrics)
 }
 
+/// Every check `verify` applies to an attention kernel: the model cases, then the property cases.
+pub fn run_checks<KV: CacheElem>(
+    kernel: AttentionKernel<KV>,
+    scalar: Option<AttentionKernel<KV>>,
+    cases: u32,
+    seed: u64,
+) -> PropertyOutcome {
+    run_fixed_then_property(&model_cases(), case_strategy(), cases, seed, |case| {
+        check_case::<KV>(case, kernel, scalar)
+    })
+}
+
 /// The dispatching kernel for `isa`, with the signature under test.
 fn kernel_for<KV: CacheElem>(isa: Isa) -> Box<AttentionFn<KV>> {
     Box::new(move |q, k, v, o, s, d, h| attention::flash_attention(isa, q, k, v, o, s, d, h))
@@ -369,9 +451,7 @@ fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     let kernel = kernel_for::<KV>(isa);
     let scalar = kernel_for::<KV>(Isa::Scalar);
     let oracle: Option<AttentionKernel<KV>> = (isa != Isa::Scalar).then_some(&*scalar);
-    let outcome = run_property(case_strategy(), cases, seed, |case| {
-        check_case::<KV>(case, &*kernel, oracle)
-    });
+    let outcome = run_checks::<KV>(&*kernel, oracle, cases, seed);
     let mut r = row("attention", KV::DESIGN, isa, cases, outcome);
     if r.status == Status::Pass {
         r.note = format!("{}; {}", r.note, scratch_note());

@@ -14,6 +14,7 @@ pub mod attention;
 pub mod matmul;
 pub mod ops;
 pub mod qemu;
+pub mod quantizers;
 pub mod select;
 pub mod selftest;
 
@@ -62,6 +63,9 @@ pub const KERNELS: &[&str] = &[
     "swiglu",
     "softmax",
     "residual_add",
+    "exp",
+    "rope_table",
+    "quantize_q8k",
 ];
 
 /// Error statistics of one variant against the reference, over all its cases.
@@ -322,7 +326,8 @@ pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
     let jobs = matmul::families(config)
         .into_iter()
         .chain(attention::families(config))
-        .chain(ops::families(config));
+        .chain(ops::families(config))
+        .chain(quantizers::families(config));
     let mut neon = qemu::NeonRun::start(config);
     let style =
         ProgressStyle::with_template("{spinner} verify: {pos} cases checked ({elapsed}) {msg}")
@@ -426,4 +431,37 @@ pub fn gamma_f32(m: usize) -> f64 {
     let mu = m as f64 * f64::powi(2.0, -24);
     assert!(mu < 0.5, "gamma bound meaningless for m = {m}");
     mu / (1.0 - mu)
+}
+
+/// As [`run_property`], after first running `check` on every case of `fixed`: the real models'
+/// parameters (TinyLlama's and SmolLM2's head counts, head sizes, rope bases, eps), which must be
+/// among the cases every time rather than when the generator happens to draw them. A fixed case
+/// that fails is reported as it stands (it is already the case of interest; nothing to shrink).
+pub fn run_fixed_then_property<S>(
+    fixed: &[S::Value],
+    strategy: S,
+    cases: u32,
+    seed: u64,
+    check: impl Fn(&S::Value) -> Result<Metrics, String>,
+) -> PropertyOutcome
+where
+    S: Strategy,
+    S::Value: Debug,
+{
+    let mut metrics = Metrics::default();
+    for case in fixed {
+        tick_progress();
+        match check(case) {
+            Ok(m) => metrics.merge(&m),
+            Err(reason) => {
+                return PropertyOutcome {
+                    metrics,
+                    failure: Some(format!("model case {case:?}: {reason}")),
+                }
+            }
+        }
+    }
+    let mut outcome = run_property(strategy, cases, seed, check);
+    outcome.metrics.merge(&metrics);
+    outcome
 }

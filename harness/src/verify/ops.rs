@@ -18,9 +18,9 @@
 //!
 //! SIMD variants must be within twice the bound of scalar (bit-exact for the residual add).
 
-use super::{gamma_f32, row, run_property, Metrics, Row, VerifyConfig};
+use super::{gamma_f32, row, Metrics, Row, VerifyConfig};
 use anyhow::Result;
-use kernels::ops::{self, RopeStyle, EXP_MAX_REL_ERROR};
+use kernels::ops::{self, RopeStyle, EXP_MAX_REL_ERROR, EXP_OVERFLOW_ABOVE, EXP_UNDERFLOW_BELOW};
 use kernels::Isa;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -28,14 +28,19 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
 /// The ops this module checks, as `--kernel` names.
-pub const OPS: [&str; 6] = [
+pub const OPS: [&str; 7] = [
     "rmsnorm",
     "rope_adjacent",
     "rope_neox",
     "swiglu",
     "softmax",
     "residual_add",
+    "exp",
 ];
+
+/// The RoPE table a forward pass builds once per model ([`kernels::ops::RopeTable`]), checked
+/// entry by entry against the reference's own angles: a `--kernel` name of its own.
+pub const ROPE_TABLE: &str = "rope_table";
 
 /// One property case for an elementwise or row op.
 #[derive(Clone, Debug)]
@@ -52,7 +57,70 @@ pub struct OpCase {
     pub large: bool,
     /// RMSNorm: inputs around 1e-3 so that `eps` matters, with eps from {1e-5, 1e-6, 1e-2}.
     pub tiny: bool,
+    /// RoPE frequency base: Llama 2 / TinyLlama 10000, SmolLM2 100000, Llama 3 500000, 1e6.
+    pub base: f64,
+    /// RoPE: cos/sin from the row of a [`RopeTable`] (what a forward pass uses) rather than
+    /// from [`ops::rope_cos_sin`].
+    pub table: bool,
+    /// exp: a dense sweep of its whole domain and both edges instead of `len` random values.
+    pub sweep: bool,
     pub seed: u64,
+}
+
+impl OpCase {
+    /// A case with the given shape and defaults for everything else (a fixed case's start).
+    fn model(len: usize, head_dim: usize, heads: usize, pos: usize, base: f64) -> OpCase {
+        OpCase {
+            len,
+            head_dim,
+            pos,
+            heads,
+            large: false,
+            tiny: false,
+            base,
+            table: false,
+            sweep: false,
+            // `seed % 3 == 0` selects eps = 1e-5 for RMSNorm, both models' value.
+            seed: 3 * (len * 7919 + pos) as u64,
+        }
+    }
+}
+
+/// TinyLlama (32 heads over 4, head size 64, base 10000, width 2048, ffn 5632, eps 1e-5),
+/// SmolLM2-135M (9 heads over 3, head size 64, base 100000, width 576, ffn 1536, eps 1e-5) and
+/// Llama 3 (head size 128, base 500000): every op runs these on every `verify`.
+pub fn model_cases(op: &str) -> Vec<OpCase> {
+    let mut cases = Vec::new();
+    match op {
+        "rope_adjacent" | "rope_neox" => {
+            for (heads, head_dim, base, ctx) in [
+                (32, 64, 10_000.0, 2048),
+                (4, 64, 10_000.0, 2048),
+                (9, 64, 100_000.0, 8192),
+                (3, 64, 100_000.0, 8192),
+                (32, 128, 500_000.0, 8192),
+            ] {
+                for pos in [0, 1, 17, ctx / 2 + 3, ctx - 1] {
+                    for table in [false, true] {
+                        let mut c = OpCase::model(heads * head_dim, head_dim, heads, pos, base);
+                        c.table = table;
+                        cases.push(c);
+                    }
+                }
+            }
+        }
+        "exp" => {
+            let mut c = OpCase::model(0, 64, 1, 0, 10_000.0);
+            c.sweep = true;
+            cases.push(c);
+        }
+        _ => {
+            for len in [576, 1536, 2048, 5632] {
+                cases.push(OpCase::model(len, 64, 1, 0, 10_000.0));
+            }
+        }
+    }
+    cases
 }
 
 pub fn case_strategy() -> impl Strategy<Value = OpCase> {
@@ -89,17 +157,31 @@ pub fn case_strategy() -> impl Strategy<Value = OpCase> {
         pos,
         prop::bool::weighted(0.3),
         prop::bool::weighted(0.2),
+        prop_oneof![
+            3 => Just(10_000.0f64),
+            2 => Just(100_000.0f64),
+            1 => Just(500_000.0f64),
+            1 => Just(1_000_000.0f64),
+            1 => 2.0f64..1e7,
+        ],
+        prop::bool::weighted(0.25),
         any::<u64>(),
     )
-        .prop_map(|(len, head_dim, heads, pos, large, tiny, seed)| OpCase {
-            len,
-            head_dim,
-            heads,
-            pos,
-            large,
-            tiny,
-            seed,
-        })
+        .prop_map(
+            |(len, head_dim, heads, pos, large, tiny, base, table, seed)| OpCase {
+                len,
+                head_dim,
+                heads,
+                // A table is built for positions 0..=pos; keep that cheap.
+                pos: if table { pos.min(4095) } else { pos },
+                large,
+                tiny,
+                base,
+                table,
+                sweep: false,
+                seed,
+            },
+        )
 }
 
 fn gaussian(rng: &mut StdRng) -> f32 {
@@ -111,6 +193,43 @@ fn values(rng: &mut StdRng, n: usize, scale: f32) -> Vec<f32> {
 }
 
 const U: f64 = 1.0 / 16_777_216.0;
+
+/// The arguments of an `exp` case. A sweep covers the whole domain
+/// [`EXP_UNDERFLOW_BELOW`, `EXP_OVERFLOW_ABOVE`] at 2^20 evenly spaced points (so a range
+/// reduction that is wrong for large `|n|` shows at the ends, where the bound is tightest
+/// relative to its effect), 256 ulps either side of each edge, and the specials; a random case
+/// draws `len` values uniformly from just beyond the domain on both sides.
+fn exp_arguments(case: &OpCase, rng: &mut StdRng) -> Vec<f32> {
+    use rand::Rng;
+    let (lo, hi) = (EXP_UNDERFLOW_BELOW, EXP_OVERFLOW_ABOVE);
+    if !case.sweep {
+        return (0..case.len)
+            .map(|_| rng.gen_range(lo - 4.0..hi + 4.0))
+            .collect();
+    }
+    let steps = 1 << 20;
+    let mut x: Vec<f32> = (0..=steps)
+        .map(|i| lo + (hi - lo) * (i as f32 / steps as f32))
+        .collect();
+    for edge in [lo, hi] {
+        let bits = edge.to_bits() as i64;
+        x.extend((-256..=256).map(|d| f32::from_bits((bits + d) as u32)));
+    }
+    x.extend([
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-45,
+        1.0,
+        -1.0,
+        f32::MIN,
+        f32::MAX,
+        f32::NEG_INFINITY,
+        f32::INFINITY,
+        f32::NAN,
+    ]);
+    x
+}
 
 /// Runs `op` through `kernel` (an ISA) and checks it; `scalar` is the SIMD oracle.
 pub fn check_case(
@@ -125,14 +244,23 @@ pub fn check_case(
 /// A RoPE kernel with the signature of `kernels::ops::scalar::rope_adjacent`.
 pub type RopeKernel<'a> = &'a dyn Fn(&mut [f32], usize, &[f32], &[f32]);
 
-/// As [`check_case`]; for the RoPE ops, `rope_under_test` (a test-only copy) replaces the
-/// `isa` variant as the kernel under test.
+/// A test-only copy of an op (the self-test's planted bugs) that replaces the `isa` variant.
+#[derive(Clone, Copy)]
+pub enum PlantedOp<'a> {
+    /// For `rope_adjacent` / `rope_neox`.
+    Rope(RopeKernel<'a>),
+    /// For `exp`: `x[i] = exp(x[i])` in place.
+    Exp(&'a dyn Fn(&mut [f32])),
+}
+
+/// As [`check_case`]; `planted` (a test-only copy) replaces the `isa` variant as the kernel
+/// under test.
 pub fn check_case_with(
     op: &str,
     case: &OpCase,
     isa: Isa,
     scalar: Option<Isa>,
-    rope_under_test: Option<RopeKernel>,
+    planted: Option<PlantedOp>,
 ) -> Result<Metrics, String> {
     let mut rng = StdRng::seed_from_u64(case.seed);
     let n = case.len;
@@ -174,10 +302,17 @@ pub fn check_case_with(
             let hd = case.head_dim;
             let len = case.heads * hd;
             let x = values(&mut rng, len, if case.large { 100.0 } else { 1.0 });
-            let base = 10000.0;
-            let mut cos = vec![0f32; hd / 2];
-            let mut sin = vec![0f32; hd / 2];
-            ops::rope_cos_sin(case.pos, hd, base, &mut cos, &mut sin);
+            let base = case.base;
+            let (cos, sin) = if case.table {
+                let table = ops::RopeTable::new(hd, base, case.pos + 1);
+                let (c, s) = table.cos_sin(case.pos);
+                (c.to_vec(), s.to_vec())
+            } else {
+                let mut cos = vec![0f32; hd / 2];
+                let mut sin = vec![0f32; hd / 2];
+                ops::rope_cos_sin(case.pos, hd, base, &mut cos, &mut sin);
+                (cos, sin)
+            };
             let style = if op == "rope_adjacent" {
                 RopeStyle::AdjacentPairs
             } else {
@@ -188,13 +323,13 @@ pub fn check_case_with(
                 ops::rope(isa, style, &mut y, hd, &cos, &sin);
                 y
             };
-            let got = match rope_under_test {
-                Some(kernel) => {
+            let got = match planted {
+                Some(PlantedOp::Rope(kernel)) => {
                     let mut y = x.clone();
                     kernel(&mut y, hd, &cos, &sin);
                     y
                 }
-                None => run(isa),
+                _ => run(isa),
             };
             let mut want: Vec<f64> = x.iter().map(|&v| v as f64).collect();
             if style == RopeStyle::AdjacentPairs {
@@ -306,6 +441,62 @@ pub fn check_case_with(
                 }
             }
         }
+        "exp" => {
+            let x = exp_arguments(case, &mut rng);
+            let run = |isa: Isa| {
+                let mut y = x.clone();
+                ops::exp_in_place(isa, &mut y);
+                y
+            };
+            let got = match planted {
+                Some(PlantedOp::Exp(kernel)) => {
+                    let mut y = x.clone();
+                    kernel(&mut y);
+                    y
+                }
+                _ => run(isa),
+            };
+            let ys = scalar.map(run);
+            for (i, &xi) in x.iter().enumerate() {
+                let exact = (xi as f64).exp();
+                if xi.is_nan() || xi > EXP_OVERFLOW_ABOVE {
+                    // NaN stays NaN; above the domain the result is +inf (the module's contract).
+                    let want = if xi.is_nan() { f32::NAN } else { f32::INFINITY };
+                    let same =
+                        |y: f32| y.to_bits() == want.to_bits() || (y.is_nan() && xi.is_nan());
+                    if !same(got[i]) || ys.as_ref().is_some_and(|ys| !same(ys[i])) {
+                        return Err(format!("exp({xi:e}) = {:e}, want {want:e}", got[i]));
+                    }
+                    continue;
+                }
+                if xi < EXP_UNDERFLOW_BELOW {
+                    // Flushed to +0 (the contract) against a true value below 2^-126.
+                    let flushed = |y: f32| y.to_bits() == 0;
+                    if !flushed(got[i]) || ys.as_ref().is_some_and(|ys| !flushed(ys[i])) {
+                        return Err(format!(
+                            "exp({xi:e}) = {:e}, want +0 below the domain",
+                            got[i]
+                        ));
+                    }
+                    continue;
+                }
+                // Recorded relative to the exact value: the bound is relative on the whole
+                // domain, so max_abs reads as the largest relative error.
+                let rel = |y: f32| y as f64 / exact;
+                outputs.push((rel(got[i]), 1.0, 1.0, EXP_MAX_REL_ERROR));
+                if let Some(ys) = &ys {
+                    let diff = (rel(got[i]) - rel(ys[i])).abs();
+                    if diff.is_nan() || diff > 2.0 * EXP_MAX_REL_ERROR {
+                        return Err(format!(
+                            "exp({xi:e}): {} vs scalar {}: relative difference {diff:e} > {:e}",
+                            got[i],
+                            ys[i],
+                            2.0 * EXP_MAX_REL_ERROR
+                        ));
+                    }
+                }
+            }
+        }
         other => return Err(format!("unknown op {other}")),
     }
     for (i, (got, want, scale, bound)) in outputs.into_iter().enumerate() {
@@ -336,6 +527,105 @@ fn design(op: &str) -> &'static str {
     }
 }
 
+/// Every check `verify` applies to `op` in `isa`: the model cases, then `cases` property cases.
+pub fn run_checks(
+    op: &str,
+    isa: Isa,
+    cases: u32,
+    seed: u64,
+    planted: Option<PlantedOp>,
+) -> super::PropertyOutcome {
+    let oracle = (isa != Isa::Scalar && planted.is_none()).then_some(Isa::Scalar);
+    super::run_fixed_then_property(&model_cases(op), case_strategy(), cases, seed, |case| {
+        check_case_with(op, case, isa, oracle, planted)
+    })
+}
+
+/// One RoPE-table case: a table of `max_pos` positions.
+#[derive(Clone, Debug)]
+pub struct RopeTableCase {
+    pub head_dim: usize,
+    pub base: f64,
+    pub max_pos: usize,
+}
+
+/// TinyLlama's, SmolLM2's and Llama 3's tables over their whole context.
+pub fn rope_table_model_cases() -> Vec<RopeTableCase> {
+    [
+        (64, 10_000.0, 2048),
+        (64, 100_000.0, 8192),
+        (128, 500_000.0, 8192),
+    ]
+    .into_iter()
+    .map(|(head_dim, base, max_pos)| RopeTableCase {
+        head_dim,
+        base,
+        max_pos,
+    })
+    .collect()
+}
+
+pub fn rope_table_strategy() -> impl Strategy<Value = RopeTableCase> {
+    (
+        prop_oneof![Just(2usize), Just(6), Just(64), Just(80), Just(128)],
+        prop_oneof![
+            Just(10_000.0f64),
+            Just(100_000.0),
+            Just(500_000.0),
+            2.0f64..1e7
+        ],
+        1usize..=600,
+    )
+        .prop_map(|(head_dim, base, max_pos)| RopeTableCase {
+            head_dim,
+            base,
+            max_pos,
+        })
+}
+
+/// Checks every entry of a [`RopeTable`] against `cos`/`sin` of the reference's own angle
+/// ([`reference::ops::rope_angle`]). Bound per entry: the table rounds an f64 cos/sin to f32
+/// (`<= 2^-25`, as `|cos|, |sin| <= 1`), and its f64 angle may differ from the reference's by a
+/// few f64 roundings of a value `<= max_pos` (`4 * 2^-53 * angle`), which moves cos/sin by as
+/// much, plus the f64 `sin`/`cos` errors (`2 * 2^-53`).
+pub fn check_rope_table(
+    case: &RopeTableCase,
+    build: &dyn Fn(usize, f64, usize) -> ops::RopeTable,
+) -> Result<Metrics, String> {
+    let table = build(case.head_dim, case.base, case.max_pos);
+    let half = case.head_dim / 2;
+    let mut m = Metrics::default();
+    let eps53 = 2f64.powi(-53);
+    for pos in 0..case.max_pos {
+        let (cos, sin) = table.cos_sin(pos);
+        for i in 0..half {
+            let angle = reference::ops::rope_angle(pos, i, case.head_dim, case.base);
+            let bound = 2f64.powi(-25) + 4.0 * eps53 * angle + 2.0 * eps53;
+            let (want_sin, want_cos) = angle.sin_cos();
+            m.record(cos[i] as f64, want_cos, 1.0, bound)
+                .map_err(|e| format!("cos at pos {pos}, frequency {i}: {e}"))?;
+            m.record(sin[i] as f64, want_sin, 1.0, bound)
+                .map_err(|e| format!("sin at pos {pos}, frequency {i}: {e}"))?;
+        }
+    }
+    Ok(m)
+}
+
+/// Every check `verify` applies to a RoPE table builder.
+pub fn run_rope_table_checks(
+    cases: u32,
+    seed: u64,
+    build: &dyn Fn(usize, f64, usize) -> ops::RopeTable,
+) -> super::PropertyOutcome {
+    super::run_fixed_then_property(
+        &rope_table_model_cases(),
+        rope_table_strategy(),
+        cases,
+        seed,
+        |case| check_rope_table(case, build),
+    )
+}
+
 /// This module's rows, as deferred jobs.
 pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
     let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
@@ -349,13 +639,17 @@ pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> 
                 if let Some(reason) = isa.unavailable_reason() {
                     return Ok(Row::skipped(op, design(op), isa, reason));
                 }
-                let oracle = (isa != Isa::Scalar).then_some(Isa::Scalar);
-                let outcome = run_property(case_strategy(), cases, seed, |case| {
-                    check_case(op, case, isa, oracle)
-                });
+                let outcome = run_checks(op, isa, cases, seed, None);
                 Ok(row(op, design(op), isa, cases, outcome))
             }));
         }
+    }
+    // The table is ISA-independent (f64 angles, computed once per model): one scalar row.
+    if config.wants_kernel(ROPE_TABLE) && config.wants_isa(Isa::Scalar) {
+        jobs.push(Box::new(move || {
+            let outcome = run_rope_table_checks(cases, seed, &ops::RopeTable::new);
+            Ok(row(ROPE_TABLE, "f64-angles", Isa::Scalar, cases, outcome))
+        }));
     }
     jobs
 }

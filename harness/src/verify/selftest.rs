@@ -5,8 +5,12 @@
 //! variant; the self-test passes only if every planted bug is caught.
 
 use super::matmul::{case_strategy, check_f32_case, check_q8k_case, F32Kernel, Q8kKernel};
-use super::run_property;
+use super::ops::{self, PlantedOp};
+use super::{quantizers, run_property, PropertyOutcome};
 use crate::planted_attention::{flash_attention_planted, AttentionBug};
+use crate::planted_ops::{
+    planted_exp_unsplit_ln2, planted_quantize_q8k, planted_rope_table_base_ignored, Q8kBug,
+};
 use kernels::attention::AttentionDims;
 use kernels::matmul::MatmulDims;
 use kernels::quant::{q4k_scale_min, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
@@ -260,9 +264,7 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
                             h: Range<usize>| {
             flash_attention_planted(q, k, v, o, s, d, h, bug)
         };
-        let outcome = run_property(super::attention::case_strategy(), cases, seed, |case| {
-            super::attention::check_case::<f32>(case, &planted, None)
-        });
+        let outcome = super::attention::run_checks::<f32>(&planted, None, cases, seed);
         let result = outcome_to_result(
             format!("attention/flash: {bug:?}"),
             outcome.failure,
@@ -272,23 +274,44 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
         report(out, &result)?;
         results.push(result);
     }
-    let outcome = run_property(super::ops::case_strategy(), cases, seed, |case| {
-        super::ops::check_case_with(
-            "rope_adjacent",
-            case,
-            Isa::Scalar,
-            None,
-            Some(&planted_rope_pairs_swapped),
-        )
-    });
-    let result = outcome_to_result(
-        "rope_adjacent: PairsSwapped".into(),
-        outcome.failure,
-        cases,
-        seed,
-    );
-    report(out, &result)?;
-    results.push(result);
+    let mut planted_runs: Vec<(String, PropertyOutcome)> = vec![
+        (
+            "rope_adjacent: PairsSwapped".into(),
+            ops::run_checks(
+                "rope_adjacent",
+                Isa::Scalar,
+                cases,
+                seed,
+                Some(PlantedOp::Rope(&planted_rope_pairs_swapped)),
+            ),
+        ),
+        (
+            "exp: Ln2NotSplit".into(),
+            ops::run_checks(
+                "exp",
+                Isa::Scalar,
+                cases,
+                seed,
+                Some(PlantedOp::Exp(&planted_exp_unsplit_ln2)),
+            ),
+        ),
+        (
+            "rope_table: BaseIgnored".into(),
+            ops::run_rope_table_checks(cases, seed, &planted_rope_table_base_ignored),
+        ),
+    ];
+    for bug in Q8kBug::ALL {
+        let planted = move |x: &[f32], b: &mut [BlockQ8K]| planted_quantize_q8k(bug, x, b);
+        planted_runs.push((
+            format!("quantize_q8k: {bug:?}"),
+            quantizers::run_q8k_checks(cases, seed, &planted),
+        ));
+    }
+    for (name, outcome) in planted_runs {
+        let result = outcome_to_result(name, outcome.failure, cases, seed);
+        report(out, &result)?;
+        results.push(result);
+    }
     Ok(results)
 }
 
