@@ -196,7 +196,7 @@ fn tensor_bytes(ty: u32, values: u64) -> Option<u64> {
         14 => (256, 210),
         _ => return None,
     };
-    if values % block_values != 0 {
+    if !values.is_multiple_of(block_values) {
         return None;
     }
     (values / block_values).checked_mul(block_bytes)
