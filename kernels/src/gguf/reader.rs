@@ -200,6 +200,13 @@ impl<'a> Gguf<'a> {
                         format!("a row of {row} values is not a whole number of {ggml_type} blocks ({block_values} values)"),
                     ));
                 }
+                if ggml_type.bytes_for(n_elements).is_none() {
+                    return Err(cur.invalid(
+                        dims_at,
+                        what("dims"),
+                        format!("{dims:?} {ggml_type} values take more than 2^64 bytes"),
+                    ));
+                }
             }
             if !offset.is_multiple_of(alignment) {
                 return Err(cur.invalid(

@@ -40,13 +40,18 @@ pub enum GgmlType {
     TQ1_0,
     TQ2_0,
     MXFP4,
+    NVFP4,
+    Q1_0,
     Unknown(u32),
 }
 
 /// (type, id, name, values per block, bytes per block). Facts of the ggml format: the block
 /// sizes follow from each block's fields (e.g. IQ4_XS: f16 d, u16 scales_h, u8 scales_l[4],
 /// u8 qs[128] = 136 bytes per 256 values). Ids 4, 5 and 31..33, 36..38 were removed from ggml.
-const TABLE: [(GgmlType, u32, &str, u64, u64); 32] = {
+/// Checked against `gguf.constants.GGML_QUANT_SIZES` of the `gguf` 0.19.0 Python package,
+/// which differs only for Q8_1: it still says 40 bytes (f32 d and s, an older layout); ggml's
+/// block has f16 d and s, 36 bytes, as FORMATS.md and `quant` have it.
+const TABLE: [(GgmlType, u32, &str, u64, u64); 34] = {
     use GgmlType::*;
     [
         (F32, 0, "F32", 1, 4),
@@ -81,6 +86,8 @@ const TABLE: [(GgmlType, u32, &str, u64, u64); 32] = {
         (TQ1_0, 34, "TQ1_0", 256, 54),
         (TQ2_0, 35, "TQ2_0", 256, 66),
         (MXFP4, 39, "MXFP4", 32, 17),
+        (NVFP4, 40, "NVFP4", 64, 36),
+        (Q1_0, 41, "Q1_0", 128, 18),
     ]
 };
 
