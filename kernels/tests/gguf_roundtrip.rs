@@ -205,3 +205,38 @@ fn reads_the_real_llama_vocab() {
     assert_eq!(&again[8..n], &g.bytes()[8..]);
     assert!(again[n..].iter().all(|&b| b == 0));
 }
+
+/// Types the project cannot run are read and listed; only asking for a runnable format fails.
+#[test]
+fn unrunnable_and_unknown_types_are_listed_not_refused() {
+    let mut w = GgufWriter::new();
+    w.add_tensor("iq", &[256], GgmlType::IQ4_XS, vec![7; 136])
+        .unwrap();
+    w.add_tensor("q4", &[256], GgmlType::Q4K, vec![1; 144])
+        .unwrap();
+    let mut bytes = w.to_bytes().unwrap();
+    // Make the second tensor's type an id no ggml version has.
+    let at = bytes.windows(2).position(|x| x == b"q4").unwrap() + 2 + 4 + 8;
+    bytes[at..at + 4].copy_from_slice(&1000u32.to_le_bytes());
+    let g = Gguf::parse(&bytes).unwrap();
+    let iq = g.tensor("iq").unwrap();
+    assert_eq!(iq.ggml_type, GgmlType::IQ4_XS);
+    assert_eq!(iq.data, &[7; 136][..]);
+    assert_eq!(
+        iq.quant_type().unwrap_err().to_string(),
+        "tensor `iq` has type IQ4_XS, which this project cannot run"
+    );
+    let unknown = g.tensor("q4").unwrap();
+    assert_eq!(unknown.ggml_type, GgmlType::Unknown(1000));
+    assert_eq!(unknown.n_bytes(), None);
+    assert!(unknown
+        .quant_type()
+        .unwrap_err()
+        .to_string()
+        .contains("type 1000"));
+    // The writer's own tensors stay runnable.
+    let (w, _) = build(32);
+    let bytes = w.to_bytes().unwrap();
+    let g = Gguf::parse(&bytes).unwrap();
+    assert!(g.tensors().iter().all(|t| t.quant_type().is_ok()));
+}

@@ -60,6 +60,18 @@ impl TensorInfo<'_> {
     pub fn n_bytes(&self) -> Option<u64> {
         self.ggml_type.bytes_for(self.n_elements())
     }
+
+    /// The storage format `kernels::quant` has for this tensor's type, or an error naming the
+    /// tensor and the type: what a model loader calls, so that a file with a type the project
+    /// cannot run is still read and listed, and refused only when it is to run.
+    pub fn quant_type(&self) -> Result<crate::quant::GgmlType, GgufError> {
+        self.ggml_type
+            .to_quant()
+            .ok_or_else(|| GgufError::UnsupportedType {
+                name: self.name.to_string(),
+                ty: self.ggml_type.name(),
+            })
+    }
 }
 
 /// A parsed, fully validated GGUF file (version 2 or 3) borrowing `&'a [u8]`.
