@@ -75,3 +75,43 @@ fn weights_have_the_intended_distribution() {
     drop(file);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `harness inspect` on a damaged file: one line on stderr, a non-zero exit, no panic.
+#[test]
+fn inspect_reports_a_damaged_file_in_one_line() {
+    let dir = temp_dir("inspect");
+    let path = synth(&dir, "ok.gguf", 1, 2, Preset::Q4_0);
+    let bytes = std::fs::read(&path).unwrap();
+    let run = |p: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+            .arg("inspect")
+            .arg(p)
+            .output()
+            .unwrap()
+    };
+    let ok = run(&path);
+    assert!(ok.status.success());
+    let text = String::from_utf8(ok.stdout).unwrap();
+    assert!(text.contains("token_embd.weight") && text.contains("bits per weight"));
+    for (name, damaged) in [
+        ("cut", bytes[..bytes.len() - 100].to_vec()),
+        ("header-cut", bytes[..5000].to_vec()),
+        ("flipped", {
+            let mut b = bytes.clone();
+            b[30] ^= 0x40;
+            b
+        }),
+    ] {
+        let p = dir.join(name);
+        std::fs::write(&p, damaged).unwrap();
+        let out = run(&p);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(
+            err.starts_with("harness: error: ") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
