@@ -2,12 +2,12 @@
 //! a tensor table (name, type, shape, offset, bytes), totals by type, the parameter count and
 //! bits per weight. A tensor type the project cannot run is listed like any other and marked.
 
-use anyhow::{Context, Result};
-use kernels::gguf::{Array, GgmlType, Gguf, GgufFile, TensorInfo, Value};
+use anyhow::Result;
+use kernels::gguf::{Array, GgmlType, Gguf, GgufError, GgufFile, TensorInfo, Value};
 use kernels::quant::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8_0, QuantBlock};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Array elements shown before "... (N more)".
 const ARRAY_HEAD: usize = 6;
@@ -25,8 +25,17 @@ pub struct InspectArgs {
     pub dump_values: Option<usize>,
 }
 
+/// Opens a GGUF file for a command: errors name the path once (an I/O error already does; a
+/// format error gets it in front).
+pub fn open_gguf(path: &Path) -> Result<GgufFile> {
+    GgufFile::open(path).map_err(|e| match e {
+        GgufError::Io { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(path.display().to_string()),
+    })
+}
+
 pub fn run(args: InspectArgs) -> Result<()> {
-    let file = GgufFile::open(&args.file).with_context(|| args.file.display().to_string())?;
+    let file = open_gguf(&args.file)?;
     let g = file.gguf();
     if args.json {
         let doc = to_json(g, file.len(), args.dump_values)?;

@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use kernels::gguf::{GgmlType, GgufFile, GgufWriter, MetaValue, ValueType};
+use kernels::gguf::{GgmlType, GgufWriter, MetaValue, ValueType};
 use kernels::quant::{BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8_0, QuantBlock};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -397,7 +397,7 @@ pub fn synthetic_spm_vocab(n_vocab: u64) -> Result<Vec<(&'static str, MetaValue)
 
 /// Every `tokenizer.*` key of another GGUF, and its vocabulary size.
 fn copied_vocab(path: &Path) -> Result<(Vec<(String, MetaValue)>, u64)> {
-    let file = GgufFile::open(path).with_context(|| format!("--vocab {}", path.display()))?;
+    let file = crate::inspect::open_gguf(path).context("--vocab")?;
     let g = file.gguf();
     let n = g
         .get_array("tokenizer.ggml.tokens")

@@ -5,12 +5,10 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GgufError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// (The I/O error is part of the message rather than a `source`, so that a caller
+    /// printing the whole chain does not say it twice.)
+    #[error("{path}: {io}")]
+    Io { path: PathBuf, io: std::io::Error },
     #[error(
         "not a GGUF file: the first 4 bytes are {found:02x?}, expected \"GGUF\" (47 47 55 46)"
     )]

@@ -16,9 +16,9 @@ impl GgufFile {
     /// Maps and parses `path`. Errors name the path (I/O) or the field and offset (format).
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| GgufError::Io {
+        let io = |io| GgufError::Io {
             path: path.clone(),
-            source,
+            io,
         };
         let file = std::fs::File::open(&path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();

@@ -354,6 +354,6 @@ impl GgufWriter {
 fn write_err(e: std::io::Error) -> GgufError {
     GgufError::Io {
         path: "<output>".into(),
-        source: e,
+        io: e,
     }
 }
