@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// The correctness gate: every kernel variant against scalar and the f64 reference.
     Verify(VerifyArgs),
+    /// Show a GGUF file: metadata, tensor table, totals by type, parameters, bits per weight.
+    Inspect(harness::inspect::InspectArgs),
+    /// Write a model-shaped GGUF with random weights in a llama-quantize tensor mix.
+    Synth(harness::synth::SynthArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +69,8 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
+        Command::Inspect(args) => harness::inspect::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Synth(args) => harness::synth::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
