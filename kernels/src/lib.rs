@@ -18,5 +18,6 @@ pub mod matmul;
 pub mod ops;
 pub mod quant;
 mod simd;
+pub mod tokenizer;
 
 pub use isa::Isa;
