@@ -19,7 +19,7 @@ const NONE: u32 = u32::MAX;
 
 /// GPT-2's byte-to-unicode table: printable Latin-1 bytes stand for themselves, the other 68
 /// bytes take the code points from U+0100 up, in byte order.
-pub(crate) fn byte_to_char(b: u8) -> char {
+pub fn byte_to_char(b: u8) -> char {
     BYTE_CHARS.0[b as usize]
 }
 

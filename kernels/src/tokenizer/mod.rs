@@ -12,10 +12,12 @@
 //! [`Vocab::from_gguf`].
 
 mod bpe;
+mod gguf_vocab;
 mod pretokenize;
 mod spm;
 mod vocab;
 
+pub use bpe::byte_to_char as byte_level_char;
 pub use pretokenize::{split_words, Pre, PreInfo};
 pub use vocab::{TokenType, TokenizerError, Vocab, VocabKind};
 
