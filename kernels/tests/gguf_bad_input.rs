@@ -130,7 +130,6 @@ fn fields(b: &[u8]) -> Vec<(usize, usize, Field)> {
         (16, 8, Field::Count),
     ];
     fn value(
-        b: &[u8],
         p: &mut usize,
         ty: u32,
         out: &mut Vec<(usize, usize, Field)>,
@@ -157,7 +156,7 @@ fn fields(b: &[u8]) -> Vec<(usize, usize, Field)> {
                 let n = u64_at(*p + 4);
                 *p += 12;
                 for _ in 0..n {
-                    value(b, p, elem, out, u32_at, u64_at);
+                    value(p, elem, out, u32_at, u64_at);
                 }
             }
             _ => unreachable!(),
@@ -172,7 +171,7 @@ fn fields(b: &[u8]) -> Vec<(usize, usize, Field)> {
         let ty = u32_at(p);
         out.push((p, 4, Field::ValueType));
         p += 4;
-        value(b, &mut p, ty, &mut out, &u32_at, &u64_at);
+        value(&mut p, ty, &mut out, &u32_at, &u64_at);
     }
     for _ in 0..n_tensors {
         out.push((p, 8, Field::Length));
@@ -377,4 +376,38 @@ fn other_corruptions() {
     bad[i + 1] = b'a';
     expect(&bad, "duplicate key");
     assert!(Gguf::parse(&[]).is_err());
+}
+
+/// Writes the fixture (and a vocab-only variant) as the fuzz seed corpus:
+/// `cargo test -p kernels --test gguf_bad_input -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/gguf_parse");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(format!("{dir}/llama-like-v3"), fixture()).unwrap();
+    let mut v2 = fixture();
+    v2[4..8].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(format!("{dir}/llama-like-v2"), v2).unwrap();
+    let mut w = GgufWriter::new();
+    w.add_meta("general.alignment", MetaValue::U32(64)).unwrap();
+    w.add_meta(
+        "tokenizer.ggml.tokens",
+        MetaValue::str_array(["<unk>", "▁x"]),
+    )
+    .unwrap();
+    w.add_meta(
+        "nested",
+        MetaValue::Array(
+            ValueType::Array,
+            vec![MetaValue::Array(
+                ValueType::Bool,
+                vec![MetaValue::Bool(true)],
+            )],
+        ),
+    )
+    .unwrap();
+    w.add_meta("i64", MetaValue::I64(-1)).unwrap();
+    w.add_meta("f64", MetaValue::F64(0.5)).unwrap();
+    std::fs::write(format!("{dir}/vocab-only"), w.to_bytes().unwrap()).unwrap();
 }
