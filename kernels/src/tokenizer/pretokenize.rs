@@ -494,4 +494,22 @@ mod tests {
             ["x", " ", "123", "456", "7", " a", "+=", "b"]
         );
     }
+
+    proptest::proptest! {
+        /// Every split covers the text with non-empty words, in order, on char boundaries.
+        #[test]
+        fn words_tile_the_text(s in "(\\PC|\\s| |[0-9]|'s|\r\n){0,60}") {
+            for pre in [Pre::Default, Pre::Gpt2, Pre::Llama3, Pre::Smollm, Pre::Qwen2] {
+                let mut r = Vec::new();
+                split_words(pre, &s, &mut r);
+                let mut at = 0;
+                for w in &r {
+                    proptest::prop_assert_eq!(w.start, at, "{:?} {:?}", pre, s);
+                    proptest::prop_assert!(w.end > w.start && s.is_char_boundary(w.end));
+                    at = w.end;
+                }
+                proptest::prop_assert_eq!(at, s.len());
+            }
+        }
+    }
 }
