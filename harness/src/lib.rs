@@ -5,4 +5,5 @@ pub mod inspect;
 pub mod planted_attention;
 pub mod planted_ops;
 pub mod synth;
+pub mod tokenize;
 pub mod verify;

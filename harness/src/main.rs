@@ -25,6 +25,8 @@ enum Command {
     Inspect(harness::inspect::InspectArgs),
     /// Write a model-shaped GGUF with random weights in a llama-quantize tensor mix.
     Synth(harness::synth::SynthArgs),
+    /// Text to token ids with the tokenizer of a GGUF file (SentencePiece or byte-level BPE).
+    Tokenize(harness::tokenize::TokenizeArgs),
 }
 
 #[derive(clap::Args)]
@@ -71,6 +73,9 @@ fn run() -> Result<ExitCode> {
         Command::Verify(args) => verify_cmd(args),
         Command::Inspect(args) => harness::inspect::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => harness::synth::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Tokenize(args) => {
+            harness::tokenize::run(&args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -19,5 +19,6 @@ pub mod matmul;
 pub mod ops;
 pub mod quant;
 mod simd;
+pub mod tokenizer;
 
 pub use isa::Isa;
