@@ -3,4 +3,5 @@
 
 pub mod planted_attention;
 pub mod planted_ops;
+pub mod tokenize;
 pub mod verify;

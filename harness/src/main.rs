@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// The correctness gate: every kernel variant against scalar and the f64 reference.
     Verify(VerifyArgs),
+    /// Text to token ids with the tokenizer of a GGUF file (SentencePiece or byte-level BPE).
+    Tokenize(harness::tokenize::TokenizeArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +67,10 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
+        Command::Tokenize(args) => {
+            harness::tokenize::run(&args, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -13,10 +13,12 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod attention;
+pub mod gguf;
 pub mod isa;
 pub mod matmul;
 pub mod ops;
 pub mod quant;
 mod simd;
+pub mod tokenizer;
 
 pub use isa::Isa;
