@@ -23,6 +23,10 @@ enum Command {
     Verify(VerifyArgs),
     /// Text to token ids with the tokenizer of a GGUF file (SentencePiece or byte-level BPE).
     Tokenize(harness::tokenize::TokenizeArgs),
+    /// Show a GGUF file: metadata, tensor table, totals by type, parameters, bits per weight.
+    Inspect(harness::inspect::InspectArgs),
+    /// Write a model-shaped GGUF with random weights in a llama-quantize tensor mix.
+    Synth(harness::synth::SynthArgs),
 }
 
 #[derive(clap::Args)]
@@ -71,6 +75,8 @@ fn run() -> Result<ExitCode> {
             harness::tokenize::run(&args, &mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Inspect(args) => harness::inspect::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Synth(args) => harness::synth::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -130,7 +130,6 @@ fn fields(b: &[u8]) -> Vec<(usize, usize, Field)> {
         (16, 8, Field::Count),
     ];
     fn value(
-        b: &[u8],
         p: &mut usize,
         ty: u32,
         out: &mut Vec<(usize, usize, Field)>,
@@ -157,7 +156,7 @@ fn fields(b: &[u8]) -> Vec<(usize, usize, Field)> {
                 let n = u64_at(*p + 4);
                 *p += 12;
                 for _ in 0..n {
-                    value(b, p, elem, out, u32_at, u64_at);
+                    value(p, elem, out, u32_at, u64_at);
                 }
             }
             _ => unreachable!(),
@@ -172,7 +171,7 @@ fn fields(b: &[u8]) -> Vec<(usize, usize, Field)> {
         let ty = u32_at(p);
         out.push((p, 4, Field::ValueType));
         p += 4;
-        value(b, &mut p, ty, &mut out, &u32_at, &u64_at);
+        value(&mut p, ty, &mut out, &u32_at, &u64_at);
     }
     for _ in 0..n_tensors {
         out.push((p, 8, Field::Length));
