@@ -36,4 +36,16 @@ echo "== harness verify --isa native,neon (every ISA this CPU runs; neon under q
 target/release/harness verify --isa native,neon --csv reports/verify.csv
 echo "== harness verify --self-test"
 target/release/harness verify --self-test
+
+echo "== GGUF files read by llama.cpp's gguf Python package (an independent reader)"
+cache="${KERNELBENCH_CACHE:-$HOME/.cache/kernelbench}"
+venv="$cache/gguf-venv"
+if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet 'gguf==0.19.0' numpy
+fi
+"$venv/bin/python" scripts/gguf_py_check.py target/release/harness "$(mktemp -d)"
+
+echo "== fuzz the GGUF reader briefly"
+bash scripts/fuzz.sh 30
 echo "== all checks passed; gate rows in reports/verify.csv"

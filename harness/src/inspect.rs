@@ -43,8 +43,8 @@ pub fn run(args: InspectArgs) -> Result<()> {
 fn scalar_text(v: &Value<'_>) -> String {
     match v {
         Value::Str(s) => format!("{s:?}"),
-        Value::F32(x) => format!("{x:e}"),
-        Value::F64(x) => format!("{x:e}"),
+        Value::F32(x) => x.to_string(),
+        Value::F64(x) => x.to_string(),
         Value::Array(a) => array_text(a),
         v => v
             .as_integer()

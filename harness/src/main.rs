@@ -21,12 +21,12 @@ struct Cli {
 enum Command {
     /// The correctness gate: every kernel variant against scalar and the f64 reference.
     Verify(VerifyArgs),
-    /// Text to token ids with the tokenizer of a GGUF file (SentencePiece or byte-level BPE).
-    Tokenize(harness::tokenize::TokenizeArgs),
     /// Show a GGUF file: metadata, tensor table, totals by type, parameters, bits per weight.
     Inspect(harness::inspect::InspectArgs),
     /// Write a model-shaped GGUF with random weights in a llama-quantize tensor mix.
     Synth(harness::synth::SynthArgs),
+    /// Text to token ids with the tokenizer of a GGUF file (SentencePiece or byte-level BPE).
+    Tokenize(harness::tokenize::TokenizeArgs),
 }
 
 #[derive(clap::Args)]
@@ -71,12 +71,11 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
-        Command::Tokenize(args) => {
-            harness::tokenize::run(&args, &mut std::io::stdout().lock())?;
-            Ok(ExitCode::SUCCESS)
-        }
         Command::Inspect(args) => harness::inspect::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => harness::synth::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Tokenize(args) => {
+            harness::tokenize::run(&args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -377,3 +377,37 @@ fn other_corruptions() {
     expect(&bad, "duplicate key");
     assert!(Gguf::parse(&[]).is_err());
 }
+
+/// Writes the fixture (and a vocab-only variant) as the fuzz seed corpus:
+/// `cargo test -p kernels --test gguf_bad_input -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fuzz/corpus/gguf_parse");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(format!("{dir}/llama-like-v3"), fixture()).unwrap();
+    let mut v2 = fixture();
+    v2[4..8].copy_from_slice(&2u32.to_le_bytes());
+    std::fs::write(format!("{dir}/llama-like-v2"), v2).unwrap();
+    let mut w = GgufWriter::new();
+    w.add_meta("general.alignment", MetaValue::U32(64)).unwrap();
+    w.add_meta(
+        "tokenizer.ggml.tokens",
+        MetaValue::str_array(["<unk>", "▁x"]),
+    )
+    .unwrap();
+    w.add_meta(
+        "nested",
+        MetaValue::Array(
+            ValueType::Array,
+            vec![MetaValue::Array(
+                ValueType::Bool,
+                vec![MetaValue::Bool(true)],
+            )],
+        ),
+    )
+    .unwrap();
+    w.add_meta("i64", MetaValue::I64(-1)).unwrap();
+    w.add_meta("f64", MetaValue::F64(0.5)).unwrap();
+    std::fs::write(format!("{dir}/vocab-only"), w.to_bytes().unwrap()).unwrap();
+}

@@ -43,8 +43,8 @@ pub struct Tokenizer {
 }
 
 enum Model {
-    Spm(spm::Spm),
-    Bpe(bpe::Bpe),
+    Spm(Box<spm::Spm>),
+    Bpe(Box<bpe::Bpe>),
 }
 
 impl Tokenizer {
@@ -73,8 +73,10 @@ impl Tokenizer {
             .collect();
         specials.sort_by_key(|&id| std::cmp::Reverse(vocab.tokens[id as usize].len()));
         let model = match vocab.kind {
-            VocabKind::SentencePiece => Model::Spm(spm::Spm::new(&vocab, &token_to_id)?),
-            VocabKind::BytePairBpe(info) => Model::Bpe(bpe::Bpe::new(&vocab, &token_to_id, info)),
+            VocabKind::SentencePiece => Model::Spm(Box::new(spm::Spm::new(&vocab, &token_to_id)?)),
+            VocabKind::BytePairBpe(info) => {
+                Model::Bpe(Box::new(bpe::Bpe::new(&vocab, &token_to_id, info)))
+            }
         };
         let mut tok = Tokenizer {
             vocab,

@@ -18,6 +18,11 @@ pub(crate) struct Spm {
     /// The token for each byte: `<0xXX>`, else the byte itself as a one-character token.
     byte_tokens: [Option<u32>; 256],
     max_token_len: usize,
+    /// No token has U+2581 right after another character: then no merge can cross the start
+    /// of a space run, and the text is merged one word at a time (the same merges, as every
+    /// candidate lies inside one word; far smaller heaps). True for the Llama vocab, where
+    /// U+2581 inside a token only ever follows another U+2581.
+    words_independent: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -59,6 +64,18 @@ impl Ord for Candidate {
     }
 }
 
+/// Buffers reused across the words of one `encode` call, and its word cache.
+#[derive(Default)]
+struct Scratch {
+    symbols: Vec<Symbol>,
+    heap: BinaryHeap<Candidate>,
+    cache: FxHashMap<Box<str>, (u32, u32)>,
+    cached_ids: Vec<u32>,
+}
+
+/// Words longer than this are merged without caching; they rarely repeat.
+const CACHE_MAX_WORD: usize = 64;
+
 impl Spm {
     pub(crate) fn new(
         vocab: &Vocab,
@@ -73,9 +90,18 @@ impl Spm {
                 .copied();
         }
         let max_token_len = vocab.tokens.iter().map(|t| t.len()).max().unwrap_or(0);
+        let words_independent = !vocab.tokens.iter().any(|t| {
+            let mut prev = None;
+            t.chars().any(|c| {
+                let crosses = c == '\u{2581}' && prev.is_some_and(|p| p != '\u{2581}');
+                prev = Some(c);
+                crosses
+            })
+        });
         Ok(Spm {
             byte_tokens,
             max_token_len,
+            words_independent,
         })
     }
 
@@ -98,12 +124,63 @@ impl Spm {
             }
             buf.push_str(part);
         }
-        let bytes = buf.as_bytes();
-        if bytes.len() >= u32::MAX as usize / 2 {
+        if buf.len() >= u32::MAX as usize / 2 {
             return Err(TokenizerError::BadMetadata(
                 "text fragment longer than 2 GiB".into(),
             ));
         }
+        let mut scratch = Scratch::default();
+        if !self.words_independent {
+            return self.encode_chunk(tok, buf, &mut scratch, out);
+        }
+        // Cut before each U+2581 that follows another character.
+        let mut start = 0;
+        let mut prev_space = true;
+        for (i, c) in buf.char_indices() {
+            let space = c == '\u{2581}';
+            if space && !prev_space {
+                self.encode_word(tok, &buf[start..i], &mut scratch, out)?;
+                start = i;
+            }
+            prev_space = space;
+        }
+        self.encode_word(tok, &buf[start..], &mut scratch, out)
+    }
+
+    /// One word through the cache.
+    fn encode_word(
+        &self,
+        tok: &Tokenizer,
+        word: &str,
+        scratch: &mut Scratch,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
+        if word.len() > CACHE_MAX_WORD {
+            return self.encode_chunk(tok, word, scratch, out);
+        }
+        if let Some(&(at, len)) = scratch.cache.get(word) {
+            out.extend_from_slice(&scratch.cached_ids[at as usize..(at + len) as usize]);
+            return Ok(());
+        }
+        let start = out.len();
+        self.encode_chunk(tok, word, scratch, out)?;
+        let at = scratch.cached_ids.len() as u32;
+        scratch.cached_ids.extend_from_slice(&out[start..]);
+        scratch
+            .cache
+            .insert(word.into(), (at, (out.len() - start) as u32));
+        Ok(())
+    }
+
+    /// The merges over one piece of escaped text.
+    fn encode_chunk(
+        &self,
+        tok: &Tokenizer,
+        text: &str,
+        scratch: &mut Scratch,
+        out: &mut Vec<u32>,
+    ) -> Result<(), TokenizerError> {
+        let bytes = text.as_bytes();
         let lookup = |a: usize, b: usize| -> u32 {
             if b - a > self.max_token_len {
                 return NONE;
@@ -111,8 +188,9 @@ impl Spm {
             tok.token_to_id.get(&bytes[a..b]).copied().unwrap_or(NONE)
         };
 
-        let mut symbols: Vec<Symbol> = Vec::with_capacity(bytes.len());
-        for (i, (start, c)) in buf.char_indices().enumerate() {
+        let symbols = &mut scratch.symbols;
+        symbols.clear();
+        for (i, (start, c)) in text.char_indices().enumerate() {
             let end = start + c.len_utf8();
             symbols.push(Symbol {
                 start: start as u32,
@@ -127,7 +205,8 @@ impl Spm {
         };
         last.next = NONE;
 
-        let mut heap = BinaryHeap::with_capacity(symbols.len());
+        let heap = &mut scratch.heap;
+        heap.clear();
         let push_pair = |heap: &mut BinaryHeap<Candidate>, symbols: &[Symbol], l: u32, r: u32| {
             if l == NONE || r == NONE {
                 return;
@@ -147,7 +226,7 @@ impl Spm {
             }
         };
         for i in 1..symbols.len() as u32 {
-            push_pair(&mut heap, &symbols, i - 1, i);
+            push_pair(heap, symbols, i - 1, i);
         }
         while let Some(c) = heap.pop() {
             let (l, r) = (symbols[c.left as usize], symbols[c.right as usize]);
@@ -163,8 +242,8 @@ impl Spm {
             if r.next != NONE {
                 symbols[r.next as usize].prev = c.left;
             }
-            push_pair(&mut heap, &symbols, prev, c.left);
-            push_pair(&mut heap, &symbols, c.left, r.next);
+            push_pair(heap, symbols, prev, c.left);
+            push_pair(heap, symbols, c.left, r.next);
         }
 
         let mut i = 0;
