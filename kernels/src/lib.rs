@@ -16,6 +16,7 @@ pub mod attention;
 pub mod gguf;
 pub mod isa;
 pub mod matmul;
+pub mod model;
 pub mod ops;
 pub mod quant;
 mod simd;
