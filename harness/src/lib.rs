@@ -2,4 +2,5 @@
 //! `src/main.rs` is a thin clap front end over it; the integration tests call it directly.
 
 pub mod planted_attention;
+pub mod registry;
 pub mod verify;

@@ -599,6 +599,7 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
                 check_q8k_case::<B>(case, &kernel, oracle)
             })
         }
+        Design::Q8_0 | Design::Q8_1 => unreachable!("not a design of the 256-value formats"),
     };
     super::row_with_note(
         B::FAMILY,
@@ -608,8 +609,8 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
         outcome,
         |isa| match (isa, design) {
             (Isa::Scalar, _) => "vs reference",
-            (_, Design::Q8K) => "vs reference; bit-exact vs scalar",
             (_, Design::F32) => "vs reference and scalar",
+            (_, _) => "vs reference; bit-exact vs scalar",
         },
     )
 }
@@ -622,7 +623,7 @@ pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> 
         if !config.wants_kernel(family) {
             continue;
         }
-        for design in Design::ALL {
+        for design in [Design::F32, Design::Q8K] {
             for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
                 let q4k = family == BlockQ4K::FAMILY;
                 jobs.push(Box::new(move || {

@@ -86,22 +86,29 @@ impl MatmulDims {
     }
 }
 
-/// The two kernel designs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The matmul designs: what the activations are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Design {
     /// Dequantize in registers, FMA with f32 activations.
     F32,
-    /// Activations in Q8_K, integer dot products per block.
+    /// Activations in Q8_K, integer dot products per 256-value block (Q4_K, Q6_K).
     Q8K,
+    /// Activations in Q8_0, integer dot products per 32-value block (Q8_0, Q4_0, Q5_0).
+    Q8_0,
+    /// Activations in Q8_1, integer dot products per 32-value block, the weight min applied
+    /// through the block's scaled sum (Q4_1).
+    Q8_1,
 }
 
 impl Design {
-    pub const ALL: [Design; 2] = [Design::F32, Design::Q8K];
+    pub const ALL: [Design; 4] = [Design::F32, Design::Q8K, Design::Q8_0, Design::Q8_1];
 
     pub fn name(self) -> &'static str {
         match self {
             Design::F32 => "f32",
             Design::Q8K => "q8k",
+            Design::Q8_0 => "q8_0",
+            Design::Q8_1 => "q8_1",
         }
     }
 
