@@ -18,6 +18,7 @@
 //! safe code cannot hand each thread a disjoint `&mut`: give each thread its own `[n x rows_t]`
 //! output (`y_stride = rows_t`), or split by activation rows instead (disjoint row bands of `y`).
 
+pub(crate) mod driver;
 pub mod q4k;
 pub mod q6k;
 
@@ -60,19 +61,31 @@ impl MatmulDims {
     /// arithmetic is checked: shapes whose sizes overflow `usize` are refused, not wrapped.
     #[track_caller]
     pub fn check(&self, x_len: usize, x_per_row: usize, w_len: usize, y_len: usize) {
+        self.check_elements(QK_K, x_len, x_per_row, w_len, self.k / QK_K, y_len);
+    }
+
+    /// [`check`](Self::check) for any block size: `k` must be a positive multiple of `block`,
+    /// `x` hold `n * x_per_row` elements, `w` `rows * w_per_row`.
+    #[track_caller]
+    pub fn check_elements(
+        &self,
+        block: usize,
+        x_len: usize,
+        x_per_row: usize,
+        w_len: usize,
+        w_per_row: usize,
+        y_len: usize,
+    ) {
         assert!(
-            self.k.is_multiple_of(QK_K) && self.k > 0,
-            "k = {} is not a positive multiple of {QK_K}",
+            self.k.is_multiple_of(block) && self.k > 0,
+            "k = {} is not a positive multiple of {block}",
             self.k
         );
         assert!(self.y_stride >= self.rows, "y_stride < rows");
         let overflow = || panic!("matmul shape {self:?} overflows usize");
         let x_need = self.n.checked_mul(x_per_row).unwrap_or_else(overflow);
         assert_eq!(x_len, x_need, "activation length");
-        let w_need = self
-            .rows
-            .checked_mul(self.blocks_per_row())
-            .unwrap_or_else(overflow);
+        let w_need = self.rows.checked_mul(w_per_row).unwrap_or_else(overflow);
         assert_eq!(w_len, w_need, "weight blocks");
         let need = if self.n == 0 || self.rows == 0 {
             0
