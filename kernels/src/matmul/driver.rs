@@ -54,7 +54,14 @@ pub(crate) unsafe fn matmul_tiled<K: RowDots>(
 ) {
     let x_row = dims.k / K::X_VALUES;
     let w_row = dims.k / K::W_VALUES;
-    dims.check_elements(K::W_VALUES.max(K::X_VALUES), x.len(), x_row, w.len(), w_row, y.len());
+    dims.check_elements(
+        K::W_VALUES.max(K::X_VALUES),
+        x.len(),
+        x_row,
+        w.len(),
+        w_row,
+        y.len(),
+    );
     let mut i0 = 0;
     while i0 < dims.n {
         let tile = (dims.n - i0).min(ACT_TILE);

@@ -18,10 +18,16 @@
 //! safe code cannot hand each thread a disjoint `&mut`: give each thread its own `[n x rows_t]`
 //! output (`y_stride = rows_t`), or split by activation rows instead (disjoint row bands of `y`).
 
+pub mod block32;
 pub(crate) mod driver;
 pub mod q4k;
 pub mod q6k;
 
+pub use block32::{
+    matmul_f16_f32, matmul_q4_0_f32, matmul_q4_0_q8_0, matmul_q4_1_f32, matmul_q4_1_q8_1,
+    matmul_q5_0_f32, matmul_q5_0_q8_0, matmul_q8_0_f32, matmul_q8_0_q8_0, quantize_q8_0,
+    quantize_q8_1,
+};
 pub use q4k::{matmul_q4k_f32, matmul_q4k_q8k};
 pub use q6k::{matmul_q6k_f32, matmul_q6k_q8k};
 

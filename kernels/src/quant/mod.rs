@@ -11,6 +11,7 @@ mod q4k;
 mod q5_0;
 mod q6k;
 mod q8_0;
+mod q8_1;
 mod q8k;
 
 pub use q4_0::BlockQ4_0;
@@ -19,6 +20,7 @@ pub use q4k::{q4k_scale_min, q4k_unpack_scales_mins, BlockQ4K};
 pub use q5_0::BlockQ5_0;
 pub use q6k::BlockQ6K;
 pub use q8_0::BlockQ8_0;
+pub use q8_1::BlockQ8_1;
 pub use q8k::BlockQ8K;
 
 /// Values per super-block of the K-quant formats.

@@ -14,9 +14,9 @@
 //!   computed together with F16C with the same operations as scalar's
 //!   [`combine`](super::scalar::combine), then added in block order: bit-exact with scalar.
 
+use super::x86::{combine_terms, d_dmin_bits, reduce8, scales_mins_u64, SLOTS};
 use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
-use super::x86::{combine_terms, d_dmin_bits, reduce8, scales_mins_u64, SLOTS};
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
 use crate::simd::x86::{f16_to_f32, hsum_ps};
 use std::arch::x86_64::*;
@@ -71,7 +71,7 @@ impl RowDots for Q8kDots {
 
     #[inline(always)]
     unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[BlockQ8K]) -> [f32; R] {
-            // `B = SLOTS / R` blocks share one reduction.
+        // `B = SLOTS / R` blocks share one reduction.
         // SAFETY: the trait's contract.
         unsafe {
             match R {
@@ -85,7 +85,10 @@ impl RowDots for Q8kDots {
 
 /// Weight row `wr` times the `R` activation rows `x_rows`.
 #[inline(always)]
-unsafe fn row_tile_f32<const R: usize, const P: usize>(x_rows: &[f32], wr: &[BlockQ4K]) -> [f32; R] {
+unsafe fn row_tile_f32<const R: usize, const P: usize>(
+    x_rows: &[f32],
+    wr: &[BlockQ4K],
+) -> [f32; R] {
     let k = wr.len() * QK_K;
     debug_assert!(x_rows.len() == R * k);
     let mut acc = [[_mm256_setzero_ps(); P]; R];

@@ -11,9 +11,9 @@
 //!   their f32 terms are computed together with the operations of scalar's `combine`, and added
 //!   in block order, so the result is bit-identical to scalar.
 
+use super::x86::{combine_terms, d_dmin_bits, reduce8, scales_mins_u64, SLOTS};
 use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
-use super::x86::{combine_terms, d_dmin_bits, reduce8, scales_mins_u64, SLOTS};
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
 use std::arch::x86_64::*;
 

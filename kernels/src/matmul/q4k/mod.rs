@@ -13,8 +13,8 @@ pub mod neon;
 mod x86;
 
 use super::MatmulDims;
-use crate::quant::{BlockQ4K, BlockQ8K};
 use crate::isa::dispatch;
+use crate::quant::{BlockQ4K, BlockQ8K};
 use crate::Isa;
 
 /// `y = x * w^T` with f32 activations `x` (`n * k` values). See [`MatmulDims`].

@@ -71,15 +71,16 @@ impl RowDots for Q8kDots {
     #[inline(always)]
     unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[BlockQ8K]) -> [f32; R] {
         // SAFETY: the trait's contract.
-        unsafe {
-            row_tile_q8k::<R>(x_rows, w_row)
-        }
+        unsafe { row_tile_q8k::<R>(x_rows, w_row) }
     }
 }
 
 /// Weight row `wr` times the `R` activation rows `x_rows`.
 #[inline(always)]
-unsafe fn row_tile_f32<const R: usize, const P: usize>(x_rows: &[f32], wr: &[BlockQ6K]) -> [f32; R] {
+unsafe fn row_tile_f32<const R: usize, const P: usize>(
+    x_rows: &[f32],
+    wr: &[BlockQ6K],
+) -> [f32; R] {
     let k = wr.len() * QK_K;
     debug_assert!(x_rows.len() == R * k);
     let mut acc = [[_mm256_setzero_ps(); P]; R];

@@ -11,8 +11,8 @@ pub mod avx512;
 pub mod neon;
 
 use super::MatmulDims;
-use crate::quant::{BlockQ6K, BlockQ8K};
 use crate::isa::dispatch;
+use crate::quant::{BlockQ6K, BlockQ8K};
 use crate::Isa;
 
 /// `y = x * w^T` with f32 activations `x` (`n * k` values). See [`MatmulDims`].
