@@ -141,7 +141,7 @@ pub(crate) fn round_nonneg_i32(x: f32) -> i32 {
 /// The nearest finite f16: a block scale beyond the f16 range saturates at +-65504 instead of
 /// becoming infinite (which would turn every zero value of the block into NaN on dequantize).
 #[inline]
-pub(crate) fn f16_saturating(x: f32) -> half::f16 {
+pub fn f16_saturating(x: f32) -> half::f16 {
     let max = half::f16::MAX.to_f32();
     half::f16::from_f32(x.clamp(-max, max))
 }

@@ -11,7 +11,7 @@
 //!   (`trunc` plus the exact fraction), packed to bytes.
 
 use super::x86::{widen8, X86Block};
-use super::{q8_1_sum, q8_scales};
+use super::{q8_1_sum, q8_d_f16, q8_scales};
 use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
@@ -297,7 +297,7 @@ pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
         // SAFETY: this function enables the features; `x` is one block of values.
         let (d, _) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = f16::from_f32(d);
+        block.d = q8_d_f16(d);
     }
 }
 
@@ -309,7 +309,7 @@ pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
         // SAFETY: as in `quantize_q8_0`.
         let (d, sum) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = f16::from_f32(d);
+        block.d = q8_d_f16(d);
         block.s = q8_1_sum(d, sum);
     }
 }

@@ -24,8 +24,9 @@
 //! Two choices ggml leaves undefined are fixed here: when `1/d` is not finite (an all-zero block,
 //! or `amax < 127 * 2^-128` whose reciprocal overflows) `id = 0` and every `q` is 0 (the stored
 //! `d` is then 0 too: such a `d` is far below the smallest f16); and `q` is clamped to
-//! `-127..=127` (it never needs it: `|x*id| <= 127 (1 + 3u)`). Activations beyond
-//! `65504 * 127` give an infinite f16 `d`, as in ggml. Every ISA computes `amax`, `d`, `id` and
+//! `-127..=127` (it never needs it: `|x*id| <= 127 (1 + 3u)`); and the stored `d` and `s`
+//! saturate at +-65504 instead of becoming infinite (ggml's, for activations beyond
+//! `65504 * 127`). Every ISA computes `amax`, `d`, `id` and
 //! the f16 conversions with the same scalar code and the per-value `x*id` with one f32
 //! multiply and the same rounding rule: the blocks are bit-identical in every ISA.
 
@@ -121,10 +122,18 @@ pub(crate) fn q8_scales(amax: f32) -> (f32, f32) {
     }
 }
 
-/// The scaled sum `s` of a Q8_1 block with f32 scale `d` and quants summing to `sum`.
+/// The stored f16 `d` of an activation block: the nearest f16, saturated at +-65504 (where
+/// ggml's would be infinite and every value of the block NaN or infinite).
+#[inline(always)]
+pub(crate) fn q8_d_f16(d: f32) -> f16 {
+    crate::quant::f16_saturating(d)
+}
+
+/// The scaled sum `s` of a Q8_1 block with f32 scale `d` and quants summing to `sum`
+/// (saturated like `d`).
 #[inline(always)]
 pub(crate) fn q8_1_sum(d: f32, sum: i32) -> f16 {
-    f16::from_f32(sum as f32 * d)
+    crate::quant::f16_saturating(sum as f32 * d)
 }
 
 macro_rules! matmul_fns {

@@ -6,7 +6,7 @@
 //! `fma(q, d, m)`) and FMAs them into four accumulators per activation row. The quantizers
 //! round with `fcvtas` (to nearest, ties away from zero: `f32::round`).
 
-use super::{q8_1_sum, q8_scales, Block32};
+use super::{q8_1_sum, q8_d_f16, q8_scales, Block32};
 use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
@@ -368,7 +368,7 @@ pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
         // SAFETY: this function's contract is NEON; `x` is one block of values.
         let (d, _) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = f16::from_f32(d);
+        block.d = q8_d_f16(d);
     }
 }
 
@@ -380,7 +380,7 @@ pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
         // SAFETY: as in `quantize_q8_0`.
         let (d, sum) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = f16::from_f32(d);
+        block.d = q8_d_f16(d);
         block.s = q8_1_sum(d, sum);
     }
 }

@@ -1,7 +1,7 @@
 //! Portable 32-block kernels and activation quantizers: the oracle every SIMD variant is
 //! compared with. The integer dots and the f32 combines here are the bit-exactness contract.
 
-use super::{q8_1_sum, q8_scales, Block32};
+use super::{q8_1_sum, q8_d_f16, q8_scales, Block32};
 use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
@@ -160,7 +160,7 @@ pub fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
     assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
     for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
         let (d, id) = block_scales(x);
-        block.d = f16::from_f32(d);
+        block.d = q8_d_f16(d);
         for (q, &v) in block.qs.iter_mut().zip(x) {
             *q = quantize_value(v, id);
         }
@@ -172,7 +172,7 @@ pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
     assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
     for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
         let (d, id) = block_scales(x);
-        block.d = f16::from_f32(d);
+        block.d = q8_d_f16(d);
         let mut sum = 0i32;
         for (q, &v) in block.qs.iter_mut().zip(x) {
             *q = quantize_value(v, id);
