@@ -752,7 +752,8 @@ pub struct QuantCase {
     pub seed: u64,
 }
 
-fn quant_strategy() -> impl Strategy<Value = QuantCase> {
+/// Quantizer cases: 1 to 48 blocks in every activation style.
+pub fn quant_strategy() -> impl Strategy<Value = QuantCase> {
     let acts = prop_oneof![
         Just(ActStyle::Gaussian),
         Just(ActStyle::WideRange),

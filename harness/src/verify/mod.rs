@@ -15,6 +15,7 @@ pub mod block32;
 pub mod bounds;
 pub mod matmul;
 pub mod ops;
+pub mod planted32;
 pub mod qemu;
 pub mod selftest;
 
