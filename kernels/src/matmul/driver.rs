@@ -89,3 +89,54 @@ fn store<const R: usize>(y: &mut [f32], dims: MatmulDims, i0: usize, r: usize, d
         y[(i0 + i) * dims.y_stride + r] = dot;
     }
 }
+
+/// Declares a [`RowDots`] implementation: `row_dots!(Name: W, X, W_VALUES, X_VALUES,
+/// <R> |w_row, x_rows| body)`, `body` an expression of type `[f32; R]` (evaluated inside an
+/// `unsafe` block: the trait's contract is the caller's).
+macro_rules! row_dots {
+    ($dots:ident: $w:ty, $x:ty, $wv:expr, $xv:expr, <$r:ident> |$wr:ident, $xr:ident| $body:expr) => {
+        struct $dots;
+
+        impl $crate::matmul::driver::RowDots for $dots {
+            type W = $w;
+            type X = $x;
+            const W_VALUES: usize = $wv;
+            const X_VALUES: usize = $xv;
+
+            #[inline(always)]
+            unsafe fn row_dots<const $r: usize>($wr: &[$w], $xr: &[$x]) -> [f32; $r] {
+                // SAFETY: the trait's contract (features enabled, whole rows) is the caller's.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    $body
+                }
+            }
+        }
+    };
+}
+pub(crate) use row_dots;
+
+/// Declares the entry functions of one ISA file: `matmul_entries!("features"; name(X, W) =>
+/// Dots; ..)` defines `pub unsafe fn name(x: &[X], w: &[W], y, dims)` with those target
+/// features, running [`matmul_tiled`] with `Dots`; `matmul_entries!(scalar; ..)` the safe
+/// portable ones.
+macro_rules! matmul_entries {
+    (scalar; $($name:ident($x:ty, $w:ty) => $dots:ty;)*) => {$(
+        /// `y = x * w^T`: the portable oracle of the dispatch function of the same name.
+        pub fn $name(x: &[$x], w: &[$w], y: &mut [f32], dims: $crate::matmul::MatmulDims) {
+            // SAFETY: the scalar row dots need no target feature.
+            unsafe { $crate::matmul::driver::matmul_tiled::<$dots>(x, w, y, dims) }
+        }
+    )*};
+    ($features:literal; $($name:ident($x:ty, $w:ty) => $dots:ty;)*) => {$(
+        /// # Safety
+        /// The CPU must support the target features this function enables.
+        #[target_feature(enable = $features)]
+        pub unsafe fn $name(x: &[$x], w: &[$w], y: &mut [f32], dims: $crate::matmul::MatmulDims) {
+            // SAFETY: this function enables the features the row dots need; the driver checks
+            // the shapes their unchecked loads rely on.
+            unsafe { $crate::matmul::driver::matmul_tiled::<$dots>(x, w, y, dims) }
+        }
+    )*};
+}
+pub(crate) use matmul_entries;

@@ -14,9 +14,11 @@
 //! taken with integer ops).
 
 use super::x86::X86Block;
-use super::{q8_1_sum, q8_d_f16, q8_scales};
-use crate::matmul::driver::{matmul_tiled, RowDots};
-use crate::matmul::MatmulDims;
+use super::{
+    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, IntDots, IntIsa, Q4_1Dots,
+    Unpack,
+};
+use crate::matmul::driver::RowDots;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::simd::x86::{f16_to_f32, hsum_epi32};
 use half::f16;
@@ -39,63 +41,48 @@ unsafe fn dot_i8(w: __m256i, x: __m256i) -> __m256i {
     }
 }
 
-struct IntDots<W>(PhantomData<W>);
+/// The Avx512 primitives of the shared integer loops and quantizers.
+pub(crate) struct Avx512;
 
-impl<W: X86Block> RowDots for IntDots<W> {
-    type W = W;
-    type X = BlockQ8_0;
-    const W_VALUES: usize = 32;
-    const X_VALUES: usize = 32;
+impl IntIsa for Avx512 {
+    type Ints = __m256i;
 
     #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[BlockQ8_0]) -> [f32; R] {
-        let nb = w_row.len();
-        let mut acc = [0f32; R];
-        // SAFETY: the trait's contract; the loads read whole `qs` arrays.
+    unsafe fn dot(w: __m256i, x: &[i8; 32]) -> i32 {
+        // SAFETY: the trait's contract; the load reads the 32-byte `x`.
+        unsafe { hsum_epi32(dot_i8(w, _mm256_loadu_si256(x.as_ptr().cast()))) }
+    }
+
+    #[inline(always)]
+    unsafe fn to_f32(h: f16) -> f32 {
+        // SAFETY: the trait's contract.
+        #[allow(unused_unsafe)]
         unsafe {
-            for (b, wb) in w_row.iter().enumerate() {
-                let wi = wb.ints_x86();
-                let dw = f16_to_f32(wb.d());
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let xb = &x_rows[i * nb + b];
-                    let xv = _mm256_loadu_si256(xb.qs.as_ptr().cast());
-                    let sumi = hsum_epi32(dot_i8(wi, xv));
-                    // scalar::combine_q8_0 with the F16C conversion (exact, as `half`'s).
-                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32;
-                }
-            }
+            f16_to_f32(h)
         }
-        acc
+    }
+
+    #[inline(always)]
+    unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+        // SAFETY: the trait's contract.
+        unsafe { quantize_block(x, qs) }
     }
 }
 
-struct Q4_1Dots;
-
-impl RowDots for Q4_1Dots {
-    type W = BlockQ4_1;
-    type X = BlockQ8_1;
-    const W_VALUES: usize = 32;
-    const X_VALUES: usize = 32;
+impl<W: X86Block> Unpack<Avx512> for W {
+    #[inline(always)]
+    unsafe fn unpack(&self) -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe { self.ints_x86() }
+    }
 
     #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4_1], x_rows: &[BlockQ8_1]) -> [f32; R] {
-        let nb = w_row.len();
-        let mut acc = [0f32; R];
-        // SAFETY: as in `IntDots`.
+    unsafe fn min(&self) -> f32 {
+        // SAFETY: the trait's contract.
+        #[allow(unused_unsafe)]
         unsafe {
-            for (b, wb) in w_row.iter().enumerate() {
-                let wi = wb.ints_x86();
-                let (dw, mw) = (f16_to_f32(wb.d), wb.min_f32());
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let xb = &x_rows[i * nb + b];
-                    let xv = _mm256_loadu_si256(xb.qs.as_ptr().cast());
-                    let sumi = hsum_epi32(dot_i8(wi, xv));
-                    // scalar::combine_q8_1.
-                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32 + mw * f16_to_f32(xb.s);
-                }
-            }
+            X86Block::min_f32(self)
         }
-        acc
     }
 }
 
@@ -212,30 +199,11 @@ unsafe fn f32_row<W: Values16x2, const R: usize, const P: usize>(
     }
 }
 
-macro_rules! entries {
-    ($($name:ident($x:ty, $w:ty) => $dots:ty;)*) => {$(
-        /// # Safety
-        /// The CPU must support AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI.
-        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-        pub unsafe fn $name(x: &[$x], w: &[$w], y: &mut [f32], dims: MatmulDims) {
-            // SAFETY: this function enables the features the row dots need; the driver checks
-            // the shapes their unchecked loads rely on.
-            unsafe { matmul_tiled::<$dots>(x, w, y, dims) }
-        }
-    )*};
-}
-
-entries! {
-    matmul_q8_0_f32(f32, BlockQ8_0) => F32Dots<BlockQ8_0>;
-    matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => IntDots<BlockQ8_0>;
-    matmul_q4_0_f32(f32, BlockQ4_0) => F32Dots<BlockQ4_0>;
-    matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => IntDots<BlockQ4_0>;
-    matmul_q5_0_f32(f32, BlockQ5_0) => F32Dots<BlockQ5_0>;
-    matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => IntDots<BlockQ5_0>;
-    matmul_q4_1_f32(f32, BlockQ4_1) => F32Dots<BlockQ4_1>;
-    matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => Q4_1Dots;
-    matmul_f16_f32(f32, f16) => F32Dots<f16>;
-}
+block32_entries!(
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+    Avx512,
+    F32Dots
+);
 
 /// `round(v)` with ties away from zero, as `f32::round` (see `avx2`'s `round_half_away`).
 ///
@@ -285,30 +253,5 @@ unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
         _mm_storeu_si128(qs.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q[0]));
         _mm_storeu_si128(qs.as_mut_ptr().add(16).cast(), _mm512_cvtepi32_epi8(q[1]));
         (d, sum)
-    }
-}
-
-/// # Safety
-/// The CPU must support AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: this function enables the features; `x` is one block of values.
-        let (d, _) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-    }
-}
-
-/// # Safety
-/// The CPU must support AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: as in `quantize_q8_0`.
-        let (d, sum) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-        block.s = q8_1_sum(d, sum);
     }
 }

@@ -41,11 +41,13 @@ pub mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+use super::driver::RowDots;
 use super::MatmulDims;
 use crate::isa::dispatch;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, QuantBlock};
 use crate::Isa;
 use half::f16;
+use std::marker::PhantomData;
 
 /// A 32-value weight block: what every ISA's unpacking must reproduce.
 pub trait Block32: QuantBlock {
@@ -54,6 +56,10 @@ pub trait Block32: QuantBlock {
     fn ints(&self) -> [i8; 32];
     /// The block scale `d`.
     fn d(&self) -> f16;
+    /// The block min `m` (Q4_1), 0 for the formats without one.
+    fn min_value(&self) -> f32 {
+        0.0
+    }
     /// The dequantized values, exactly as `QuantBlock::dequantize_row` gives them.
     fn values(&self) -> [f32; 32] {
         let mut out = [0f32; 32];
@@ -107,6 +113,9 @@ impl Block32 for BlockQ4_1 {
     fn d(&self) -> f16 {
         self.d
     }
+    fn min_value(&self) -> f32 {
+        self.m.to_f32()
+    }
 }
 
 /// The per-block scales of the activation quantizers: `(d, id)` for a block whose largest
@@ -135,6 +144,197 @@ pub(crate) fn q8_d_f16(d: f32) -> f16 {
 pub(crate) fn q8_1_sum(d: f32, sum: i32) -> f16 {
     crate::quant::f16_saturating(sum as f32 * d)
 }
+
+/// The per-ISA primitives of the integer designs and the quantizers. The loops over blocks and
+/// rows ([`IntDots`], [`Q4_1Dots`], [`quantize_q8_0_with`], [`quantize_q8_1_with`]) are written
+/// once, here, for every ISA: the combine is then the same expression in every variant, which
+/// is what makes them bit-exact.
+pub(crate) trait IntIsa {
+    /// A weight block's integers, unpacked.
+    type Ints: Copy;
+
+    /// `sum_l w_l x_l`, exactly (`x` in `-127..=127`).
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn dot(w: Self::Ints, x: &[i8; 32]) -> i32;
+
+    /// `h` as f32 (exact).
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn to_f32(h: f16) -> f32;
+
+    /// Quantizes 32 values into `qs` by the module's rule, returning `(d, sum of qs)`: `d` the
+    /// f32 scale (before its f16 rounding).
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled; `x.len() == 32`.
+    unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32);
+}
+
+/// A weight block's unpacking for ISA `I`.
+pub(crate) trait Unpack<I: IntIsa>: Block32 {
+    /// [`Block32::ints`], unpacked for `I`.
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn unpack(&self) -> I::Ints;
+
+    /// The block's min `m` (Q4_1), 0 for the others.
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn min(&self) -> f32 {
+        0.0
+    }
+}
+
+/// `q8_0` design row dots, for every ISA.
+pub(crate) struct IntDots<I, W>(PhantomData<(I, W)>);
+
+impl<I: IntIsa, W: Unpack<I>> RowDots for IntDots<I, W> {
+    type W = W;
+    type X = BlockQ8_0;
+    const W_VALUES: usize = 32;
+    const X_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[BlockQ8_0]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        // SAFETY: the trait's contract (the ISA's features are enabled).
+        unsafe {
+            for (b, wb) in w_row.iter().enumerate() {
+                let wi = wb.unpack();
+                let dw = I::to_f32(wb.d());
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xb = &x_rows[i * nb + b];
+                    let sumi = I::dot(wi, &xb.qs);
+                    *acc += (dw * I::to_f32(xb.d)) * sumi as f32;
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// Q4_1 x Q8_1 row dots, for every ISA: `acc + ((d_w d_x) sumi + m_w s_x)` per block.
+pub(crate) struct Q4_1Dots<I>(PhantomData<I>);
+
+impl<I: IntIsa> RowDots for Q4_1Dots<I>
+where
+    BlockQ4_1: Unpack<I>,
+{
+    type W = BlockQ4_1;
+    type X = BlockQ8_1;
+    const W_VALUES: usize = 32;
+    const X_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4_1], x_rows: &[BlockQ8_1]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        // SAFETY: the trait's contract (the ISA's features are enabled).
+        unsafe {
+            for (b, wb) in w_row.iter().enumerate() {
+                let wi = wb.unpack();
+                let (dw, mw) = (I::to_f32(wb.d), wb.min());
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xb = &x_rows[i * nb + b];
+                    let sumi = I::dot(wi, &xb.qs);
+                    *acc += (dw * I::to_f32(xb.d)) * sumi as f32 + mw * I::to_f32(xb.s);
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// The Q8_0 quantizer loop of every ISA.
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+pub(crate) unsafe fn quantize_q8_0_with<I: IntIsa>(x: &[f32], out: &mut [BlockQ8_0]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: per this fn's contract; `x` is one block of values.
+        let (d, _) = unsafe { I::quantize_block(x, &mut block.qs) };
+        block.d = q8_d_f16(d);
+    }
+}
+
+/// The Q8_1 quantizer loop of every ISA.
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+pub(crate) unsafe fn quantize_q8_1_with<I: IntIsa>(x: &[f32], out: &mut [BlockQ8_1]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: per this fn's contract; `x` is one block of values.
+        let (d, sum) = unsafe { I::quantize_block(x, &mut block.qs) };
+        block.d = q8_d_f16(d);
+        block.s = q8_1_sum(d, sum);
+    }
+}
+
+/// The entry functions of one ISA file: the nine matmuls on the shared driver and the two
+/// quantizers, `$features` enabled (`scalar` for the portable ones). `$isa` is the file's
+/// [`IntIsa`], `$f32dots` its f32-design row dots (generic over the weight element).
+macro_rules! block32_entries {
+    ($features:tt, $isa:ty, $f32dots:ident) => {
+        $crate::matmul::driver::matmul_entries! {
+            $features;
+            matmul_q8_0_f32(f32, BlockQ8_0) => $f32dots<BlockQ8_0>;
+            matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => IntDots<$isa, BlockQ8_0>;
+            matmul_q4_0_f32(f32, BlockQ4_0) => $f32dots<BlockQ4_0>;
+            matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => IntDots<$isa, BlockQ4_0>;
+            matmul_q5_0_f32(f32, BlockQ5_0) => $f32dots<BlockQ5_0>;
+            matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => IntDots<$isa, BlockQ5_0>;
+            matmul_q4_1_f32(f32, BlockQ4_1) => $f32dots<BlockQ4_1>;
+            matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => Q4_1Dots<$isa>;
+            matmul_f16_f32(f32, f16) => $f32dots<f16>;
+        }
+        $crate::matmul::block32::quantizer_entries!($features, $isa);
+    };
+}
+pub(crate) use block32_entries;
+
+macro_rules! quantizer_entries {
+    (scalar, $isa:ty) => {
+        /// Activations to Q8_0 (see [`block32`](super) for the rule).
+        pub fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+            // SAFETY: the scalar primitives need no target feature.
+            unsafe { quantize_q8_0_with::<$isa>(x, out) }
+        }
+
+        /// Activations to Q8_1 (see [`block32`](super) for the rule).
+        pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+            // SAFETY: as above.
+            unsafe { quantize_q8_1_with::<$isa>(x, out) }
+        }
+    };
+    ($features:literal, $isa:ty) => {
+        /// # Safety
+        /// The CPU must support the target features this function enables.
+        #[target_feature(enable = $features)]
+        pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+            // SAFETY: this function enables the features `$isa` needs.
+            unsafe { quantize_q8_0_with::<$isa>(x, out) }
+        }
+
+        /// # Safety
+        /// The CPU must support the target features this function enables.
+        #[target_feature(enable = $features)]
+        pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+            // SAFETY: as above.
+            unsafe { quantize_q8_1_with::<$isa>(x, out) }
+        }
+    };
+}
+pub(crate) use quantizer_entries;
 
 macro_rules! matmul_fns {
     ($($(#[$doc:meta])* $name:ident($x:ty, $w:ty);)*) => {$(

@@ -6,9 +6,11 @@
 //! `fma(q, d, m)`) and FMAs them into four accumulators per activation row. The quantizers
 //! round with `fcvtas` (to nearest, ties away from zero: `f32::round`).
 
-use super::{q8_1_sum, q8_d_f16, q8_scales, Block32};
-use crate::matmul::driver::{matmul_tiled, RowDots};
-use crate::matmul::MatmulDims;
+use super::{
+    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, Block32, IntDots, IntIsa,
+    Q4_1Dots, Unpack,
+};
+use crate::matmul::driver::RowDots;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::simd::aarch64::f16_to_f32;
 use half::f16;
@@ -147,61 +149,48 @@ unsafe fn dot_i8(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
     }
 }
 
-struct IntDots<W>(PhantomData<W>);
+/// The Neon primitives of the shared integer loops and quantizers.
+pub(crate) struct Neon;
 
-impl<W: NeonBlock> RowDots for IntDots<W> {
-    type W = W;
-    type X = BlockQ8_0;
-    const W_VALUES: usize = 32;
-    const X_VALUES: usize = 32;
+impl IntIsa for Neon {
+    type Ints = [int8x16_t; 2];
 
     #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[BlockQ8_0]) -> [f32; R] {
-        let nb = w_row.len();
-        let mut acc = [0f32; R];
-        // SAFETY: the trait's contract (NEON).
+    unsafe fn dot(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
+        // SAFETY: the trait's contract; the load reads the 32-byte `x`.
+        unsafe { dot_i8(w, x) }
+    }
+
+    #[inline(always)]
+    unsafe fn to_f32(h: f16) -> f32 {
+        // SAFETY: the trait's contract.
+        #[allow(unused_unsafe)]
         unsafe {
-            for (b, wb) in w_row.iter().enumerate() {
-                let wi = wb.ints_neon();
-                let dw = f16_to_f32(wb.d());
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let xb = &x_rows[i * nb + b];
-                    let sumi = dot_i8(wi, &xb.qs);
-                    // scalar::combine_q8_0 with the inline conversion (exact, as `half`'s).
-                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32;
-                }
-            }
+            f16_to_f32(h)
         }
-        acc
+    }
+
+    #[inline(always)]
+    unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+        // SAFETY: the trait's contract.
+        unsafe { quantize_block(x, qs) }
     }
 }
 
-struct Q4_1Dots;
-
-impl RowDots for Q4_1Dots {
-    type W = BlockQ4_1;
-    type X = BlockQ8_1;
-    const W_VALUES: usize = 32;
-    const X_VALUES: usize = 32;
+impl<W: NeonBlock> Unpack<Neon> for W {
+    #[inline(always)]
+    unsafe fn unpack(&self) -> [int8x16_t; 2] {
+        // SAFETY: the trait's contract.
+        unsafe { self.ints_neon() }
+    }
 
     #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4_1], x_rows: &[BlockQ8_1]) -> [f32; R] {
-        let nb = w_row.len();
-        let mut acc = [0f32; R];
-        // SAFETY: as in `IntDots`.
+    unsafe fn min(&self) -> f32 {
+        // SAFETY: the trait's contract.
+        #[allow(unused_unsafe)]
         unsafe {
-            for (b, wb) in w_row.iter().enumerate() {
-                let wi = wb.ints_neon();
-                let (dw, mw) = (f16_to_f32(wb.d), wb.min_f32());
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let xb = &x_rows[i * nb + b];
-                    let sumi = dot_i8(wi, &xb.qs);
-                    // scalar::combine_q8_1.
-                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32 + mw * f16_to_f32(xb.s);
-                }
-            }
+            NeonBlock::min_f32(self)
         }
-        acc
     }
 }
 
@@ -301,30 +290,7 @@ impl<W: Values4x8> RowDots for F32Dots<W> {
     }
 }
 
-macro_rules! entries {
-    ($($name:ident($x:ty, $w:ty) => $dots:ty;)*) => {$(
-        /// # Safety
-        /// The CPU must support NEON.
-        #[target_feature(enable = "neon")]
-        pub unsafe fn $name(x: &[$x], w: &[$w], y: &mut [f32], dims: MatmulDims) {
-            // SAFETY: this function's contract is that the CPU has NEON; the driver checks the
-            // shapes the unchecked loads rely on.
-            unsafe { matmul_tiled::<$dots>(x, w, y, dims) }
-        }
-    )*};
-}
-
-entries! {
-    matmul_q8_0_f32(f32, BlockQ8_0) => F32Dots<BlockQ8_0>;
-    matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => IntDots<BlockQ8_0>;
-    matmul_q4_0_f32(f32, BlockQ4_0) => F32Dots<BlockQ4_0>;
-    matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => IntDots<BlockQ4_0>;
-    matmul_q5_0_f32(f32, BlockQ5_0) => F32Dots<BlockQ5_0>;
-    matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => IntDots<BlockQ5_0>;
-    matmul_q4_1_f32(f32, BlockQ4_1) => F32Dots<BlockQ4_1>;
-    matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => Q4_1Dots;
-    matmul_f16_f32(f32, f16) => F32Dots<f16>;
-}
+block32_entries!("neon", Neon, F32Dots);
 
 /// One block: `qs` from the 32 values at `x`, returning `(d, sum of qs)`.
 ///
@@ -357,30 +323,5 @@ unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
             vst1_s8(qs.as_mut_ptr().add(8 * j), vqmovn_s16(q16));
         }
         (d, vaddvq_s32(sum))
-    }
-}
-
-/// # Safety
-/// The CPU must support NEON.
-#[target_feature(enable = "neon")]
-pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: this function's contract is NEON; `x` is one block of values.
-        let (d, _) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-    }
-}
-
-/// # Safety
-/// The CPU must support NEON.
-#[target_feature(enable = "neon")]
-pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: as in `quantize_q8_0`.
-        let (d, sum) = unsafe { quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-        block.s = q8_1_sum(d, sum);
     }
 }

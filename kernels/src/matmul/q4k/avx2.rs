@@ -15,73 +15,29 @@
 //!   [`combine`](super::scalar::combine), then added in block order: bit-exact with scalar.
 
 use super::x86::{combine_terms, d_dmin_bits, reduce8, scales_mins_u64, SLOTS};
-use crate::matmul::driver::{matmul_tiled, RowDots};
-use crate::matmul::MatmulDims;
+use crate::matmul::driver::{matmul_entries, row_dots};
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
 use crate::simd::x86::{f16_to_f32, hsum_ps};
 use std::arch::x86_64::*;
 
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: this function enables the features `F32Dots` needs; the driver checks the shapes
-    // the raw-pointer loads below rely on.
-    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
+matmul_entries! {
+    "avx2,fma,f16c";
+    matmul_f32(f32, BlockQ4K) => F32Dots;
+    matmul_q8k(BlockQ8K, BlockQ4K) => Q8kDots;
 }
 
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: as in `matmul_f32`.
-    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
-}
-
-struct F32Dots;
-
-impl RowDots for F32Dots {
-    type W = BlockQ4K;
-    type X = f32;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = 1;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32]) -> [f32; R] {
-        // Accumulators per activation row: enough independent FMA chains to cover the
-        // latency (2 ports x 4 cycles; a single row also has the independent dequantizing
-        // FMAs), few enough not to spill the 16 ymm registers. 8 for one row measured slower.
-        // SAFETY: the trait's contract.
-        unsafe {
-            match R {
-                1 | 2 => row_tile_f32::<R, 4>(x_rows, w_row),
-                _ => row_tile_f32::<R, 2>(x_rows, w_row),
-            }
-        }
-    }
-}
-
-struct Q8kDots;
-
-impl RowDots for Q8kDots {
-    type W = BlockQ4K;
-    type X = BlockQ8K;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = QK_K;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[BlockQ8K]) -> [f32; R] {
-        // `B = SLOTS / R` blocks share one reduction.
-        // SAFETY: the trait's contract.
-        unsafe {
-            match R {
-                1 => row_tile_q8k::<R, 4>(x_rows, w_row),
-                2 => row_tile_q8k::<R, 2>(x_rows, w_row),
-                _ => row_tile_q8k::<R, 1>(x_rows, w_row),
-            }
-        }
-    }
-}
+row_dots!(F32Dots: BlockQ4K, f32, QK_K, 1, <R> |w_row, x_rows| match R {
+    // Enough independent FMA chains to cover the latency, few enough not to spill the 16
+    // ymm registers (8 chains for one row measured slower).
+    1 | 2 => row_tile_f32::<R, 4>(x_rows, w_row),
+    _ => row_tile_f32::<R, 2>(x_rows, w_row),
+});
+row_dots!(Q8kDots: BlockQ4K, BlockQ8K, QK_K, QK_K, <R> |w_row, x_rows| match R {
+    // `B = SLOTS / R` blocks share one reduction.
+    1 => row_tile_q8k::<R, 4>(x_rows, w_row),
+    2 => row_tile_q8k::<R, 2>(x_rows, w_row),
+    _ => row_tile_q8k::<R, 1>(x_rows, w_row),
+});
 
 /// Weight row `wr` times the `R` activation rows `x_rows`.
 #[inline(always)]

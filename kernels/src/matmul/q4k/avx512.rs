@@ -12,10 +12,22 @@
 //!   in block order, so the result is bit-identical to scalar.
 
 use super::x86::{combine_terms, d_dmin_bits, reduce8, scales_mins_u64, SLOTS};
-use crate::matmul::driver::{matmul_tiled, RowDots};
-use crate::matmul::MatmulDims;
+use crate::matmul::driver::{matmul_entries, row_dots};
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
 use std::arch::x86_64::*;
+
+matmul_entries! {
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni";
+    matmul_f32(f32, BlockQ4K) => F32Dots;
+    matmul_q8k(BlockQ8K, BlockQ4K) => Q8kDots;
+}
+
+row_dots!(F32Dots: BlockQ4K, f32, QK_K, 1, <R> |w_row, x_rows| f32_row_dots::<R>(w_row, x_rows, w_row.len() * QK_K));
+row_dots!(Q8kDots: BlockQ4K, BlockQ8K, QK_K, QK_K, <R> |w_row, x_rows| match R {
+    1 => q8k_row_dots::<R, 4>(x_rows, w_row),
+    2 => q8k_row_dots::<R, 2>(x_rows, w_row),
+    _ => q8k_row_dots::<R, 1>(x_rows, w_row),
+});
 
 /// `vpshufb` selectors (the same in every 128-bit lane): zmm `p` holds sub-blocks `2p` (low 256
 /// bits) and `2p+1` (high 256 bits); each i16 lane gets that sub-block's scale byte, zero-extended
@@ -113,30 +125,6 @@ unsafe fn f32_row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32], k: us
 #[inline(always)]
 unsafe fn dequant(q: __m512i, d: __m512, m: __m512) -> __m512 {
     _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(q), m)
-}
-
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: this function enables the features `F32Dots` needs; the driver checks the shapes
-    // the raw-pointer loads rely on.
-    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
-}
-
-struct F32Dots;
-
-impl RowDots for F32Dots {
-    type W = BlockQ4K;
-    type X = f32;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = 1;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32]) -> [f32; R] {
-        // SAFETY: the trait's contract.
-        unsafe { f32_row_dots::<R>(w_row, x_rows, w_row.len() * QK_K) }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -280,33 +268,4 @@ unsafe fn q8k_row_dots<const R: usize, const B: usize>(
         q8k_accumulate::<R>(&mut acc, &wr[b..], x_rows, nb, b);
     }
     acc
-}
-
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: as in `matmul_f32`.
-    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
-}
-
-struct Q8kDots;
-
-impl RowDots for Q8kDots {
-    type W = BlockQ4K;
-    type X = BlockQ8K;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = QK_K;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[BlockQ8K]) -> [f32; R] {
-        // SAFETY: the trait's contract.
-        unsafe {
-            match R {
-                1 => q8k_row_dots::<R, 4>(x_rows, w_row),
-                2 => q8k_row_dots::<R, 2>(x_rows, w_row),
-                _ => q8k_row_dots::<R, 1>(x_rows, w_row),
-            }
-        }
-    }
 }

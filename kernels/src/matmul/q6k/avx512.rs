@@ -13,10 +13,24 @@
 //!   matching `qs`, as `BlockQ8K` documents.
 
 use super::scalar;
-use crate::matmul::driver::{matmul_tiled, RowDots};
-use crate::matmul::MatmulDims;
+use crate::matmul::driver::{matmul_entries, row_dots};
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
 use std::arch::x86_64::*;
+
+matmul_entries! {
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni";
+    matmul_f32(f32, BlockQ6K) => F32Dots;
+    matmul_q8k(BlockQ8K, BlockQ6K) => Q8kDots;
+}
+
+row_dots!(F32Dots: BlockQ6K, f32, QK_K, 1, <R> |w_row, x_rows| f32_row_dots::<R>(w_row, x_rows, w_row.len() * QK_K));
+row_dots!(Q8kDots: BlockQ6K, BlockQ8K, QK_K, QK_K, <R> |w_row, x_rows| if R == 1 {
+    let mut one = [0f32; R];
+    one[0] = q8k_single_row(x_rows, w_row);
+    one
+} else {
+    q8k_row_group::<R>(x_rows, w_row)
+});
 
 /// `vpshufb` selectors (the same in every 128-bit lane): zmm `m` (values `64m..64m+64`) covers
 /// scale groups `4m..4m+4`, 16 values = 8 i16 lanes each. Both bytes of an i16 lane get the scale,
@@ -117,30 +131,6 @@ unsafe fn f32_row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32], k: us
         *dot = _mm512_reduce_add_ps(sum);
     }
     dots
-}
-
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: this function enables the features `F32Dots` needs; the driver checks the shapes
-    // the raw-pointer loads rely on.
-    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
-}
-
-struct F32Dots;
-
-impl RowDots for F32Dots {
-    type W = BlockQ6K;
-    type X = f32;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = 1;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32]) -> [f32; R] {
-        // SAFETY: the trait's contract.
-        unsafe { f32_row_dots::<R>(w_row, x_rows, w_row.len() * QK_K) }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -255,35 +245,4 @@ unsafe fn q8k_row_group<const G: usize>(x_rows: &[BlockQ8K], wr: &[BlockQ6K]) ->
         }
     }
     acc
-}
-
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: as in `matmul_f32`.
-    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
-}
-
-struct Q8kDots;
-
-impl RowDots for Q8kDots {
-    type W = BlockQ6K;
-    type X = BlockQ8K;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = QK_K;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[BlockQ8K]) -> [f32; R] {
-        // SAFETY: the trait's contract.
-        unsafe {
-            if R == 1 {
-                let mut one = [0f32; R];
-                one[0] = q8k_single_row(x_rows, w_row);
-                one
-            } else {
-                q8k_row_group::<R>(x_rows, w_row)
-            }
-        }
-    }
 }

@@ -17,57 +17,19 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use super::scalar;
-use crate::matmul::driver::{matmul_tiled, RowDots};
-use crate::matmul::MatmulDims;
+use crate::matmul::driver::{matmul_entries, row_dots};
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
 use crate::simd::aarch64::f16_to_f32;
 use std::arch::aarch64::*;
 
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "neon")]
-pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: this function's contract is that the CPU has NEON; the driver checks the shapes.
-    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
+matmul_entries! {
+    "neon";
+    matmul_f32(f32, BlockQ6K) => F32Dots;
+    matmul_q8k(BlockQ8K, BlockQ6K) => Q8kDots;
 }
 
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "neon")]
-pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    // SAFETY: as in `matmul_f32`.
-    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
-}
-
-struct F32Dots;
-
-impl RowDots for F32Dots {
-    type W = BlockQ6K;
-    type X = f32;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = 1;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32]) -> [f32; R] {
-        // SAFETY: the trait's contract (NEON enabled).
-        unsafe { f32_tile::<R>(x_rows, w_row) }
-    }
-}
-
-struct Q8kDots;
-
-impl RowDots for Q8kDots {
-    type W = BlockQ6K;
-    type X = BlockQ8K;
-    const W_VALUES: usize = QK_K;
-    const X_VALUES: usize = QK_K;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[BlockQ8K]) -> [f32; R] {
-        // SAFETY: the trait's contract (NEON enabled).
-        unsafe { q8k_tile::<R>(x_rows, w_row) }
-    }
-}
+row_dots!(F32Dots: BlockQ6K, f32, QK_K, 1, <R> |w_row, x_rows| f32_tile::<R>(x_rows, w_row));
+row_dots!(Q8kDots: BlockQ6K, BlockQ8K, QK_K, QK_K, <R> |w_row, x_rows| q8k_tile::<R>(x_rows, w_row));
 
 /// The 128 values of half `h` (0 or 1) as `q - 32` (in -32..=31), one vector per scale group.
 ///
