@@ -13,6 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod attention;
+pub mod bounds;
 pub mod gguf;
 pub mod isa;
 pub mod matmul;
