@@ -21,8 +21,9 @@ use super::split::{ColumnSplit, MAX_PARTS};
 use super::weights::{ActFormat, Input, Matrix};
 use super::{Design, Model, ModelError};
 use crate::attention::{self, AttentionDims, KvFormat};
+use crate::matmul;
 use crate::ops::{self, RopeTable};
-use crate::quant::{BlockQ8K, QuantBlock, QK_K};
+use crate::quant::{BlockQ8K, BlockQ8_0, BlockQ8_1, QuantBlock, QK_K};
 use crate::Isa;
 
 /// Weight-row boundaries of the per-thread parts fall on multiples of this; also the rows one
@@ -80,8 +81,10 @@ struct Buffers {
     gate: Vec<f32>,
     up: Vec<f32>,
     hidden: Vec<f32>,
-    /// Q8_K activations of the current matmul input.
+    /// The quantized activations of the current matmul input.
     q8k: Vec<BlockQ8K>,
+    q8_0: Vec<BlockQ8_0>,
+    q8_1: Vec<BlockQ8_1>,
     logits: Vec<f32>,
 }
 
@@ -157,6 +160,8 @@ impl<'m, 'a> Session<'m, 'a> {
                 up: vec![0.0; nb * c.n_ff],
                 hidden: vec![0.0; nb * c.n_ff],
                 q8k: vec![BlockQ8K::default(); nb * max_k.div_ceil(QK_K)],
+                q8_0: vec![BlockQ8_0::default(); nb * max_k.div_ceil(32)],
+                q8_1: vec![BlockQ8_1::default(); nb * max_k.div_ceil(32)],
                 logits: vec![0.0; c.n_vocab],
             },
             scratch,
@@ -259,7 +264,7 @@ impl<'m, 'a> Session<'m, 'a> {
                     &[&lw.wq, &lw.wk, &lw.wv],
                     design,
                     isa,
-                    &mut b.q8k,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
                 );
                 ctx.matmuls(
                     &x,
@@ -284,7 +289,15 @@ impl<'m, 'a> Session<'m, 'a> {
                 KvCache::F32(layers) => ctx.attention(&mut layers[l], b, dims, kvd),
             }
             {
-                let x = prepare(&b.att[..n * qd], n, qd, &[&lw.wo], design, isa, &mut b.q8k);
+                let x = prepare(
+                    &b.att[..n * qd],
+                    n,
+                    qd,
+                    &[&lw.wo],
+                    design,
+                    isa,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+                );
                 ctx.matmuls(&x, [&lw.wo], [&mut b.xb[..]]);
             }
             ops::residual_add(isa, &mut b.x[..n * d], &b.xb[..n * d]);
@@ -306,7 +319,7 @@ impl<'m, 'a> Session<'m, 'a> {
                     &[&lw.w_gate, &lw.w_up],
                     design,
                     isa,
-                    &mut b.q8k,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
                 );
                 ctx.matmuls(&x, [&lw.w_gate, &lw.w_up], [&mut b.gate[..], &mut b.up[..]]);
             }
@@ -324,7 +337,7 @@ impl<'m, 'a> Session<'m, 'a> {
                     &[&lw.w_down],
                     design,
                     isa,
-                    &mut b.q8k,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
                 );
                 ctx.matmuls(&x, [&lw.w_down], [&mut b.xb[..]]);
             }
@@ -334,32 +347,63 @@ impl<'m, 'a> Session<'m, 'a> {
         if want_logits {
             let last = (n - 1) * d..n * d;
             ops::rmsnorm(isa, &b.x[last], w.output_norm, c.rms_eps, &mut b.xb[..d]);
-            let x = prepare(&b.xb[..d], 1, d, &[&w.output], design, isa, &mut b.q8k);
+            let x = prepare(
+                &b.xb[..d],
+                1,
+                d,
+                &[&w.output],
+                design,
+                isa,
+                (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+            );
             ctx.matmuls(&x, [&w.output], [&mut b.logits[..]]);
         }
     }
 }
 
-/// The input of one or more matmuls: `x` (`[n x k]`) and, when any of `mats` reads Q8_K in
-/// `design`, its Q8_K quantization (once, shared by all of them).
+/// The input of one or more matmuls: `x` (`[n x k]`) and its quantizations in the formats
+/// `mats` read in `design`, each made once and shared by all of them.
+#[allow(clippy::type_complexity)]
 fn prepare<'b>(
     x: &'b [f32],
     n: usize,
     k: usize,
     mats: &[&Matrix],
     design: Design,
-    _isa: Isa,
-    q8k: &'b mut [BlockQ8K],
+    isa: Isa,
+    bufs: (&'b mut [BlockQ8K], &'b mut [BlockQ8_0], &'b mut [BlockQ8_1]),
 ) -> Input<'b> {
-    let needs_q8k = mats.iter().any(|m| m.act_format(design) == ActFormat::Q8K);
-    let q8k: &[BlockQ8K] = if needs_q8k {
+    let needs = |f: ActFormat| mats.iter().any(|m| m.act_format(design) == f);
+    let (q8k, q8_0, q8_1) = bufs;
+    let q8k: &[BlockQ8K] = if needs(ActFormat::Q8K) {
         let blocks = &mut q8k[..n * k / QK_K];
         BlockQ8K::quantize_row(x, blocks);
         blocks
     } else {
         &[]
     };
-    Input { n, k, f32: x, q8k }
+    let q8_0: &[BlockQ8_0] = if needs(ActFormat::Q8_0) {
+        let blocks = &mut q8_0[..n * k / 32];
+        matmul::quantize_q8_0(isa, x, blocks);
+        blocks
+    } else {
+        &[]
+    };
+    let q8_1: &[BlockQ8_1] = if needs(ActFormat::Q8_1) {
+        let blocks = &mut q8_1[..n * k / 32];
+        matmul::quantize_q8_1(isa, x, blocks);
+        blocks
+    } else {
+        &[]
+    };
+    Input {
+        n,
+        k,
+        f32: x,
+        q8k,
+        q8_0,
+        q8_1,
+    }
 }
 
 /// What every parallel step needs.

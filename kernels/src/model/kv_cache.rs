@@ -25,8 +25,10 @@ impl KvCache {
             KvFormat::F16 => KvCache::F16(
                 (0..n_layer)
                     .map(|_| LayerCache {
-                        k: vec![f16::ZERO; len],
-                        v: vec![f16::ZERO; len],
+                        // Zeroed by the allocator: `vec![f16::ZERO; len]` would write every
+                        // element (and make every page resident) up front.
+                        k: bytemuck::zeroed_vec(len),
+                        v: bytemuck::zeroed_vec(len),
                     })
                     .collect(),
             ),

@@ -6,15 +6,18 @@ use super::{Config, Design, ModelError};
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 use crate::matmul::{self, MatmulDims};
 use crate::quant::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, QuantBlock,
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QuantBlock,
 };
 use crate::Isa;
+use half::f16;
 
 /// The activation format a matrix's kernel reads in a design.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ActFormat {
     F32,
     Q8K,
+    Q8_0,
+    Q8_1,
 }
 
 /// Blocks of a quantized matrix, borrowed from the map.
@@ -22,6 +25,11 @@ pub enum ActFormat {
 pub enum Blocks<'a> {
     Q4K(&'a [BlockQ4K]),
     Q6K(&'a [BlockQ6K]),
+    Q8_0(&'a [BlockQ8_0]),
+    Q4_0(&'a [BlockQ4_0]),
+    Q5_0(&'a [BlockQ5_0]),
+    Q4_1(&'a [BlockQ4_1]),
+    F16(&'a [f16]),
 }
 
 /// A weight matrix `[rows x k]` (GGUF dims `[k, rows]`).
@@ -42,14 +50,20 @@ pub struct Input<'b> {
     pub f32: &'b [f32],
     /// `n * k/256` blocks, or empty when no kernel reads Q8_K.
     pub q8k: &'b [BlockQ8K],
+    /// `n * k/32` blocks, or empty when no kernel reads Q8_0.
+    pub q8_0: &'b [BlockQ8_0],
+    /// `n * k/32` blocks, or empty when no kernel reads Q8_1.
+    pub q8_1: &'b [BlockQ8_1],
 }
 
 impl<'a> Matrix<'a> {
     /// The activation format this matrix's kernel takes in `design`.
     pub fn act_format(&self, design: Design) -> ActFormat {
         match (design, self.blocks) {
-            (Design::F32, _) => ActFormat::F32,
+            (Design::F32, _) | (Design::Int8, Blocks::F16(_)) => ActFormat::F32,
             (Design::Int8, Blocks::Q4K(_) | Blocks::Q6K(_)) => ActFormat::Q8K,
+            (Design::Int8, Blocks::Q8_0(_) | Blocks::Q4_0(_) | Blocks::Q5_0(_)) => ActFormat::Q8_0,
+            (Design::Int8, Blocks::Q4_1(_)) => ActFormat::Q8_1,
         }
     }
 
@@ -76,24 +90,54 @@ impl<'a> Matrix<'a> {
         if rows.is_empty() || x.n == 0 {
             return;
         }
-        let fmt = self.act_format(design);
-        match self.blocks {
-            Blocks::Q4K(w) => {
-                let bpr = self.k / BlockQ4K::VALUES;
-                let w = &w[rows.start * bpr..rows.end * bpr];
-                match fmt {
-                    ActFormat::F32 => matmul::matmul_q4k_f32(isa, x.f32, w, y, dims),
-                    ActFormat::Q8K => matmul::matmul_q4k_q8k(isa, x.q8k, w, y, dims),
-                }
+        // Weight rows `rows` of a matrix of `B` blocks.
+        fn sub<'w, B: QuantBlock>(w: &'w [B], k: usize, rows: &std::ops::Range<usize>) -> &'w [B] {
+            let per_row = k / B::VALUES;
+            &w[rows.start * per_row..rows.end * per_row]
+        }
+        let (k, fmt) = (self.k, self.act_format(design));
+        use ActFormat as A;
+        match (self.blocks, fmt) {
+            (Blocks::Q4K(w), A::F32) => {
+                matmul::matmul_q4k_f32(isa, x.f32, sub(w, k, &rows), y, dims)
             }
-            Blocks::Q6K(w) => {
-                let bpr = self.k / BlockQ6K::VALUES;
-                let w = &w[rows.start * bpr..rows.end * bpr];
-                match fmt {
-                    ActFormat::F32 => matmul::matmul_q6k_f32(isa, x.f32, w, y, dims),
-                    ActFormat::Q8K => matmul::matmul_q6k_q8k(isa, x.q8k, w, y, dims),
-                }
+            (Blocks::Q4K(w), A::Q8K) => {
+                matmul::matmul_q4k_q8k(isa, x.q8k, sub(w, k, &rows), y, dims)
             }
+            (Blocks::Q6K(w), A::F32) => {
+                matmul::matmul_q6k_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q6K(w), A::Q8K) => {
+                matmul::matmul_q6k_q8k(isa, x.q8k, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q8_0(w), A::F32) => {
+                matmul::matmul_q8_0_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q8_0(w), A::Q8_0) => {
+                matmul::matmul_q8_0_q8_0(isa, x.q8_0, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_0(w), A::F32) => {
+                matmul::matmul_q4_0_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_0(w), A::Q8_0) => {
+                matmul::matmul_q4_0_q8_0(isa, x.q8_0, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q5_0(w), A::F32) => {
+                matmul::matmul_q5_0_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q5_0(w), A::Q8_0) => {
+                matmul::matmul_q5_0_q8_0(isa, x.q8_0, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_1(w), A::F32) => {
+                matmul::matmul_q4_1_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_1(w), A::Q8_1) => {
+                matmul::matmul_q4_1_q8_1(isa, x.q8_1, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::F16(w), A::F32) => {
+                matmul::matmul_f16_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (b, f) => unreachable!("act_format gives no {f:?} for {b:?}"),
         }
     }
 
@@ -102,6 +146,12 @@ impl<'a> Matrix<'a> {
         let blocks = match t.ggml_type {
             GgmlType::Q4K => Blocks::Q4K(cast(t)?),
             GgmlType::Q6K => Blocks::Q6K(cast(t)?),
+            GgmlType::Q8_0 => Blocks::Q8_0(cast(t)?),
+            GgmlType::Q4_0 => Blocks::Q4_0(cast(t)?),
+            GgmlType::Q5_0 => Blocks::Q5_0(cast(t)?),
+            GgmlType::Q4_1 => Blocks::Q4_1(cast(t)?),
+            // The F16 kernel (and its activation layout) works in 32-value steps.
+            GgmlType::F16 if k.is_multiple_of(32) => Blocks::F16(cast(t)?),
             other => {
                 return Err(ModelError::UnsupportedTensorType {
                     name: t.name.to_string(),
@@ -120,7 +170,7 @@ impl<'a> Matrix<'a> {
 }
 
 /// The tensor types [`Matrix`] runs.
-pub const MATRIX_TYPES: &str = "Q4_K, Q6_K";
+pub const MATRIX_TYPES: &str = "Q4_K, Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, F16 (rows a multiple of 32)";
 
 /// The token embedding: any block format the quant module decodes; rows are dequantized on
 /// lookup.
