@@ -308,7 +308,7 @@ fn with_tensor_type(bytes: &[u8], name: &str, id: u32) -> Vec<u8> {
 fn a_tensor_type_without_a_kernel_is_refused_by_name() {
     let bytes = std::fs::read(tiny()).unwrap();
     for (tensor, id, want) in [
-        ("blk.1.attn_q.weight", 13, "type Q5_K"),
+        ("blk.1.attn_q.weight", 23, "type IQ4_XS"),
         ("blk.0.ffn_norm.weight", 1, "type F16"),
         ("blk.2.ffn_up.weight", 1000, "type type 1000"),
     ] {
@@ -378,6 +378,9 @@ fn smollm2_names_paris_in_every_isa_and_design_and_thread_count() {
     }
 }
 
+/// Through the ChatML template. (Germany rather than France: for "What is the capital of
+/// France?" the first answer token is a near-tie, "The" 25.33 vs "L" 25.24 in the f32 design,
+/// which the q8 design's activation rounding flips.)
 #[test]
 fn smollm2_chat_answers_sensibly() {
     let Some(path) = smollm2() else {
@@ -387,21 +390,23 @@ fn smollm2_chat_answers_sensibly() {
         );
         return;
     };
-    let (ok, out, err) = harness_run(&[
-        "--model",
-        path.to_str().unwrap(),
-        "--prompt",
-        "What is the capital of France?",
-        "--chat",
-        "--temp",
-        "0",
-        "-n",
-        "24",
-    ]);
-    if !ok && err.contains("cannot run") {
-        skipped("smollm2_chat_answers_sensibly", err.trim());
-        return;
+    for (design, threads) in [("q8", "1"), ("q8", "2"), ("f32", "2")] {
+        let (ok, out, err) = harness_run(&[
+            "--model",
+            path.to_str().unwrap(),
+            "--prompt",
+            "What is the capital of Germany?",
+            "--chat",
+            "--temp",
+            "0",
+            "-n",
+            "16",
+            "--design",
+            design,
+            "--threads",
+            threads,
+        ]);
+        assert!(ok, "{err}");
+        assert!(out.contains("Berlin"), "{design} {threads}: {out}");
     }
-    assert!(ok, "{err}");
-    assert!(out.contains("Paris"), "{out}");
 }
