@@ -105,19 +105,7 @@ impl Pool {
             s.work.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
-        let mut spins = 0;
-        while s.remaining.load(Ordering::Acquire) != 0 {
-            if spins < SPIN_ITERATIONS {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            let g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-            let _g = s
-                .done
-                .wait_while(g, |_| s.remaining.load(Ordering::Acquire) != 0)
-                .unwrap_or_else(|e| e.into_inner());
-        }
+        spin_then_wait(s, &s.done, || s.remaining.load(Ordering::Acquire) != 0);
         *s.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if let Err(payload) = mine {
             std::panic::resume_unwind(payload);
@@ -128,30 +116,30 @@ impl Pool {
     }
 }
 
+/// Spins while `busy()` (a few microseconds), then sleeps on `cv` until it is false. Whoever
+/// makes `busy()` false does so holding `s.lock` and then notifies `cv`, so the sleep cannot
+/// miss it.
+fn spin_then_wait(s: &Shared, cv: &Condvar, busy: impl Fn() -> bool) {
+    let mut spins = 0;
+    while busy() {
+        if spins < SPIN_ITERATIONS {
+            spins += 1;
+            std::hint::spin_loop();
+            continue;
+        }
+        let g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = cv.wait_while(g, |_| busy()).unwrap_or_else(|e| e.into_inner());
+    }
+}
+
 fn worker(s: &Shared, tid: usize) {
     let mut seen = 0u64;
     loop {
-        let mut spins = 0;
-        loop {
-            if s.shutdown.load(Ordering::Acquire) {
-                return;
-            }
-            if s.generation.load(Ordering::Acquire) != seen {
-                break;
-            }
-            if spins < SPIN_ITERATIONS {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            let g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-            let _g = s
-                .work
-                .wait_while(g, |_| {
-                    s.generation.load(Ordering::Acquire) == seen
-                        && !s.shutdown.load(Ordering::Acquire)
-                })
-                .unwrap_or_else(|e| e.into_inner());
+        spin_then_wait(s, &s.work, || {
+            s.generation.load(Ordering::Acquire) == seen && !s.shutdown.load(Ordering::Acquire)
+        });
+        if s.shutdown.load(Ordering::Acquire) {
+            return;
         }
         seen = s.generation.load(Ordering::Acquire);
         let job = *s.job.lock().unwrap_or_else(|e| e.into_inner());
