@@ -128,7 +128,9 @@ fn spin_then_wait(s: &Shared, cv: &Condvar, busy: impl Fn() -> bool) {
             continue;
         }
         let g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let _g = cv.wait_while(g, |_| busy()).unwrap_or_else(|e| e.into_inner());
+        let _g = cv
+            .wait_while(g, |_| busy())
+            .unwrap_or_else(|e| e.into_inner());
     }
 }
 
