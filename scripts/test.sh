@@ -30,6 +30,14 @@ cargo test --quiet -p kernels --test quant_rmse -- --nocapture
 cargo build --quiet --release -p harness
 echo "== NEON under qemu-aarch64: tests and the aarch64 harness"
 bash scripts/neon.sh --no-verify
+echo "== NEON under qemu-aarch64: SmolLM2 greedy continuation names Paris (both designs, ~3 s each)"
+smol="${KERNELBENCH_CACHE:-$HOME/.cache/kernelbench}/SmolLM2-135M-Instruct.Q4_1.gguf"
+for design in q8 f32; do
+    neon_text=$(qemu-aarch64 -L /usr/aarch64-linux-gnu target/aarch64-unknown-linux-gnu/release/harness \
+        run --model "$smol" --prompt "The capital of France is" -n 3 --temp 0 --threads 2 --ctx 64 --design "$design")
+    echo "$design: $neon_text"
+    grep -q Paris <<<"$neon_text" || { echo "NEON $design: no Paris in: $neon_text" >&2; exit 1; }
+done
 
 mkdir -p reports
 echo "== harness verify --isa native,neon (every ISA this CPU runs; neon under qemu)"

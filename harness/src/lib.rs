@@ -4,6 +4,8 @@
 pub mod inspect;
 pub mod planted_attention;
 pub mod planted_ops;
+pub mod registry;
+pub mod run;
 pub mod synth;
 pub mod tokenize;
 pub mod verify;

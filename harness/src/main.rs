@@ -27,6 +27,8 @@ enum Command {
     Synth(harness::synth::SynthArgs),
     /// Text to token ids with the tokenizer of a GGUF file (SentencePiece or byte-level BPE).
     Tokenize(harness::tokenize::TokenizeArgs),
+    /// Generate text with a GGUF model (Llama architecture).
+    Run(harness::run::RunArgs),
 }
 
 #[derive(clap::Args)]
@@ -75,6 +77,9 @@ fn run() -> Result<ExitCode> {
         Command::Synth(args) => harness::synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tokenize(args) => {
             harness::tokenize::run(&args, &mut std::io::stdout().lock()).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            harness::run::run(&args, &mut std::io::stdout().lock()).map(|_| ExitCode::SUCCESS)
         }
     }
 }

@@ -13,9 +13,11 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod attention;
+pub mod bounds;
 pub mod gguf;
 pub mod isa;
 pub mod matmul;
+pub mod model;
 pub mod ops;
 pub mod quant;
 mod simd;

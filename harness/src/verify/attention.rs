@@ -23,6 +23,7 @@
 use super::{
     gamma_f32, row, run_fixed_then_property, Metrics, PropertyOutcome, Row, Status, VerifyConfig,
 };
+use crate::registry::{Design, Kernel};
 use anyhow::Result;
 use half::f16;
 use kernels::attention::{self, AttentionDims, KvElem, TILE};
@@ -201,7 +202,7 @@ pub type AttentionKernel<'a, KV> = &'a AttentionFn<KV>;
 
 /// A cache element the gate checks.
 pub trait CacheElem: KvElem + Debug {
-    const DESIGN: &'static str;
+    const DESIGN: Design;
     fn from_f32(x: f32) -> Self;
     /// The value the reference sees, widened by the `half` crate rather than by the kernels'
     /// own conversion (`KvElem::to_f32`), so a conversion bug cannot hide in both.
@@ -211,7 +212,7 @@ pub trait CacheElem: KvElem + Debug {
 use std::fmt::Debug;
 
 impl CacheElem for f32 {
-    const DESIGN: &'static str = "flash-f32kv";
+    const DESIGN: Design = Design::FlashF32Kv;
     fn from_f32(x: f32) -> Self {
         x
     }
@@ -221,7 +222,7 @@ impl CacheElem for f32 {
 }
 
 impl CacheElem for f16 {
-    const DESIGN: &'static str = "flash-f16kv";
+    const DESIGN: Design = Design::FlashF16Kv;
     fn from_f32(x: f32) -> Self {
         f16::from_f32(x)
     }
@@ -446,13 +447,13 @@ fn kernel_for<KV: CacheElem>(isa: Isa) -> Box<AttentionFn<KV>> {
 
 fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
-        return Row::skipped("attention", KV::DESIGN, isa, reason);
+        return Row::skipped(Kernel::Attention, KV::DESIGN, isa, reason);
     }
     let kernel = kernel_for::<KV>(isa);
     let scalar = kernel_for::<KV>(Isa::Scalar);
     let oracle: Option<AttentionKernel<KV>> = (isa != Isa::Scalar).then_some(&*scalar);
     let outcome = run_checks::<KV>(&*kernel, oracle, cases, seed);
-    let mut r = row("attention", KV::DESIGN, isa, cases, outcome);
+    let mut r = row(Kernel::Attention, KV::DESIGN, isa, cases, outcome);
     if r.status == Status::Pass {
         r.note = format!("{}; {}", r.note, scratch_note());
     }

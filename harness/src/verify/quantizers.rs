@@ -229,7 +229,13 @@ pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> 
 }
 
 fn row_spec(kernel: &str, cases: u32, outcome: super::PropertyOutcome) -> Row {
-    super::row_with_note(kernel, "spec", Isa::Scalar, cases, outcome, |_| {
-        "bit-exact vs the reference spec"
-    })
+    let kernel = crate::registry::Kernel::from_name(kernel).expect("a registry kernel name");
+    super::row_with_note(
+        kernel,
+        kernel.designs()[0],
+        Isa::Scalar,
+        cases,
+        outcome,
+        |_| "bit-exact vs the reference spec",
+    )
 }

@@ -312,6 +312,17 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
         report(out, &result)?;
         results.push(result);
     }
+    for bug in super::planted32::Bug32::ALL {
+        let outcome = super::planted32::run_bug(bug, cases, seed);
+        let result = outcome_to_result(
+            format!("{}: {bug:?}", bug.family()),
+            outcome.failure,
+            cases,
+            seed,
+        );
+        report(out, &result)?;
+        results.push(result);
+    }
     Ok(results)
 }
 

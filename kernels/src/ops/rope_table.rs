@@ -47,6 +47,15 @@ impl RopeTable {
     /// # Panics
     /// If `head_dim` is odd or zero.
     pub fn new(head_dim: usize, base: f64, max_pos: usize) -> Self {
+        Self::new_scaled(head_dim, base, max_pos, 1.0)
+    }
+
+    /// As [`new`](Self::new), with linear RoPE scaling: the angle at `pos` is that of
+    /// `pos * pos_scale` (`pos_scale = 1 / factor`; 1 is unscaled and identical to `new`).
+    ///
+    /// # Panics
+    /// If `head_dim` is odd or zero.
+    pub fn new_scaled(head_dim: usize, base: f64, max_pos: usize, pos_scale: f64) -> Self {
         assert!(
             head_dim > 0 && head_dim.is_multiple_of(2),
             "head_dim {head_dim} must be even and positive"
@@ -59,7 +68,17 @@ impl RopeTable {
             .zip(sin.chunks_exact_mut(half))
             .enumerate()
         {
-            rope_cos_sin(pos, head_dim, base, c, s);
+            if pos_scale == 1.0 {
+                rope_cos_sin(pos, head_dim, base, c, s);
+            } else {
+                let half = head_dim / 2;
+                for i in 0..half {
+                    let inv_freq = base.powf(-((2 * i) as f64) / head_dim as f64);
+                    let (sin_angle, cos_angle) = (pos as f64 * pos_scale * inv_freq).sin_cos();
+                    c[i] = cos_angle as f32;
+                    s[i] = sin_angle as f32;
+                }
+            }
         }
         RopeTable {
             head_dim,

@@ -3,7 +3,7 @@
 //! Baseline NEON only: integer products use widening `smull`/`smlal` and pairwise adds, not the
 //! `dotprod` extension (`sdot`), which not every aarch64 CPU has.
 //!
-//! Both designs walk one weight row against a tile of up to [`TILE`] activation rows, so each
+//! Both designs walk one weight row against a tile of up to `ACT_TILE` (4) activation rows (the shared driver), so each
 //! half-block (128 values) is unpacked once and reused by every activation row of the tile.
 //! Unpacking yields one 16-byte vector per scale group, in scale-index order: vector `g` of half
 //! `h` holds values `128h + 16g ..+16`, which all use `scales[8h + g]`.
@@ -17,65 +17,19 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use super::scalar;
-use crate::matmul::MatmulDims;
+use crate::matmul::driver::{matmul_entries, row_dots};
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
 use crate::simd::aarch64::f16_to_f32;
 use std::arch::aarch64::*;
 
-/// Activation rows processed against one unpacked half-block. Four rows of four f32
-/// accumulators plus one dequantized group (four vectors) and its activations fit in the 32
-/// vector registers.
-const TILE: usize = 4;
-
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "neon")]
-pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let w_row = &w[r * nb..][..nb];
-        let mut first = 0;
-        while first < dims.n {
-            let tile = (dims.n - first).min(TILE);
-            // SAFETY (all four arms): this function's contract is that the CPU has NEON.
-            unsafe {
-                match tile {
-                    4 => f32_tile::<4>(x, w_row, y, dims, r, first),
-                    3 => f32_tile::<3>(x, w_row, y, dims, r, first),
-                    2 => f32_tile::<2>(x, w_row, y, dims, r, first),
-                    _ => f32_tile::<1>(x, w_row, y, dims, r, first),
-                }
-            }
-            first += tile;
-        }
-    }
+matmul_entries! {
+    "neon";
+    matmul_f32(f32, BlockQ6K) => F32Dots;
+    matmul_q8k(BlockQ8K, BlockQ6K) => Q8kDots;
 }
 
-/// # Safety
-/// The CPU must support the enabled target features.
-#[target_feature(enable = "neon")]
-pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let w_row = &w[r * nb..][..nb];
-        let mut first = 0;
-        while first < dims.n {
-            let tile = (dims.n - first).min(TILE);
-            // SAFETY (all four arms): this function's contract is that the CPU has NEON.
-            unsafe {
-                match tile {
-                    4 => q8k_tile::<4>(xq, w_row, y, dims, r, first),
-                    3 => q8k_tile::<3>(xq, w_row, y, dims, r, first),
-                    2 => q8k_tile::<2>(xq, w_row, y, dims, r, first),
-                    _ => q8k_tile::<1>(xq, w_row, y, dims, r, first),
-                }
-            }
-            first += tile;
-        }
-    }
-}
+row_dots!(F32Dots: BlockQ6K, f32, QK_K, 1, <R> |w_row, x_rows| f32_tile::<R>(x_rows, w_row));
+row_dots!(Q8kDots: BlockQ6K, BlockQ8K, QK_K, QK_K, <R> |w_row, x_rows| q8k_tile::<R>(x_rows, w_row));
 
 /// The 128 values of half `h` (0 or 1) as `q - 32` (in -32..=31), one vector per scale group.
 ///
@@ -131,20 +85,14 @@ unsafe fn widen_scales(scales: &[i8; 16]) -> [int32x4_t; 4] {
     }
 }
 
-/// Computes `y[(first+t)*y_stride + r]` for the `T` activation rows `first..first+T` (f32 design).
+/// The dots of weight row `w_row` with the `T` activation rows of `x` (f32 design).
 ///
 /// # Safety
 /// The CPU must support NEON.
 #[inline(always)]
-unsafe fn f32_tile<const T: usize>(
-    x: &[f32],
-    w_row: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    first: usize,
-) {
-    let x_rows: [&[f32]; T] = std::array::from_fn(|t| &x[(first + t) * dims.k..][..dims.k]);
+unsafe fn f32_tile<const T: usize>(x: &[f32], w_row: &[BlockQ6K]) -> [f32; T] {
+    let k = w_row.len() * QK_K;
+    let x_rows: [&[f32]; T] = std::array::from_fn(|t| &x[t * k..][..k]);
     // SAFETY: NEON per this fn's contract. The loads are `unpack_half` (h < 2) and
     // `vld1q_f32_x4` of a 16-element slice.
     unsafe {
@@ -169,10 +117,12 @@ unsafe fn f32_tile<const T: usize>(
                 }
             }
         }
-        for (t, a) in acc.iter().enumerate() {
+        let mut dots = [0f32; T];
+        for (dot, a) in dots.iter_mut().zip(&acc) {
             let sum = vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3]));
-            y[(first + t) * dims.y_stride + r] = vaddvq_f32(sum);
+            *dot = vaddvq_f32(sum);
         }
+        dots
     }
 }
 
@@ -223,21 +173,14 @@ unsafe fn group_sums4(a: int16x8_t, b: int16x8_t, c: int16x8_t, d: int16x8_t) ->
     }
 }
 
-/// Computes `y[(first+t)*y_stride + r]` for the `T` activation rows `first..first+T` (q8k design).
+/// The dots of weight row `w_row` with the `T` activation rows of `x` (q8k design).
 ///
 /// # Safety
 /// The CPU must support NEON.
 #[inline(always)]
-unsafe fn q8k_tile<const T: usize>(
-    xq: &[BlockQ8K],
-    w_row: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    first: usize,
-) {
+unsafe fn q8k_tile<const T: usize>(xq: &[BlockQ8K], w_row: &[BlockQ6K]) -> [f32; T] {
     let nb = w_row.len();
-    let x_rows: [&[BlockQ8K]; T] = std::array::from_fn(|t| &xq[(first + t) * nb..][..nb]);
+    let x_rows: [&[BlockQ8K]; T] = std::array::from_fn(|t| &xq[t * nb..][..nb]);
     let mut acc = [0f32; T];
     // SAFETY: NEON per this fn's contract. Loads: `unpack_half` (h < 2), `widen_scales` and two
     // 64-byte loads at 128h and 128h+64 of a 256-byte `qs`.
@@ -276,7 +219,5 @@ unsafe fn q8k_tile<const T: usize>(
             }
         }
     }
-    for (t, a) in acc.into_iter().enumerate() {
-        y[(first + t) * dims.y_stride + r] = a;
-    }
+    acc
 }

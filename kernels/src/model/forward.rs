@@ -1,0 +1,507 @@
+//! [`Session`]: the forward pass over a KV cache. `prefill` takes the prompt in batches of up
+//! to `n_batch` tokens through the `n > 1` matmul kernels; `decode` is one token. Everything
+//! the token loop touches is allocated in [`Session::new`].
+//!
+//! Per layer, for a batch of `n` tokens at positions `pos .. pos+n`:
+//! RMSNorm -> Q/K/V (one activation quantization shared by the three) -> RoPE -> K/V appended to
+//! the cache -> flash attention -> output projection -> residual; RMSNorm -> gate/up (one
+//! quantization shared) -> SwiGLU -> down -> residual. Logits are computed for the last token.
+//!
+//! Threads: matmuls split by weight rows into one part per thread ([`part_range`] on multiples of
+//! [`ROW_ALIGN`] rows), attention by query heads. Each output element is computed by the same
+//! kernel call shape whatever the thread count, so the logits (and greedy text) do not depend on
+//! it.
+
+use std::ops::Range;
+use std::sync::Mutex;
+
+use super::kv_cache::{store, KvCache, LayerCache, StoreElem};
+use super::pool::{part_range, Pool};
+use super::split::{ColumnSplit, MAX_PARTS};
+use super::weights::{ActFormat, Input, Matrix};
+use super::{Design, Model, ModelError};
+use crate::attention::{self, AttentionDims, KvFormat};
+use crate::matmul;
+use crate::ops::{self, RopeTable};
+use crate::quant::{BlockQ8K, BlockQ8_0, BlockQ8_1, QuantBlock, QK_K};
+use crate::Isa;
+
+/// Weight-row boundaries of the per-thread parts fall on multiples of this; also the rows one
+/// `n > 1` kernel call computes into a thread's scratch before it is scattered.
+pub const ROW_ALIGN: usize = 64;
+const CHUNK_ROWS: usize = 2 * ROW_ALIGN;
+
+/// How a session runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionOptions {
+    pub isa: Isa,
+    pub design: Design,
+    /// Worker threads including the caller, 1 to 64.
+    pub threads: usize,
+    /// Positions the KV cache holds.
+    pub n_ctx: usize,
+    /// Most tokens one prefill step processes.
+    pub n_batch: usize,
+    pub kv: KvFormat,
+}
+
+impl SessionOptions {
+    /// The best ISA and design, an f16 cache, `threads` threads.
+    pub fn new(threads: usize, n_ctx: usize) -> SessionOptions {
+        SessionOptions {
+            isa: Isa::best(),
+            design: Design::Int8,
+            threads,
+            n_ctx,
+            n_batch: 512,
+            kv: KvFormat::F16,
+        }
+    }
+}
+
+/// One thread's private buffers.
+struct WorkerScratch {
+    /// `[n_batch x CHUNK_ROWS]`: one chunk of an `n > 1` matmul before it is scattered.
+    matmul: Vec<f32>,
+    /// `[n_batch x q_dim]`: the whole attention output buffer the kernel writes its heads into.
+    attn_out: Vec<f32>,
+    attn_scratch: Vec<f32>,
+}
+
+/// The batch buffers, each sized for `n_batch` tokens.
+struct Buffers {
+    /// Residual stream `[n x n_embd]`.
+    x: Vec<f32>,
+    /// Normed input / projection output `[n x n_embd]`.
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    hidden: Vec<f32>,
+    /// The quantized activations of the current matmul input.
+    q8k: Vec<BlockQ8K>,
+    q8_0: Vec<BlockQ8_0>,
+    q8_1: Vec<BlockQ8_1>,
+    logits: Vec<f32>,
+}
+
+/// A model plus everything one generation needs: pool, cache, buffers, position.
+pub struct Session<'m, 'a> {
+    model: &'m Model<'a>,
+    opts: SessionOptions,
+    pool: Pool,
+    rope: RopeTable,
+    kv: KvCache,
+    buf: Buffers,
+    scratch: Vec<Mutex<WorkerScratch>>,
+    pos: usize,
+}
+
+impl<'m, 'a> Session<'m, 'a> {
+    pub fn new(model: &'m Model<'a>, opts: SessionOptions) -> Result<Self, ModelError> {
+        let c = &model.config;
+        if let Some(reason) = opts.isa.unavailable_reason() {
+            return Err(ModelError::Options(format!(
+                "ISA {} cannot run here: {reason}",
+                opts.isa
+            )));
+        }
+        if !(1..=MAX_PARTS).contains(&opts.threads) {
+            return Err(ModelError::Options(format!(
+                "threads must be 1 to {MAX_PARTS}, not {}",
+                opts.threads
+            )));
+        }
+        if opts.n_ctx == 0 || opts.n_batch == 0 {
+            return Err(ModelError::Options(
+                "the context and the batch must hold at least one token".into(),
+            ));
+        }
+        let nb = opts.n_batch.min(opts.n_ctx);
+        let opts = SessionOptions {
+            n_batch: nb,
+            ..opts
+        };
+        let max_k = c.n_embd.max(c.n_ff).max(c.q_dim());
+        let pool = Pool::new(opts.threads).map_err(ModelError::Threads)?;
+        let dims = AttentionDims {
+            n_q: 1,
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+            pos0: 0,
+        };
+        let scratch = (0..opts.threads)
+            .map(|_| {
+                Mutex::new(WorkerScratch {
+                    matmul: vec![0.0; nb * CHUNK_ROWS],
+                    attn_out: vec![0.0; nb * c.q_dim()],
+                    attn_scratch: vec![0.0; attention::scratch_len(&dims)],
+                })
+            })
+            .collect();
+        Ok(Session {
+            model,
+            opts,
+            pool,
+            rope: RopeTable::new_scaled(c.head_dim, c.rope_base, opts.n_ctx, c.rope_pos_scale),
+            kv: KvCache::new(opts.kv, c.n_layer, opts.n_ctx, c.kv_dim()),
+            buf: Buffers {
+                x: vec![0.0; nb * c.n_embd],
+                xb: vec![0.0; nb * c.n_embd],
+                q: vec![0.0; nb * c.q_dim()],
+                k: vec![0.0; nb * c.kv_dim()],
+                v: vec![0.0; nb * c.kv_dim()],
+                att: vec![0.0; nb * c.q_dim()],
+                gate: vec![0.0; nb * c.n_ff],
+                up: vec![0.0; nb * c.n_ff],
+                hidden: vec![0.0; nb * c.n_ff],
+                q8k: vec![BlockQ8K::default(); nb * max_k.div_ceil(QK_K)],
+                q8_0: vec![BlockQ8_0::default(); nb * max_k.div_ceil(32)],
+                q8_1: vec![BlockQ8_1::default(); nb * max_k.div_ceil(32)],
+                logits: vec![0.0; c.n_vocab],
+            },
+            scratch,
+            pos: 0,
+        })
+    }
+
+    pub fn options(&self) -> &SessionOptions {
+        &self.opts
+    }
+
+    /// Positions filled so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes of the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.kv.bytes()
+    }
+
+    /// Forgets the cached positions (the buffers stay).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Runs `tokens` (in batches of up to `n_batch`) and returns the logits after the last.
+    ///
+    /// # Errors
+    /// A token outside the vocabulary, or more tokens than the context has room for; nothing is
+    /// computed then.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<&[f32], ModelError> {
+        let n_vocab = self.model.config.n_vocab;
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(ModelError::TokenOutOfRange { id, n_vocab });
+        }
+        if tokens.is_empty() {
+            return Err(ModelError::Options("no tokens to run".into()));
+        }
+        if tokens.len() > self.opts.n_ctx - self.pos {
+            return Err(ModelError::ContextFull {
+                pos: self.pos,
+                more: tokens.len(),
+                n_ctx: self.opts.n_ctx,
+            });
+        }
+        let chunks = tokens.chunks(self.opts.n_batch);
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.enumerate() {
+            self.step(chunk, i == last);
+        }
+        Ok(&self.buf.logits)
+    }
+
+    /// One token: the logits that follow it.
+    pub fn decode(&mut self, token: u32) -> Result<&[f32], ModelError> {
+        self.prefill(std::slice::from_ref(&token))
+    }
+
+    /// The logits of the last step.
+    pub fn logits(&self) -> &[f32] {
+        &self.buf.logits
+    }
+
+    fn step(&mut self, tokens: &[u32], want_logits: bool) {
+        let m = self.model;
+        let c = &m.config;
+        let w = &m.weights;
+        let (isa, design) = (self.opts.isa, self.opts.design);
+        let n = tokens.len();
+        let pos0 = self.pos;
+        let (d, qd, kvd, ff, hd) = (c.n_embd, c.q_dim(), c.kv_dim(), c.n_ff, c.head_dim);
+        let ctx = Ctx {
+            pool: &self.pool,
+            scratch: &self.scratch,
+            isa,
+            design,
+        };
+        let b = &mut self.buf;
+        for (t, &tok) in tokens.iter().enumerate() {
+            w.token_embd
+                .lookup(tok as usize, &mut b.x[t * d..(t + 1) * d]);
+        }
+        for (l, lw) in w.layers.iter().enumerate() {
+            for t in 0..n {
+                let row = t * d..(t + 1) * d;
+                ops::rmsnorm(
+                    isa,
+                    &b.x[row.clone()],
+                    lw.attn_norm,
+                    c.rms_eps,
+                    &mut b.xb[row],
+                );
+            }
+            {
+                let x = prepare(
+                    &b.xb[..n * d],
+                    n,
+                    d,
+                    &[&lw.wq, &lw.wk, &lw.wv],
+                    design,
+                    isa,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+                );
+                ctx.matmuls(
+                    &x,
+                    [&lw.wq, &lw.wk, &lw.wv],
+                    [&mut b.q[..], &mut b.k[..], &mut b.v[..]],
+                );
+            }
+            for t in 0..n {
+                let (cos, sin) = self.rope.cos_sin(pos0 + t);
+                ops::rope_adjacent(isa, &mut b.q[t * qd..(t + 1) * qd], hd, cos, sin);
+                ops::rope_adjacent(isa, &mut b.k[t * kvd..(t + 1) * kvd], hd, cos, sin);
+            }
+            let dims = AttentionDims {
+                n_q: n,
+                n_head: c.n_head,
+                n_head_kv: c.n_head_kv,
+                head_dim: hd,
+                pos0,
+            };
+            match &mut self.kv {
+                KvCache::F16(layers) => ctx.attention(&mut layers[l], b, dims, kvd),
+                KvCache::F32(layers) => ctx.attention(&mut layers[l], b, dims, kvd),
+            }
+            {
+                let x = prepare(
+                    &b.att[..n * qd],
+                    n,
+                    qd,
+                    &[&lw.wo],
+                    design,
+                    isa,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+                );
+                ctx.matmuls(&x, [&lw.wo], [&mut b.xb[..]]);
+            }
+            ops::residual_add(isa, &mut b.x[..n * d], &b.xb[..n * d]);
+            for t in 0..n {
+                let row = t * d..(t + 1) * d;
+                ops::rmsnorm(
+                    isa,
+                    &b.x[row.clone()],
+                    lw.ffn_norm,
+                    c.rms_eps,
+                    &mut b.xb[row],
+                );
+            }
+            {
+                let x = prepare(
+                    &b.xb[..n * d],
+                    n,
+                    d,
+                    &[&lw.w_gate, &lw.w_up],
+                    design,
+                    isa,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+                );
+                ctx.matmuls(&x, [&lw.w_gate, &lw.w_up], [&mut b.gate[..], &mut b.up[..]]);
+            }
+            ops::swiglu(
+                isa,
+                &b.gate[..n * ff],
+                &b.up[..n * ff],
+                &mut b.hidden[..n * ff],
+            );
+            {
+                let x = prepare(
+                    &b.hidden[..n * ff],
+                    n,
+                    ff,
+                    &[&lw.w_down],
+                    design,
+                    isa,
+                    (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+                );
+                ctx.matmuls(&x, [&lw.w_down], [&mut b.xb[..]]);
+            }
+            ops::residual_add(isa, &mut b.x[..n * d], &b.xb[..n * d]);
+        }
+        self.pos += n;
+        if want_logits {
+            let last = (n - 1) * d..n * d;
+            ops::rmsnorm(isa, &b.x[last], w.output_norm, c.rms_eps, &mut b.xb[..d]);
+            let x = prepare(
+                &b.xb[..d],
+                1,
+                d,
+                &[&w.output],
+                design,
+                isa,
+                (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+            );
+            ctx.matmuls(&x, [&w.output], [&mut b.logits[..]]);
+        }
+    }
+}
+
+/// The input of one or more matmuls: `x` (`[n x k]`) and its quantizations in the formats
+/// `mats` read in `design`, each made once and shared by all of them.
+#[allow(clippy::type_complexity)]
+fn prepare<'b>(
+    x: &'b [f32],
+    n: usize,
+    k: usize,
+    mats: &[&Matrix],
+    design: Design,
+    isa: Isa,
+    bufs: (&'b mut [BlockQ8K], &'b mut [BlockQ8_0], &'b mut [BlockQ8_1]),
+) -> Input<'b> {
+    let needs = |f: ActFormat| mats.iter().any(|m| m.act_format(design) == f);
+    let (q8k, q8_0, q8_1) = bufs;
+    let q8k: &[BlockQ8K] = if needs(ActFormat::Q8K) {
+        let blocks = &mut q8k[..n * k / QK_K];
+        BlockQ8K::quantize_row(x, blocks);
+        blocks
+    } else {
+        &[]
+    };
+    let q8_0: &[BlockQ8_0] = if needs(ActFormat::Q8_0) {
+        let blocks = &mut q8_0[..n * k / 32];
+        matmul::quantize_q8_0(isa, x, blocks);
+        blocks
+    } else {
+        &[]
+    };
+    let q8_1: &[BlockQ8_1] = if needs(ActFormat::Q8_1) {
+        let blocks = &mut q8_1[..n * k / 32];
+        matmul::quantize_q8_1(isa, x, blocks);
+        blocks
+    } else {
+        &[]
+    };
+    Input {
+        n,
+        k,
+        f32: x,
+        q8k,
+        q8_0,
+        q8_1,
+    }
+}
+
+/// What every parallel step needs.
+struct Ctx<'s> {
+    pool: &'s Pool,
+    scratch: &'s [Mutex<WorkerScratch>],
+    isa: Isa,
+    design: Design,
+}
+
+impl Ctx<'_> {
+    /// `outs[i][t][r] = x[t] . mats[i][r]`, all `N` matmuls in one pool run, each split by
+    /// weight rows into one part per thread.
+    fn matmuls<const N: usize>(&self, x: &Input, mats: [&Matrix; N], outs: [&mut [f32]; N]) {
+        let parts = self.pool.n_threads();
+        let n = x.n;
+        let mut i = 0;
+        let splits = outs.map(|y| {
+            let rows = mats[i].rows;
+            i += 1;
+            ColumnSplit::new(y, n, rows, parts, |p| part_range(rows, p, parts, ROW_ALIGN))
+        });
+        self.pool.run(|tid| {
+            for (m, split) in mats.iter().zip(&splits) {
+                let mut cols = split.take(tid);
+                let rows = cols.cols();
+                if rows.is_empty() {
+                    continue;
+                }
+                if n == 1 {
+                    m.matmul_rows(
+                        self.isa,
+                        self.design,
+                        x,
+                        rows.clone(),
+                        cols.row_mut(0),
+                        rows.len(),
+                    );
+                    continue;
+                }
+                let mut ws = self.scratch[tid].lock().unwrap_or_else(|e| e.into_inner());
+                for chunk_start in (rows.start..rows.end).step_by(CHUNK_ROWS) {
+                    let chunk = chunk_start..(chunk_start + CHUNK_ROWS).min(rows.end);
+                    let width = chunk.len();
+                    let tmp = &mut ws.matmul[..n * width];
+                    m.matmul_rows(self.isa, self.design, x, chunk.clone(), tmp, width);
+                    let off = chunk.start - rows.start;
+                    for t in 0..n {
+                        cols.row_mut(t)[off..off + width]
+                            .copy_from_slice(&tmp[t * width..(t + 1) * width]);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Appends the batch's K/V to the cache and writes the attention output into `b.att`, split
+    /// by query heads.
+    fn attention<T: StoreElem>(
+        &self,
+        cache: &mut LayerCache<T>,
+        b: &mut Buffers,
+        dims: AttentionDims,
+        kvd: usize,
+    ) {
+        let (n, pos0) = (dims.n_q, dims.pos0);
+        store(&mut cache.k[pos0 * kvd..(pos0 + n) * kvd], &b.k[..n * kvd]);
+        store(&mut cache.v[pos0 * kvd..(pos0 + n) * kvd], &b.v[..n * kvd]);
+        let kv_len = (pos0 + n) * kvd;
+        let (k, v) = (&cache.k[..kv_len], &cache.v[..kv_len]);
+        let qd = dims.n_head * dims.head_dim;
+        let q = &b.q[..n * qd];
+        let parts = self.pool.n_threads();
+        let heads = |p: usize| -> Range<usize> { part_range(dims.n_head, p, parts, 1) };
+        let hd = dims.head_dim;
+        let split = ColumnSplit::new(&mut b.att[..n * qd], n, qd, parts, |p| {
+            let h = heads(p);
+            h.start * hd..h.end * hd
+        });
+        self.pool.run(|tid| {
+            let h = heads(tid);
+            let mut cols = split.take(tid);
+            if h.is_empty() {
+                return;
+            }
+            let mut ws = self.scratch[tid].lock().unwrap_or_else(|e| e.into_inner());
+            let WorkerScratch {
+                attn_out,
+                attn_scratch,
+                ..
+            } = &mut *ws;
+            let out = &mut attn_out[..n * qd];
+            attention::flash_attention(self.isa, q, k, v, out, attn_scratch, dims, h.clone());
+            let c = cols.cols();
+            for t in 0..n {
+                cols.row_mut(t)
+                    .copy_from_slice(&out[t * qd + c.start..t * qd + c.end]);
+            }
+        });
+    }
+}

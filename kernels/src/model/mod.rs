@@ -1,0 +1,103 @@
+//! The Llama forward pass over a GGUF file: [`Config`] from the metadata, [`Weights`] borrowed
+//! from the file mapping (no quantized matrix is copied), a [`Session`] holding the KV cache,
+//! the persistent thread [`Pool`] and every buffer the token loop touches, and a [`Sampler`].
+//!
+//! This module composes the kernels (`matmul`, `attention`, `ops`); it owns no numeric kernel of
+//! its own and never opens a file: the caller maps it ([`crate::gguf::GgufFile`]) and passes the
+//! parse in. Slices in, no allocation once a session is built.
+
+mod config;
+mod forward;
+mod kv_cache;
+pub mod pool;
+pub mod sampler;
+pub mod split;
+mod weights;
+
+pub use config::Config;
+pub use forward::{Session, SessionOptions, ROW_ALIGN};
+pub use kv_cache::KvCache;
+pub use pool::Pool;
+pub use sampler::{Sampler, SamplerOptions};
+pub use split::{ColumnSplit, Columns};
+pub use weights::{ActFormat, Blocks, Embedding, LayerWeights, Matrix, Weights, MATRIX_TYPES};
+
+use crate::gguf::{Gguf, GgufError};
+
+/// How the matmuls take their activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Design {
+    /// f32 activations; weights dequantized in registers (FMA).
+    F32,
+    /// Activations quantized once per matmul input to 8 bits in the format each weight type's
+    /// integer kernel takes (Q8_K for Q4_K/Q6_K). The default: faster.
+    Int8,
+}
+
+impl Design {
+    pub const ALL: [Design; 2] = [Design::F32, Design::Int8];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Design::F32 => "f32",
+            Design::Int8 => "q8",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Design> {
+        Design::ALL.into_iter().find(|d| d.name() == name)
+    }
+}
+
+/// Why a model cannot be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+    #[error("unsupported model: {0}")]
+    Unsupported(String),
+    #[error("bad model metadata: {0}")]
+    BadConfig(String),
+    #[error("tensor `{name}` has dims {have:?}, expected {want:?}")]
+    BadShape {
+        name: String,
+        have: Vec<usize>,
+        want: Vec<usize>,
+    },
+    #[error(
+        "tensor `{name}` has type {ty}, which the forward pass cannot run (it runs {supported})"
+    )]
+    UnsupportedTensorType {
+        name: String,
+        ty: String,
+        supported: &'static str,
+    },
+    #[error("token id {id} is outside the vocabulary of {n_vocab}")]
+    TokenOutOfRange { id: u32, n_vocab: usize },
+    #[error("the context is full: {pos} of {n_ctx} positions used, {more} more asked for")]
+    ContextFull {
+        pos: usize,
+        more: usize,
+        n_ctx: usize,
+    },
+    #[error("{0}")]
+    Options(String),
+    #[error("cannot start the worker threads: {0}")]
+    Threads(std::io::Error),
+}
+
+/// A Llama-architecture model: its hyper-parameters and its tensors, borrowed from a parse.
+pub struct Model<'a> {
+    pub config: Config,
+    pub weights: Weights<'a>,
+}
+
+impl<'a> Model<'a> {
+    /// Reads the config and finds, checks (dims, type, alignment) and borrows every tensor. No
+    /// tensor data is read or copied.
+    pub fn from_gguf(g: &Gguf<'a>) -> Result<Model<'a>, ModelError> {
+        let config = Config::from_gguf(g)?;
+        let weights = Weights::from_gguf(g, &config)?;
+        Ok(Model { config, weights })
+    }
+}

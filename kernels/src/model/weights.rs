@@ -1,0 +1,344 @@
+//! The model's tensors, borrowed from the file mapping: no quantized matrix is copied. Each
+//! matrix is a [`Matrix`], one variant per tensor type that has a matmul kernel, so a new
+//! kernel family is one more variant here and in [`Matrix::matmul_rows`].
+
+use super::{Config, Design, ModelError};
+use crate::gguf::{GgmlType, Gguf, TensorInfo};
+use crate::matmul::{self, MatmulDims};
+use crate::quant::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QuantBlock,
+};
+use crate::Isa;
+use half::f16;
+
+/// The activation format a matrix's kernel reads in a design.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActFormat {
+    F32,
+    Q8K,
+    Q8_0,
+    Q8_1,
+}
+
+/// Blocks of a quantized matrix, borrowed from the map.
+#[derive(Clone, Copy, Debug)]
+pub enum Blocks<'a> {
+    Q4K(&'a [BlockQ4K]),
+    Q6K(&'a [BlockQ6K]),
+    Q8_0(&'a [BlockQ8_0]),
+    Q4_0(&'a [BlockQ4_0]),
+    Q5_0(&'a [BlockQ5_0]),
+    Q4_1(&'a [BlockQ4_1]),
+    F16(&'a [f16]),
+}
+
+/// A weight matrix `[rows x k]` (GGUF dims `[k, rows]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<'a> {
+    pub name: &'a str,
+    pub rows: usize,
+    pub k: usize,
+    pub blocks: Blocks<'a>,
+}
+
+/// The activations of one matmul input: f32 always, quantized forms when a kernel needs them.
+#[derive(Clone, Copy)]
+pub struct Input<'b> {
+    pub n: usize,
+    pub k: usize,
+    /// `n * k` values.
+    pub f32: &'b [f32],
+    /// `n * k/256` blocks, or empty when no kernel reads Q8_K.
+    pub q8k: &'b [BlockQ8K],
+    /// `n * k/32` blocks, or empty when no kernel reads Q8_0.
+    pub q8_0: &'b [BlockQ8_0],
+    /// `n * k/32` blocks, or empty when no kernel reads Q8_1.
+    pub q8_1: &'b [BlockQ8_1],
+}
+
+impl<'a> Matrix<'a> {
+    /// The activation format this matrix's kernel takes in `design`.
+    pub fn act_format(&self, design: Design) -> ActFormat {
+        match (design, self.blocks) {
+            (Design::F32, _) | (Design::Int8, Blocks::F16(_)) => ActFormat::F32,
+            (Design::Int8, Blocks::Q4K(_) | Blocks::Q6K(_)) => ActFormat::Q8K,
+            (Design::Int8, Blocks::Q8_0(_) | Blocks::Q4_0(_) | Blocks::Q5_0(_)) => ActFormat::Q8_0,
+            (Design::Int8, Blocks::Q4_1(_)) => ActFormat::Q8_1,
+        }
+    }
+
+    /// `y[t][r - rows.start] = x[t] . w[r]` for `r` in `rows`: `y` is `[n x y_stride]`.
+    ///
+    /// # Panics
+    /// On shapes that do not fit (a caller bug) or an ISA the CPU lacks.
+    pub fn matmul_rows(
+        &self,
+        isa: Isa,
+        design: Design,
+        x: &Input,
+        rows: std::ops::Range<usize>,
+        y: &mut [f32],
+        y_stride: usize,
+    ) {
+        assert_eq!(x.k, self.k, "{}: input width", self.name);
+        let dims = MatmulDims {
+            n: x.n,
+            k: self.k,
+            rows: rows.len(),
+            y_stride,
+        };
+        if rows.is_empty() || x.n == 0 {
+            return;
+        }
+        // Weight rows `rows` of a matrix of `B` blocks.
+        fn sub<'w, B: QuantBlock>(w: &'w [B], k: usize, rows: &std::ops::Range<usize>) -> &'w [B] {
+            let per_row = k / B::VALUES;
+            &w[rows.start * per_row..rows.end * per_row]
+        }
+        let (k, fmt) = (self.k, self.act_format(design));
+        use ActFormat as A;
+        match (self.blocks, fmt) {
+            (Blocks::Q4K(w), A::F32) => {
+                matmul::matmul_q4k_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4K(w), A::Q8K) => {
+                matmul::matmul_q4k_q8k(isa, x.q8k, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q6K(w), A::F32) => {
+                matmul::matmul_q6k_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q6K(w), A::Q8K) => {
+                matmul::matmul_q6k_q8k(isa, x.q8k, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q8_0(w), A::F32) => {
+                matmul::matmul_q8_0_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q8_0(w), A::Q8_0) => {
+                matmul::matmul_q8_0_q8_0(isa, x.q8_0, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_0(w), A::F32) => {
+                matmul::matmul_q4_0_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_0(w), A::Q8_0) => {
+                matmul::matmul_q4_0_q8_0(isa, x.q8_0, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q5_0(w), A::F32) => {
+                matmul::matmul_q5_0_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q5_0(w), A::Q8_0) => {
+                matmul::matmul_q5_0_q8_0(isa, x.q8_0, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_1(w), A::F32) => {
+                matmul::matmul_q4_1_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::Q4_1(w), A::Q8_1) => {
+                matmul::matmul_q4_1_q8_1(isa, x.q8_1, sub(w, k, &rows), y, dims)
+            }
+            (Blocks::F16(w), A::F32) => {
+                matmul::matmul_f16_f32(isa, x.f32, sub(w, k, &rows), y, dims)
+            }
+            (b, f) => unreachable!("act_format gives no {f:?} for {b:?}"),
+        }
+    }
+
+    fn from_tensor(t: &TensorInfo<'a>, k: usize, rows: usize) -> Result<Matrix<'a>, ModelError> {
+        check_dims(t, &[k, rows])?;
+        let blocks = match t.ggml_type {
+            GgmlType::Q4K => Blocks::Q4K(cast(t)?),
+            GgmlType::Q6K => Blocks::Q6K(cast(t)?),
+            GgmlType::Q8_0 => Blocks::Q8_0(cast(t)?),
+            GgmlType::Q4_0 => Blocks::Q4_0(cast(t)?),
+            GgmlType::Q5_0 => Blocks::Q5_0(cast(t)?),
+            GgmlType::Q4_1 => Blocks::Q4_1(cast(t)?),
+            // The F16 kernel (and its activation layout) works in 32-value steps.
+            GgmlType::F16 if k.is_multiple_of(32) => Blocks::F16(cast(t)?),
+            other => {
+                return Err(ModelError::UnsupportedTensorType {
+                    name: t.name.to_string(),
+                    ty: other.name(),
+                    supported: MATRIX_TYPES,
+                })
+            }
+        };
+        Ok(Matrix {
+            name: t.name,
+            rows,
+            k,
+            blocks,
+        })
+    }
+}
+
+/// The tensor types [`Matrix`] runs.
+pub const MATRIX_TYPES: &str = "Q4_K, Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, F16 (rows a multiple of 32)";
+
+/// The token embedding: any block format the quant module decodes; rows are dequantized on
+/// lookup.
+#[derive(Clone, Copy, Debug)]
+pub struct Embedding<'a> {
+    pub tensor: &'a [u8],
+    pub ty: GgmlType,
+    pub n_embd: usize,
+    pub n_vocab: usize,
+}
+
+impl Embedding<'_> {
+    /// Writes the embedding of `token` (`< n_vocab`, checked by the caller) into `out`.
+    pub fn lookup(&self, token: usize, out: &mut [f32]) {
+        fn row<B: QuantBlock>(bytes: &[u8], token: usize, out: &mut [f32]) {
+            let per_row = out.len() / B::VALUES;
+            let size = std::mem::size_of::<B>();
+            let bytes = &bytes[token * per_row * size..(token + 1) * per_row * size];
+            // Alignment and length were checked at load (`Embedding::from_tensor`).
+            let blocks: &[B] = bytemuck::cast_slice(bytes);
+            B::dequantize_row(blocks, out);
+        }
+        let b = self.tensor;
+        match self.ty {
+            GgmlType::F32 => row::<f32>(b, token, out),
+            GgmlType::F16 => row::<half::f16>(b, token, out),
+            GgmlType::Q8_0 => row::<BlockQ8_0>(b, token, out),
+            GgmlType::Q4_0 => row::<BlockQ4_0>(b, token, out),
+            GgmlType::Q4_1 => row::<BlockQ4_1>(b, token, out),
+            GgmlType::Q5_0 => row::<BlockQ5_0>(b, token, out),
+            GgmlType::Q4K => row::<BlockQ4K>(b, token, out),
+            GgmlType::Q6K => row::<BlockQ6K>(b, token, out),
+            _ => unreachable!("refused at load"),
+        }
+    }
+
+    fn from_tensor<'a>(t: &TensorInfo<'a>, n_embd: usize) -> Result<Embedding<'a>, ModelError> {
+        let n_vocab = t.n_rows() as usize;
+        check_dims(t, &[n_embd, n_vocab])?;
+        let align = match t.ggml_type {
+            GgmlType::F32 => 4,
+            GgmlType::F16
+            | GgmlType::Q8_0
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q4K
+            | GgmlType::Q6K => 2,
+            other => {
+                return Err(ModelError::UnsupportedTensorType {
+                    name: t.name.to_string(),
+                    ty: other.name(),
+                    supported: "F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q4_K, Q6_K",
+                })
+            }
+        };
+        if !(t.data.as_ptr() as usize).is_multiple_of(align) {
+            return Err(misaligned(t));
+        }
+        Ok(Embedding {
+            tensor: t.data,
+            ty: t.ggml_type,
+            n_embd,
+            n_vocab,
+        })
+    }
+}
+
+/// One layer's tensors. Shapes as `[rows x k]`.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerWeights<'a> {
+    /// `[n_embd]`
+    pub attn_norm: &'a [f32],
+    /// `[q_dim x n_embd]`
+    pub wq: Matrix<'a>,
+    /// `[kv_dim x n_embd]`
+    pub wk: Matrix<'a>,
+    /// `[kv_dim x n_embd]`
+    pub wv: Matrix<'a>,
+    /// `[n_embd x q_dim]`
+    pub wo: Matrix<'a>,
+    /// `[n_embd]`
+    pub ffn_norm: &'a [f32],
+    /// `[n_ff x n_embd]`
+    pub w_gate: Matrix<'a>,
+    /// `[n_ff x n_embd]`
+    pub w_up: Matrix<'a>,
+    /// `[n_embd x n_ff]`
+    pub w_down: Matrix<'a>,
+}
+
+/// Every tensor of the model.
+#[derive(Clone, Debug)]
+pub struct Weights<'a> {
+    /// `[n_vocab x n_embd]`
+    pub token_embd: Embedding<'a>,
+    pub layers: Vec<LayerWeights<'a>>,
+    /// `[n_embd]`
+    pub output_norm: &'a [f32],
+    /// `[n_vocab x n_embd]`: `output.weight`, or `token_embd.weight` when the file ties them.
+    pub output: Matrix<'a>,
+}
+
+impl<'a> Weights<'a> {
+    pub fn from_gguf(g: &Gguf<'a>, c: &Config) -> Result<Weights<'a>, ModelError> {
+        let t = |name: &str| g.require_tensor(name).map_err(ModelError::from);
+        let norm = |name: &str| -> Result<&'a [f32], ModelError> {
+            let t = g.require_tensor(name)?;
+            check_dims(t, &[c.n_embd])?;
+            if t.ggml_type != GgmlType::F32 {
+                return Err(ModelError::UnsupportedTensorType {
+                    name: t.name.to_string(),
+                    ty: t.ggml_type.name(),
+                    supported: "F32",
+                });
+            }
+            cast(t)
+        };
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for i in 0..c.n_layer {
+            let name = |s: &str| format!("blk.{i}.{s}.weight");
+            let m = |s: &str, k: usize, rows: usize| Matrix::from_tensor(t(&name(s))?, k, rows);
+            layers.push(LayerWeights {
+                attn_norm: norm(&name("attn_norm"))?,
+                wq: m("attn_q", c.n_embd, c.q_dim())?,
+                wk: m("attn_k", c.n_embd, c.kv_dim())?,
+                wv: m("attn_v", c.n_embd, c.kv_dim())?,
+                wo: m("attn_output", c.q_dim(), c.n_embd)?,
+                ffn_norm: norm(&name("ffn_norm"))?,
+                w_gate: m("ffn_gate", c.n_embd, c.n_ff)?,
+                w_up: m("ffn_up", c.n_embd, c.n_ff)?,
+                w_down: m("ffn_down", c.n_ff, c.n_embd)?,
+            });
+        }
+        let embd = t("token_embd.weight")?;
+        let output = match g.tensor("output.weight") {
+            Some(out) => Matrix::from_tensor(out, c.n_embd, c.n_vocab)?,
+            None => Matrix::from_tensor(embd, c.n_embd, c.n_vocab)?,
+        };
+        Ok(Weights {
+            token_embd: Embedding::from_tensor(embd, c.n_embd)?,
+            layers,
+            output_norm: norm("output_norm.weight")?,
+            output,
+        })
+    }
+}
+
+fn check_dims(t: &TensorInfo, want: &[usize]) -> Result<(), ModelError> {
+    let have: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
+    if have != want {
+        return Err(ModelError::BadShape {
+            name: t.name.to_string(),
+            have,
+            want: want.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+fn misaligned(t: &TensorInfo) -> ModelError {
+    ModelError::BadConfig(format!(
+        "tensor `{}`: data at a misaligned address (general.alignment too small?)",
+        t.name
+    ))
+}
+
+/// Views a tensor's bytes as blocks, without copying.
+fn cast<'a, B: bytemuck::Pod>(t: &TensorInfo<'a>) -> Result<&'a [B], ModelError> {
+    bytemuck::try_cast_slice(t.data).map_err(|_| misaligned(t))
+}
