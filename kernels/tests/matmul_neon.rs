@@ -323,7 +323,6 @@ fn f32_row(kind: ActKind, k: usize, rng: &mut impl Rng) -> Vec<f32> {
     out
 }
 
-/// gamma(m) = m*u / (1 - m*u), u = 2^-24 (f32 unit roundoff), in f64.
 use kernels::bounds::gamma;
 
 /// Allowed |y_neon - y_scalar| for one output of the f32 design.
