@@ -1,4 +1,4 @@
-//! Hand-built blocks with values worked out by hand from `shared/FORMATS.md`, the error cases,
+//! Hand-built blocks with values worked out by hand from `docs/FORMATS.md`, the error cases,
 //! and matmul on small exact integer cases. Expected values are exact (every decode is exact in
 //! f64, see `quant.rs`), so comparisons are `==` unless a bound is written beside them.
 
