@@ -25,8 +25,8 @@ cargo test --workspace
 echo "== quantizer round-trip RMSE (1M N(0,1) values)"
 cargo test --quiet -p kernels --test quant_rmse -- --nocapture
 
-# The x86_64 harness first, the aarch64 one after it: verify only trusts an aarch64 build that
-# is newer than itself.
+# Both harness builds from the same sources: verify only trusts the NEON rows of an aarch64
+# build that carries its own build id (commit and source hash, harness/build.rs).
 cargo build --quiet --release -p harness
 echo "== NEON under qemu-aarch64: tests and the aarch64 harness"
 bash scripts/neon.sh --no-verify

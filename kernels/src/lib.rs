@@ -9,7 +9,7 @@
 //! shares no numeric code with this one.
 
 // Kernel code indexes several arrays with one loop variable (block layouts are defined that
-// way in FORMATS.md); iterator chains would obscure the layout they implement.
+// way in docs/FORMATS.md); iterator chains would obscure the layout they implement.
 #![allow(clippy::needless_range_loop)]
 
 pub mod attention;

@@ -170,7 +170,6 @@ fn check_padding(y: &[f32], dims: MatmulDims, case: &str) {
     }
 }
 
-/// `gamma(m) = m*u / (1 - m*u)` with `u = 2^-24`, the unit roundoff of f32.
 use kernels::bounds::gamma;
 
 /// Tolerance for `|y_avx2 - y_scalar|` of one output of the f32 design, from the sum of

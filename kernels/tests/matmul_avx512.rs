@@ -199,7 +199,6 @@ fn check_q8k_exact<W: Copy>(
     }
 }
 
-/// `gamma(m) = m*u / (1 - m*u)` (Higham, Accuracy and Stability, Lemma 3.1).
 use kernels::bounds::gamma;
 
 /// Error bound for the f32 design, per output: `2 * gamma(k+2) * sum_i |w_i x_i|`.

@@ -173,7 +173,7 @@ fn concrete(kind: WeightKind, rng: &mut impl Rng) -> WeightKind {
     }
 }
 
-/// Packs eight 6-bit scales and mins as FORMATS.md lays them out (written here from the spec,
+/// Packs eight 6-bit scales and mins as docs/FORMATS.md lays them out (written here from the spec,
 /// not shared with the crate, and checked against `q4k_scale_min`).
 fn pack_q4k_scales(sc: [u8; 8], m: [u8; 8]) -> [u8; 12] {
     let mut out = [0u8; 12];
@@ -323,7 +323,6 @@ fn f32_row(kind: ActKind, k: usize, rng: &mut impl Rng) -> Vec<f32> {
     out
 }
 
-/// gamma(m) = m*u / (1 - m*u), u = 2^-24 (f32 unit roundoff), in f64.
 use kernels::bounds::gamma;
 
 /// Allowed |y_neon - y_scalar| for one output of the f32 design.

@@ -1,4 +1,4 @@
-//! The block layouts against the formulas of `shared/FORMATS.md`, written out again here
+//! The block layouts against the formulas of `docs/FORMATS.md`, written out again here
 //! independently of `kernels::quant` (which must agree with them bit for bit).
 
 use bytemuck::Zeroable;

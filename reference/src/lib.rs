@@ -1,5 +1,5 @@
 //! Ground truth for the kernels. Plain loops in f64, written from the format descriptions in
-//! `shared/FORMATS.md`, sharing no numeric code with `kernels`: blocks are decoded from raw
+//! `docs/FORMATS.md`, sharing no numeric code with `kernels`: blocks are decoded from raw
 //! little-endian bytes here, so a layout bug in `kernels` cannot hide in both.
 #![forbid(unsafe_code)]
 

@@ -1,4 +1,4 @@
-//! Block formats decoded straight from their little-endian bytes, as `shared/FORMATS.md` lays
+//! Block formats decoded straight from their little-endian bytes, as `docs/FORMATS.md` lays
 //! them out, into exact f64 values; and the one quantizer the harness needs to check (Q8_K).
 //!
 //! Nothing here reads the `kernels` structs: every field is located by its byte offset in the

@@ -1,4 +1,4 @@
-//! Hand-built blocks with values worked out by hand from `shared/FORMATS.md`, the error cases,
+//! Hand-built blocks with values worked out by hand from `docs/FORMATS.md`, the error cases,
 //! and matmul on small exact integer cases. Expected values are exact (every decode is exact in
 //! f64, see `quant.rs`), so comparisons are `==` unless a bound is written beside them.
 
@@ -31,6 +31,7 @@ fn format_table_matches_formats_md() {
         (Format::Q4_1, 32, 20, 3, "q4_1"),
         (Format::Q5_0, 32, 22, 6, "q5_0"),
         (Format::Q8_0, 32, 34, 8, "q8_0"),
+        (Format::Q8_1, 32, 36, 9, "q8_1"),
         (Format::Q4K, 256, 144, 12, "q4_K"),
         (Format::Q6K, 256, 210, 14, "q6_K"),
         (Format::Q8K, 256, 292, 15, "q8_K"),

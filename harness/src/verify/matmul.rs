@@ -197,7 +197,7 @@ fn distinct_six_bit(rng: &mut StdRng) -> ([u8; 8], [u8; 8]) {
     (sc, m)
 }
 
-/// Packs 6-bit scales and mins the way FORMATS.md describes Q4_K (written here, independently
+/// Packs 6-bit scales and mins the way docs/FORMATS.md describes Q4_K (written here, independently
 /// of the kernels crate's packer, so the generator cannot share its bugs).
 fn pack_q4k_scales(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     let mut s = [0u8; 12];

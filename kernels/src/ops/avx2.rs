@@ -1,7 +1,5 @@
 //! AVX2 + FMA variants, 8 lanes; tails shorter than a vector go through the scalar code.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-
 use crate::simd::x86::hsum_ps;
 use std::arch::x86_64::*;
 

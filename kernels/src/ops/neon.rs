@@ -1,7 +1,5 @@
 //! NEON variants, 4 lanes; tails shorter than a vector go through the scalar code.
 
-#![deny(unsafe_op_in_unsafe_fn)]
-
 use std::arch::aarch64::*;
 
 use super::exp::{

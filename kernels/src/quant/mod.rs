@@ -1,4 +1,4 @@
-//! Block formats as they are stored in GGUF files (see `shared/FORMATS.md`): the `#[repr(C)]`
+//! Block formats as they are stored in GGUF files (see `docs/FORMATS.md`): the `#[repr(C)]`
 //! layouts with compile-time size checks, and quantize / dequantize of whole rows.
 //!
 //! This module owns the storage layouts and the quantizers. It must not contain matmul or

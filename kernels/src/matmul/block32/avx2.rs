@@ -123,7 +123,8 @@ impl Values8x4 for f16 {
     #[inline(always)]
     unsafe fn values(w: &[f16], c: usize) -> [__m256; 4] {
         let chunk = &w[32 * c..32 * c + 32];
-        let mut out = [_mm256_setzero_ps(); 4];
+        // SAFETY: register-only; the features per this fn's contract.
+        let mut out = [unsafe { _mm256_setzero_ps() }; 4];
         for (v, o) in out.iter_mut().enumerate() {
             // SAFETY: 8 f16 = 16 bytes at 8v inside the 32-value chunk; F16C per the contract.
             *o = unsafe { _mm256_cvtph_ps(_mm_loadu_si128(chunk.as_ptr().add(8 * v).cast())) };

@@ -133,7 +133,8 @@ impl Values16x2 for f16 {
     #[inline(always)]
     unsafe fn values(w: &[f16], c: usize) -> [__m512; 2] {
         let chunk = &w[32 * c..32 * c + 32];
-        let mut out = [_mm512_setzero_ps(); 2];
+        // SAFETY: register-only; the features per this fn's contract.
+        let mut out = [unsafe { _mm512_setzero_ps() }; 2];
         for (v, o) in out.iter_mut().enumerate() {
             // SAFETY: 16 f16 = 32 bytes at 16v inside the 32-value chunk; AVX-512 F per the
             // contract.

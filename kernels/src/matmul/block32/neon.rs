@@ -243,7 +243,8 @@ impl Values4x8 for f16 {
     #[inline(always)]
     unsafe fn values(w: &[f16], c: usize) -> [float32x4_t; 8] {
         let chunk = &w[32 * c..32 * c + 32];
-        let mut out = [vdupq_n_f32(0.0); 8];
+        // SAFETY: register-only; NEON per this fn's contract.
+        let mut out = [unsafe { vdupq_n_f32(0.0) }; 8];
         for (v, o) in out.iter_mut().enumerate() {
             // SAFETY: 4 f16 = 8 bytes at 4v inside the 32-value chunk; NEON per the contract.
             *o = unsafe {

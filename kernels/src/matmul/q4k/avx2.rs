@@ -45,25 +45,29 @@ unsafe fn row_tile_f32<const R: usize, const P: usize>(
     x_rows: &[f32],
     wr: &[BlockQ4K],
 ) -> [f32; R] {
-    let k = wr.len() * QK_K;
-    debug_assert!(x_rows.len() == R * k);
-    let mut acc = [[_mm256_setzero_ps(); P]; R];
-    for (b, block) in wr.iter().enumerate() {
-        // SAFETY: `i * k + b * QK_K + QK_K <= R * k == x_rows.len()` because `i < R` and
-        // `b < k / QK_K`, so every pointer starts a full block of activations inside `x_rows`.
-        let xs: [*const f32; R] =
-            std::array::from_fn(|i| unsafe { x_rows.as_ptr().add(i * k + b * QK_K) });
-        block_f32::<R, P>(block, &xs, &mut acc);
-    }
-    let mut dots = [0f32; R];
-    for (dot, acc_row) in dots.iter_mut().zip(&acc) {
-        let mut sum = acc_row[0];
-        for &a in &acc_row[1..] {
-            sum = _mm256_add_ps(sum, a);
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let k = wr.len() * QK_K;
+        debug_assert!(x_rows.len() == R * k);
+        let mut acc = [[_mm256_setzero_ps(); P]; R];
+        for (b, block) in wr.iter().enumerate() {
+            // SAFETY: `i * k + b * QK_K + QK_K <= R * k == x_rows.len()` because `i < R` and
+            // `b < k / QK_K`, so every pointer starts a full block of activations inside `x_rows`.
+            let xs: [*const f32; R] =
+                std::array::from_fn(|i| x_rows.as_ptr().add(i * k + b * QK_K));
+            block_f32::<R, P>(block, &xs, &mut acc);
         }
-        *dot = hsum_ps(sum);
+        let mut dots = [0f32; R];
+        for (dot, acc_row) in dots.iter_mut().zip(&acc) {
+            let mut sum = acc_row[0];
+            for &a in &acc_row[1..] {
+                sum = _mm256_add_ps(sum, a);
+            }
+            *dot = hsum_ps(sum);
+        }
+        dots
     }
-    dots
 }
 
 /// Adds one weight block times `R` activation blocks (`xs`, 256 values each) into `acc`.
@@ -73,33 +77,37 @@ unsafe fn block_f32<const R: usize, const P: usize>(
     xs: &[*const f32; R],
     acc: &mut [[__m256; P]; R],
 ) {
-    let (sc8, m8) = scales_mins_u64(&block.scales);
-    // d*sc and dmin*m are exact in f32 (11-bit times 6-bit significands).
-    let d_sc = _mm256_mul_ps(_mm256_set1_ps(f16_to_f32(block.d)), u8x8_to_ps(sc8));
-    let dmin_m = _mm256_mul_ps(_mm256_set1_ps(f16_to_f32(block.dmin)), u8x8_to_ps(m8));
-    let low4 = _mm256_set1_epi32(0xF);
-    let qs = block.qs.as_ptr();
-    for c in 0..4 {
-        let j_lo = _mm256_set1_epi32(2 * c as i32);
-        let j_hi = _mm256_set1_epi32(2 * c as i32 + 1);
-        let scale_lo = _mm256_permutevar8x32_ps(d_sc, j_lo);
-        let scale_hi = _mm256_permutevar8x32_ps(d_sc, j_hi);
-        let min_lo = _mm256_permutevar8x32_ps(dmin_m, j_lo);
-        let min_hi = _mm256_permutevar8x32_ps(dmin_m, j_hi);
-        for v in 0..4 {
-            // SAFETY: `32 * c + 8 * v + 8 <= 128 == qs.len()`.
-            let bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qs.add(32 * c + 8 * v).cast()));
-            let q_lo = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, low4));
-            let q_hi = _mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(bytes));
-            let w_lo = _mm256_fmsub_ps(scale_lo, q_lo, min_lo);
-            let w_hi = _mm256_fmsub_ps(scale_hi, q_hi, min_hi);
-            for i in 0..R {
-                // SAFETY: `64 * c + 32 + 8 * v + 8 <= 256`, inside the activation block.
-                let x_lo = _mm256_loadu_ps(xs[i].add(64 * c + 8 * v));
-                let x_hi = _mm256_loadu_ps(xs[i].add(64 * c + 32 + 8 * v));
-                let (a_lo, a_hi) = ((2 * v) % P, (2 * v + 1) % P);
-                acc[i][a_lo] = _mm256_fmadd_ps(w_lo, x_lo, acc[i][a_lo]);
-                acc[i][a_hi] = _mm256_fmadd_ps(w_hi, x_hi, acc[i][a_hi]);
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let (sc8, m8) = scales_mins_u64(&block.scales);
+        // d*sc and dmin*m are exact in f32 (11-bit times 6-bit significands).
+        let d_sc = _mm256_mul_ps(_mm256_set1_ps(f16_to_f32(block.d)), u8x8_to_ps(sc8));
+        let dmin_m = _mm256_mul_ps(_mm256_set1_ps(f16_to_f32(block.dmin)), u8x8_to_ps(m8));
+        let low4 = _mm256_set1_epi32(0xF);
+        let qs = block.qs.as_ptr();
+        for c in 0..4 {
+            let j_lo = _mm256_set1_epi32(2 * c as i32);
+            let j_hi = _mm256_set1_epi32(2 * c as i32 + 1);
+            let scale_lo = _mm256_permutevar8x32_ps(d_sc, j_lo);
+            let scale_hi = _mm256_permutevar8x32_ps(d_sc, j_hi);
+            let min_lo = _mm256_permutevar8x32_ps(dmin_m, j_lo);
+            let min_hi = _mm256_permutevar8x32_ps(dmin_m, j_hi);
+            for v in 0..4 {
+                // SAFETY: `32 * c + 8 * v + 8 <= 128 == qs.len()`.
+                let bytes = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qs.add(32 * c + 8 * v).cast()));
+                let q_lo = _mm256_cvtepi32_ps(_mm256_and_si256(bytes, low4));
+                let q_hi = _mm256_cvtepi32_ps(_mm256_srli_epi32::<4>(bytes));
+                let w_lo = _mm256_fmsub_ps(scale_lo, q_lo, min_lo);
+                let w_hi = _mm256_fmsub_ps(scale_hi, q_hi, min_hi);
+                for i in 0..R {
+                    // SAFETY: `64 * c + 32 + 8 * v + 8 <= 256`, inside the activation block.
+                    let x_lo = _mm256_loadu_ps(xs[i].add(64 * c + 8 * v));
+                    let x_hi = _mm256_loadu_ps(xs[i].add(64 * c + 32 + 8 * v));
+                    let (a_lo, a_hi) = ((2 * v) % P, (2 * v + 1) % P);
+                    acc[i][a_lo] = _mm256_fmadd_ps(w_lo, x_lo, acc[i][a_lo]);
+                    acc[i][a_hi] = _mm256_fmadd_ps(w_hi, x_hi, acc[i][a_hi]);
+                }
             }
         }
     }
@@ -112,17 +120,21 @@ unsafe fn row_tile_q8k<const R: usize, const B: usize>(
     x_rows: &[BlockQ8K],
     wr: &[BlockQ4K],
 ) -> [f32; R] {
-    let nb = wr.len();
-    let mut acc = [0f32; R];
-    let mut b = 0;
-    while b + B <= nb {
-        accumulate_q8k::<R>(&mut acc, &wr[b..b + B], x_rows, nb, b);
-        b += B;
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let nb = wr.len();
+        let mut acc = [0f32; R];
+        let mut b = 0;
+        while b + B <= nb {
+            accumulate_q8k::<R>(&mut acc, &wr[b..b + B], x_rows, nb, b);
+            b += B;
+        }
+        if b < nb {
+            accumulate_q8k::<R>(&mut acc, &wr[b..], x_rows, nb, b);
+        }
+        acc
     }
-    if b < nb {
-        accumulate_q8k::<R>(&mut acc, &wr[b..], x_rows, nb, b);
-    }
-    acc
 }
 
 /// Adds weight blocks `wbs` (blocks `b0..` of one row) times the matching blocks of `R`
@@ -136,24 +148,28 @@ unsafe fn accumulate_q8k<const R: usize>(
     nb: usize,
     b0: usize,
 ) {
-    debug_assert!(wbs.len() * R <= SLOTS);
-    let mut sums = [_mm256_setzero_si256(); 2 * SLOTS];
-    let mut d_dmin = [0i32; SLOTS];
-    let mut xd = [0f32; SLOTS];
-    for (bi, wb) in wbs.iter().enumerate() {
-        let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b0 + bi]);
-        let block = block_sums::<R>(wb, &xs);
-        for i in 0..R {
-            let s = bi * R + i;
-            (sums[2 * s], sums[2 * s + 1]) = block[i];
-            d_dmin[s] = d_dmin_bits(wb);
-            xd[s] = xs[i].d;
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        debug_assert!(wbs.len() * R <= SLOTS);
+        let mut sums = [_mm256_setzero_si256(); 2 * SLOTS];
+        let mut d_dmin = [0i32; SLOTS];
+        let mut xd = [0f32; SLOTS];
+        for (bi, wb) in wbs.iter().enumerate() {
+            let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b0 + bi]);
+            let block = block_sums::<R>(wb, &xs);
+            for i in 0..R {
+                let s = bi * R + i;
+                (sums[2 * s], sums[2 * s + 1]) = block[i];
+                d_dmin[s] = d_dmin_bits(wb);
+                xd[s] = xs[i].d;
+            }
         }
-    }
-    let terms = combine_terms(d_dmin, xd, reduce8(sums));
-    for bi in 0..wbs.len() {
-        for (i, a) in acc.iter_mut().enumerate() {
-            *a += terms[bi * R + i];
+        let terms = combine_terms(d_dmin, xd, reduce8(sums));
+        for bi in 0..wbs.len() {
+            for (i, a) in acc.iter_mut().enumerate() {
+                *a += terms[bi * R + i];
+            }
         }
     }
 }
@@ -164,50 +180,61 @@ unsafe fn accumulate_q8k<const R: usize>(
 /// 6-bit scale at most `2*63*3840`, so no lane or lane sum leaves i32.
 #[inline(always)]
 unsafe fn block_sums<const R: usize>(w: &BlockQ4K, xs: &[&BlockQ8K; R]) -> [(__m256i, __m256i); R] {
-    let (sc8, m8) = scales_mins_u64(&w.scales);
-    let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc8 as i64)));
-    let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m8 as i64));
-    // Each min twice, to meet the two bsums (16 values each) of its 32-value sub-block.
-    let m16_pairs = _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
-    let low4 = _mm256_set1_epi8(0xF);
-    let qs = w.qs.as_ptr();
-    let mut sumi = [_mm256_setzero_si256(); R];
-    for c in 0..4 {
-        // SAFETY: `32 * c + 32 <= 128 == qs.len()`.
-        let q = _mm256_loadu_si256(qs.add(32 * c).cast());
-        let q_lo = _mm256_and_si256(q, low4);
-        let q_hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
-        let scale_lo = _mm256_shuffle_epi8(sc16, i16_broadcast_mask(2 * c));
-        let scale_hi = _mm256_shuffle_epi8(sc16, i16_broadcast_mask(2 * c + 1));
-        for i in 0..R {
-            let xqs = xs[i].qs.as_ptr();
-            // SAFETY: `64 * c + 64 <= 256 == qs.len()` of the Q8_K block.
-            let x_lo = _mm256_loadu_si256(xqs.add(64 * c).cast());
-            let x_hi = _mm256_loadu_si256(xqs.add(64 * c + 32).cast());
-            let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, x_lo), scale_lo);
-            let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, x_hi), scale_hi);
-            sumi[i] = _mm256_add_epi32(sumi[i], _mm256_add_epi32(p_lo, p_hi));
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let (sc8, m8) = scales_mins_u64(&w.scales);
+        let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(sc8 as i64)));
+        let m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(m8 as i64));
+        // Each min twice, to meet the two bsums (16 values each) of its 32-value sub-block.
+        let m16_pairs =
+            _mm256_set_m128i(_mm_unpackhi_epi16(m16, m16), _mm_unpacklo_epi16(m16, m16));
+        let low4 = _mm256_set1_epi8(0xF);
+        let qs = w.qs.as_ptr();
+        let mut sumi = [_mm256_setzero_si256(); R];
+        for c in 0..4 {
+            // SAFETY: `32 * c + 32 <= 128 == qs.len()`.
+            let q = _mm256_loadu_si256(qs.add(32 * c).cast());
+            let q_lo = _mm256_and_si256(q, low4);
+            let q_hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+            let scale_lo = _mm256_shuffle_epi8(sc16, i16_broadcast_mask(2 * c));
+            let scale_hi = _mm256_shuffle_epi8(sc16, i16_broadcast_mask(2 * c + 1));
+            for i in 0..R {
+                let xqs = xs[i].qs.as_ptr();
+                // SAFETY: `64 * c + 64 <= 256 == qs.len()` of the Q8_K block.
+                let x_lo = _mm256_loadu_si256(xqs.add(64 * c).cast());
+                let x_hi = _mm256_loadu_si256(xqs.add(64 * c + 32).cast());
+                let p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(q_lo, x_lo), scale_lo);
+                let p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(q_hi, x_hi), scale_hi);
+                sumi[i] = _mm256_add_epi32(sumi[i], _mm256_add_epi32(p_lo, p_hi));
+            }
         }
+        // A loop, not `array::from_fn`: a closure would not be compiled with the entry's features.
+        let mut sums = [(_mm256_setzero_si256(), _mm256_setzero_si256()); R];
+        for i in 0..R {
+            // SAFETY: `bsums` is 16 i16 = 32 bytes.
+            let bsums = _mm256_loadu_si256(xs[i].bsums.as_ptr().cast());
+            sums[i] = (sumi[i], _mm256_madd_epi16(bsums, m16_pairs));
+        }
+        sums
     }
-    // A loop, not `array::from_fn`: a closure would not be compiled with the entry's features.
-    let mut sums = [(_mm256_setzero_si256(), _mm256_setzero_si256()); R];
-    for i in 0..R {
-        // SAFETY: `bsums` is 16 i16 = 32 bytes.
-        let bsums = _mm256_loadu_si256(xs[i].bsums.as_ptr().cast());
-        sums[i] = (sumi[i], _mm256_madd_epi16(bsums, m16_pairs));
-    }
-    sums
 }
 
 /// The eight bytes of `v` as eight f32 lanes.
 #[inline(always)]
 unsafe fn u8x8_to_ps(v: u64) -> __m256 {
-    _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v as i64)))
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe { _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v as i64))) }
 }
 
 /// A `pshufb` mask that copies i16 lane `j` (0..8) of each 128-bit half to all its lanes.
 #[inline(always)]
 unsafe fn i16_broadcast_mask(j: usize) -> __m256i {
-    let lo = 2 * j as i16;
-    _mm256_set1_epi16(((lo + 1) << 8) | lo)
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let lo = 2 * j as i16;
+        _mm256_set1_epi16(((lo + 1) << 8) | lo)
+    }
 }

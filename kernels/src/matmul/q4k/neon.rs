@@ -13,7 +13,6 @@
 //! - `q8k`: each block's two integer sums are computed exactly in vector lanes, reduced to the
 //!   same `i32`s as [`scalar::block_sums`], and folded with [`scalar::combine`] in block order,
 //!   which makes the result bit-identical to scalar.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use super::scalar;
 use crate::matmul::driver::{matmul_entries, row_dots};

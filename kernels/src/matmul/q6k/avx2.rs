@@ -39,25 +39,29 @@ unsafe fn row_tile_f32<const R: usize, const P: usize>(
     x_rows: &[f32],
     wr: &[BlockQ6K],
 ) -> [f32; R] {
-    let k = wr.len() * QK_K;
-    debug_assert!(x_rows.len() == R * k);
-    let mut acc = [[_mm256_setzero_ps(); P]; R];
-    for (b, block) in wr.iter().enumerate() {
-        // SAFETY: `i * k + b * QK_K + QK_K <= R * k == x_rows.len()` because `i < R` and
-        // `b < k / QK_K`, so every pointer starts a full block of activations inside `x_rows`.
-        let xs: [*const f32; R] =
-            std::array::from_fn(|i| unsafe { x_rows.as_ptr().add(i * k + b * QK_K) });
-        block_f32::<R, P>(block, &xs, &mut acc);
-    }
-    let mut dots = [0f32; R];
-    for (dot, acc_row) in dots.iter_mut().zip(&acc) {
-        let mut sum = acc_row[0];
-        for &a in &acc_row[1..] {
-            sum = _mm256_add_ps(sum, a);
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let k = wr.len() * QK_K;
+        debug_assert!(x_rows.len() == R * k);
+        let mut acc = [[_mm256_setzero_ps(); P]; R];
+        for (b, block) in wr.iter().enumerate() {
+            // SAFETY: `i * k + b * QK_K + QK_K <= R * k == x_rows.len()` because `i < R` and
+            // `b < k / QK_K`, so every pointer starts a full block of activations inside `x_rows`.
+            let xs: [*const f32; R] =
+                std::array::from_fn(|i| x_rows.as_ptr().add(i * k + b * QK_K));
+            block_f32::<R, P>(block, &xs, &mut acc);
         }
-        *dot = hsum_ps(sum);
+        let mut dots = [0f32; R];
+        for (dot, acc_row) in dots.iter_mut().zip(&acc) {
+            let mut sum = acc_row[0];
+            for &a in &acc_row[1..] {
+                sum = _mm256_add_ps(sum, a);
+            }
+            *dot = hsum_ps(sum);
+        }
+        dots
     }
-    dots
 }
 
 /// Adds one weight block times `R` activation blocks (`xs`, 256 values each) into `acc`.
@@ -71,48 +75,55 @@ unsafe fn block_f32<const R: usize, const P: usize>(
     xs: &[*const f32; R],
     acc: &mut [[__m256; P]; R],
 ) {
-    let d = _mm256_set1_ps(f16_to_f32(block.d));
-    let minus32 = _mm256_set1_ps(-32.0);
-    let low4 = _mm256_set1_epi32(0xF);
-    let bits45 = _mm256_set1_epi32(0x30);
-    let mut chain = 0;
-    for h in 0..2 {
-        // SAFETY: `8h + 8 <= 16 == scales.len()`.
-        let sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(block.scales.as_ptr().add(8 * h).cast()));
-        let d_sc = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
-        let ql = block.ql.as_ptr().add(64 * h);
-        let qh = block.qh.as_ptr().add(32 * h);
-        for v in 0..4 {
-            // SAFETY: `64h + 32 + 8v + 8 <= 128 == ql.len()`, `32h + 8v + 8 <= 64 == qh.len()`.
-            let ql_a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(ql.add(8 * v).cast()));
-            let ql_b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(ql.add(32 + 8 * v).cast()));
-            let hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qh.add(8 * v).cast()));
-            let q = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql_a, low4),
-                    _mm256_and_si256(_mm256_slli_epi32::<4>(hi), bits45),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql_b, low4),
-                    _mm256_and_si256(_mm256_slli_epi32::<2>(hi), bits45),
-                ),
-                _mm256_or_si256(_mm256_srli_epi32::<4>(ql_a), _mm256_and_si256(hi, bits45)),
-                _mm256_or_si256(
-                    _mm256_srli_epi32::<4>(ql_b),
-                    _mm256_and_si256(_mm256_srli_epi32::<2>(hi), bits45),
-                ),
-            ];
-            for (p, &qp) in q.iter().enumerate() {
-                let scale =
-                    _mm256_permutevar8x32_ps(d_sc, _mm256_set1_epi32((2 * p + v / 2) as i32));
-                let w =
-                    _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(qp), _mm256_mul_ps(scale, minus32));
-                let a = chain % P;
-                chain += 1;
-                for i in 0..R {
-                    // SAFETY: `128h + 32p + 8v + 8 <= 256`, inside the activation block.
-                    let xv = _mm256_loadu_ps(xs[i].add(128 * h + 32 * p + 8 * v));
-                    acc[i][a] = _mm256_fmadd_ps(w, xv, acc[i][a]);
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let d = _mm256_set1_ps(f16_to_f32(block.d));
+        let minus32 = _mm256_set1_ps(-32.0);
+        let low4 = _mm256_set1_epi32(0xF);
+        let bits45 = _mm256_set1_epi32(0x30);
+        let mut chain = 0;
+        for h in 0..2 {
+            // SAFETY: `8h + 8 <= 16 == scales.len()`.
+            let sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64(block.scales.as_ptr().add(8 * h).cast()));
+            let d_sc = _mm256_mul_ps(d, _mm256_cvtepi32_ps(sc));
+            let ql = block.ql.as_ptr().add(64 * h);
+            let qh = block.qh.as_ptr().add(32 * h);
+            for v in 0..4 {
+                // SAFETY: `64h + 32 + 8v + 8 <= 128 == ql.len()`, `32h + 8v + 8 <= 64 == qh.len()`.
+                let ql_a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(ql.add(8 * v).cast()));
+                let ql_b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(ql.add(32 + 8 * v).cast()));
+                let hi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(qh.add(8 * v).cast()));
+                let q = [
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql_a, low4),
+                        _mm256_and_si256(_mm256_slli_epi32::<4>(hi), bits45),
+                    ),
+                    _mm256_or_si256(
+                        _mm256_and_si256(ql_b, low4),
+                        _mm256_and_si256(_mm256_slli_epi32::<2>(hi), bits45),
+                    ),
+                    _mm256_or_si256(_mm256_srli_epi32::<4>(ql_a), _mm256_and_si256(hi, bits45)),
+                    _mm256_or_si256(
+                        _mm256_srli_epi32::<4>(ql_b),
+                        _mm256_and_si256(_mm256_srli_epi32::<2>(hi), bits45),
+                    ),
+                ];
+                for (p, &qp) in q.iter().enumerate() {
+                    let scale =
+                        _mm256_permutevar8x32_ps(d_sc, _mm256_set1_epi32((2 * p + v / 2) as i32));
+                    let w = _mm256_fmadd_ps(
+                        scale,
+                        _mm256_cvtepi32_ps(qp),
+                        _mm256_mul_ps(scale, minus32),
+                    );
+                    let a = chain % P;
+                    chain += 1;
+                    for i in 0..R {
+                        // SAFETY: `128h + 32p + 8v + 8 <= 256`, inside the activation block.
+                        let xv = _mm256_loadu_ps(xs[i].add(128 * h + 32 * p + 8 * v));
+                        acc[i][a] = _mm256_fmadd_ps(w, xv, acc[i][a]);
+                    }
                 }
             }
         }
@@ -122,16 +133,20 @@ unsafe fn block_f32<const R: usize, const P: usize>(
 /// Weight row `wr` times the `R` Q8_K activation rows `x_rows`.
 #[inline(always)]
 unsafe fn row_tile_q8k<const R: usize>(x_rows: &[BlockQ8K], wr: &[BlockQ6K]) -> [f32; R] {
-    let nb = wr.len();
-    let mut acc = [0f32; R];
-    for (b, wb) in wr.iter().enumerate() {
-        let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b]);
-        let sums = block_sums::<R>(wb, &xs);
-        for i in 0..R {
-            acc[i] = scalar::combine(acc[i], wb, xs[i].d, sums[i]);
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let nb = wr.len();
+        let mut acc = [0f32; R];
+        for (b, wb) in wr.iter().enumerate() {
+            let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b]);
+            let sums = block_sums::<R>(wb, &xs);
+            for i in 0..R {
+                acc[i] = scalar::combine(acc[i], wb, xs[i].d, sums[i]);
+            }
         }
+        acc
     }
-    acc
 }
 
 /// Scalar's `block_sum` of one weight block with each of `R` Q8_K blocks, as
@@ -142,71 +157,79 @@ unsafe fn row_tile_q8k<const R: usize>(x_rows: &[BlockQ8K], wr: &[BlockQ6K]) -> 
 /// within `32 * 2*128*2048 = 2^24`.
 #[inline(always)]
 unsafe fn block_sums<const R: usize>(w: &BlockQ6K, xs: &[&BlockQ8K; R]) -> [i32; R] {
-    let low4 = _mm256_set1_epi8(0xF);
-    let bits45 = _mm256_set1_epi8(0x30);
-    // SAFETY: `scales` is 16 bytes.
-    let scales = _mm_loadu_si128(w.scales.as_ptr().cast());
-    let mut sumi = [_mm256_setzero_si256(); R];
-    for h in 0..2 {
-        // The 8 scales of half `h` as i16, in both 128-bit halves.
-        let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(if h == 0 {
-            scales
-        } else {
-            _mm_unpackhi_epi64(scales, scales)
-        }));
-        // SAFETY: `64h + 64 <= 128 == ql.len()`, `32h + 32 <= 64 == qh.len()`.
-        let ql_a = _mm256_loadu_si256(w.ql.as_ptr().add(64 * h).cast());
-        let ql_b = _mm256_loadu_si256(w.ql.as_ptr().add(64 * h + 32).cast());
-        let hi = _mm256_loadu_si256(w.qh.as_ptr().add(32 * h).cast());
-        // 16-bit shifts move bits across bytes, but the masks keep only bits that stayed.
-        let q = [
-            _mm256_or_si256(
-                _mm256_and_si256(ql_a, low4),
-                _mm256_and_si256(_mm256_slli_epi16::<4>(hi), bits45),
-            ),
-            _mm256_or_si256(
-                _mm256_and_si256(ql_b, low4),
-                _mm256_and_si256(_mm256_slli_epi16::<2>(hi), bits45),
-            ),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql_a), low4),
-                _mm256_and_si256(hi, bits45),
-            ),
-            _mm256_or_si256(
-                _mm256_and_si256(_mm256_srli_epi16::<4>(ql_b), low4),
-                _mm256_and_si256(_mm256_srli_epi16::<2>(hi), bits45),
-            ),
-        ];
-        for (p, &qp) in q.iter().enumerate() {
-            // Values 0..16 of part p (the low 128-bit half) use scale 2p, values 16..32 use 2p+1.
-            let scale = _mm256_shuffle_epi8(sc16, scale_pair_mask(p));
-            for i in 0..R {
-                // SAFETY: `128h + 32p + 32 <= 256 == qs.len()` of the Q8_K block.
-                let xv = _mm256_loadu_si256(xs[i].qs.as_ptr().add(128 * h + 32 * p).cast());
-                let prod = _mm256_madd_epi16(_mm256_maddubs_epi16(qp, xv), scale);
-                sumi[i] = _mm256_add_epi32(sumi[i], prod);
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0xF);
+        let bits45 = _mm256_set1_epi8(0x30);
+        // SAFETY: `scales` is 16 bytes.
+        let scales = _mm_loadu_si128(w.scales.as_ptr().cast());
+        let mut sumi = [_mm256_setzero_si256(); R];
+        for h in 0..2 {
+            // The 8 scales of half `h` as i16, in both 128-bit halves.
+            let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(if h == 0 {
+                scales
+            } else {
+                _mm_unpackhi_epi64(scales, scales)
+            }));
+            // SAFETY: `64h + 64 <= 128 == ql.len()`, `32h + 32 <= 64 == qh.len()`.
+            let ql_a = _mm256_loadu_si256(w.ql.as_ptr().add(64 * h).cast());
+            let ql_b = _mm256_loadu_si256(w.ql.as_ptr().add(64 * h + 32).cast());
+            let hi = _mm256_loadu_si256(w.qh.as_ptr().add(32 * h).cast());
+            // 16-bit shifts move bits across bytes, but the masks keep only bits that stayed.
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(ql_a, low4),
+                    _mm256_and_si256(_mm256_slli_epi16::<4>(hi), bits45),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql_b, low4),
+                    _mm256_and_si256(_mm256_slli_epi16::<2>(hi), bits45),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql_a), low4),
+                    _mm256_and_si256(hi, bits45),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(ql_b), low4),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(hi), bits45),
+                ),
+            ];
+            for (p, &qp) in q.iter().enumerate() {
+                // Values 0..16 of part p (the low 128-bit half) use scale 2p, values 16..32 use 2p+1.
+                let scale = _mm256_shuffle_epi8(sc16, scale_pair_mask(p));
+                for i in 0..R {
+                    // SAFETY: `128h + 32p + 32 <= 256 == qs.len()` of the Q8_K block.
+                    let xv = _mm256_loadu_si256(xs[i].qs.as_ptr().add(128 * h + 32 * p).cast());
+                    let prod = _mm256_madd_epi16(_mm256_maddubs_epi16(qp, xv), scale);
+                    sumi[i] = _mm256_add_epi32(sumi[i], prod);
+                }
             }
         }
+        let scales16 = _mm256_cvtepi8_epi16(scales);
+        let mut sums = [0; R];
+        for i in 0..R {
+            // SAFETY: `bsums` is 16 i16 = 32 bytes.
+            let bsums = _mm256_loadu_si256(xs[i].bsums.as_ptr().cast());
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, scales16));
+            sums[i] = hsum_epi32(_mm256_sub_epi32(sumi[i], offset));
+        }
+        sums
     }
-    let scales16 = _mm256_cvtepi8_epi16(scales);
-    let mut sums = [0; R];
-    for i in 0..R {
-        // SAFETY: `bsums` is 16 i16 = 32 bytes.
-        let bsums = _mm256_loadu_si256(xs[i].bsums.as_ptr().cast());
-        let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, scales16));
-        sums[i] = hsum_epi32(_mm256_sub_epi32(sumi[i], offset));
-    }
-    sums
 }
 
 /// A `pshufb` mask that fills the low 128-bit half with i16 lane `2p` and the high half with
 /// lane `2p + 1` (both halves of the source hold the same 8 scales).
 #[inline(always)]
 unsafe fn scale_pair_mask(p: usize) -> __m256i {
-    let lo = 4 * p as i16;
-    let hi = lo + 2;
-    _mm256_set_m128i(
-        _mm_set1_epi16(((hi + 1) << 8) | hi),
-        _mm_set1_epi16(((lo + 1) << 8) | lo),
-    )
+    // SAFETY: this fn's contract: the caller runs with the target features enabled,
+    // and every pointer below stays inside the blocks and rows it was given.
+    unsafe {
+        let lo = 4 * p as i16;
+        let hi = lo + 2;
+        _mm256_set_m128i(
+            _mm_set1_epi16(((hi + 1) << 8) | hi),
+            _mm_set1_epi16(((lo + 1) << 8) | lo),
+        )
+    }
 }

@@ -14,7 +14,6 @@
 //! - `q8k`: each block's integer sum is computed exactly in vector lanes, reduced to the same
 //!   `i32` as [`scalar::block_sum`], and folded with [`scalar::combine`] in block order, which
 //!   makes the result bit-identical to scalar.
-#![deny(unsafe_op_in_unsafe_fn)]
 
 use super::scalar;
 use crate::matmul::driver::{matmul_entries, row_dots};
