@@ -1,5 +1,11 @@
-//! The harness library: the verification gate (and, later, benchmarks and reports).
+//! The harness library: the verification gate, the benchmarks, their reports and comparisons.
 //! `src/main.rs` is a thin clap front end over it; the integration tests call it directly.
 
+pub mod bench;
+pub mod compare;
+pub mod host;
 pub mod planted_attention;
+pub mod record;
+pub mod report;
+pub mod stats;
 pub mod verify;

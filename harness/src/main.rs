@@ -22,6 +22,12 @@ struct Cli {
 enum Command {
     /// The correctness gate: every kernel variant against scalar and the f64 reference.
     Verify(VerifyArgs),
+    /// Time every kernel variant side by side on model shapes, against the machine's limits.
+    Bench(harness::bench::cli::BenchArgs),
+    /// Plots and tables (REPORT.md, REPORT.html) from bench rows of one or more machines.
+    Report(harness::report::ReportArgs),
+    /// Speedup of NEW over BASE per row with bootstrap intervals; non-zero exit on a regression.
+    Compare(harness::compare::CompareArgs),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +69,9 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
+        Command::Bench(args) => harness::bench::cli::run(args),
+        Command::Report(args) => harness::report::run(args),
+        Command::Compare(args) => harness::compare::run(args),
     }
 }
 
