@@ -151,38 +151,23 @@ pub fn write_rows(rows: &[BenchRow], format: OutputFormat, out: &mut dyn Write) 
 /// CSV with a header; `samples_ns` as one space-separated cell.
 pub fn write_csv(rows: &[BenchRow], out: &mut dyn Write) -> Result<()> {
     let mut w = csv::Writer::from_writer(out);
-    for r in rows {
-        // The csv crate cannot put a sequence in one cell: serialise a copy through JSON's
-        // value model with the samples joined, which keeps the column order of the struct.
+    for (i, r) in rows.iter().enumerate() {
+        // The csv crate cannot put a sequence in one cell: go through JSON's value model (in
+        // struct order) with the samples joined into text.
         let mut v = serde_json::to_value(r)?;
         v["samples_ns"] = serde_json::Value::String(join_samples(&r.samples_ns));
-        w.serialize(CsvCells(v))?;
+        let obj = v.as_object().context("a row serialises to an object")?;
+        if i == 0 {
+            w.write_record(obj.keys())?;
+        }
+        w.write_record(obj.values().map(|v| match v {
+            serde_json::Value::Null => String::new(),
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }))?;
     }
     w.flush()?;
     Ok(())
-}
-
-/// A JSON object written as one CSV record, keys as the header.
-struct CsvCells(serde_json::Value);
-
-impl Serialize for CsvCells {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let obj = self
-            .0
-            .as_object()
-            .ok_or_else(|| serde::ser::Error::custom("row is not an object"))?;
-        let mut m = s.serialize_map(Some(obj.len()))?;
-        for (k, v) in obj {
-            let cell = match v {
-                serde_json::Value::Null => String::new(),
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            m.serialize_entry(k, &cell)?;
-        }
-        m.end()
-    }
 }
 
 fn join_samples(s: &[f64]) -> String {

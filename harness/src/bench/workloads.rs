@@ -33,7 +33,7 @@ pub enum Workload {
         k: usize,
         n: usize,
     },
-    /// Causal GQA attention of `n_q` query rows ending at position `kv_len - 1`.
+    /// Causal GQA attention of `n_q` query rows ending at position `kv_len - 1` (`n_q <= kv_len`).
     Attention {
         shape: String,
         n_head: usize,
@@ -226,6 +226,10 @@ pub const SMOLLM2: ModelShapes = ModelShapes {
 
 /// The default activation rows: decode, a small prefill chunk, a large one.
 pub const DEFAULT_NS: [usize; 3] = [1, 40, 512];
+/// Query rows of an attention prefill: the last chunk of a prompt of kv_len tokens, as large as
+/// the matmuls' middle `n` (a whole 2048-token prefill in one call would take seconds per
+/// sample on the scalar variant and say nothing a chunk does not).
+pub const PREFILL_CHUNK: usize = 40;
 /// The KV lengths attention runs at.
 pub const KV_LENS: [usize; 3] = [128, 512, 2048];
 
@@ -250,7 +254,7 @@ fn model_shapes(m: &ModelShapes, ns: &[usize]) -> Vec<Workload> {
         }
     }
     for kv_len in KV_LENS {
-        for (mode, n_q) in [("decode", 1), ("prefill", kv_len)] {
+        for (mode, n_q) in [("decode", 1), ("prefill", PREFILL_CHUNK)] {
             w.push(Workload::Attention {
                 shape: format!("{}.{mode}", m.name),
                 n_head: m.n_head,
