@@ -4,16 +4,16 @@
 //! `harness bench` remains the tool for the full shape grid, threads, cold weights and roofs.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use harness::bench::variants::{variants_of, Family, FamilyKind};
+use harness::bench::variants::{kind, variants_of, FamilyKind, Kernel};
 use harness::bench::workloads::{parse_shapes, unsupported, GroupInputs, Workload};
 use std::time::Duration;
 
 /// Per family, the shapes worth a criterion group: decode and a prefill chunk of the square
 /// attention projection, decode attention at 512 positions, the ops on the hidden size.
-fn workloads_for(family: Family) -> Vec<Workload> {
+fn workloads_for(family: Kernel) -> Vec<Workload> {
     let all = parse_shapes(&["tinyllama".into()], &[1, 40]).expect("built-in shapes");
     all.into_iter()
-        .filter(|w| match (family.kind(), w) {
+        .filter(|w| match (kind(family), w) {
             (FamilyKind::Matmul, Workload::Matmul { shape, .. }) => shape.ends_with("attn_q"),
             (FamilyKind::Attention, Workload::Attention { kv_len, .. }) => *kv_len == 512,
             (FamilyKind::Op, Workload::Op { shape, .. }) => shape.ends_with("hidden"),
@@ -23,7 +23,7 @@ fn workloads_for(family: Family) -> Vec<Workload> {
 }
 
 fn kernels(c: &mut Criterion) {
-    for family in Family::ALL {
+    for family in Kernel::ALL {
         let mut group = c.benchmark_group(family.name());
         group
             .warm_up_time(Duration::from_millis(300))
@@ -35,10 +35,13 @@ fn kernels(c: &mut Criterion) {
             }
             let inputs = GroupInputs::new(family, &w, None, 0x5eed);
             let (rows, k, n) = w.rkn();
-            for v in variants_of(family).into_iter().filter(|v| v.isa.is_available()) {
+            for v in variants_of(family)
+                .into_iter()
+                .filter(|v| v.isa.is_available())
+            {
                 let mut call = inputs.call(v, 1, None);
                 let id = BenchmarkId::new(
-                    format!("{}/{}/{}", v.format, v.design, v.isa),
+                    format!("{}/{}", v.design, v.isa),
                     format!("{}/{rows}x{k}x{n}", w.shape()),
                 );
                 group.bench_function(id, |b| b.iter(&mut call));

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod host;
 pub mod planted_attention;
 pub mod record;
+pub mod registry;
 pub mod report;
 pub mod stats;
 pub mod verify;

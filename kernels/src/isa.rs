@@ -7,6 +7,31 @@
 
 use std::sync::OnceLock;
 
+/// Routes one call to the variant for `isa`: `dispatch!(isa, func(args..))` calls
+/// `scalar::func`, `avx2::func`, `avx512::func` or `neon::func` of the invoking module, after
+/// [`Isa::assert_available`]. The one `match isa` of every kernel family.
+macro_rules! dispatch {
+    ($isa:expr, $func:ident($($arg:expr),* $(,)?)) => {{
+        let isa: $crate::Isa = $isa;
+        isa.assert_available();
+        match isa {
+            $crate::Isa::Scalar => scalar::$func($($arg),*),
+            // SAFETY: `assert_available` checked that the CPU has the target features.
+            #[cfg(target_arch = "x86_64")]
+            $crate::Isa::Avx2 => unsafe { avx2::$func($($arg),*) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            $crate::Isa::Avx512 => unsafe { avx512::$func($($arg),*) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "aarch64")]
+            $crate::Isa::Neon => unsafe { neon::$func($($arg),*) },
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("assert_available admits no ISA of another architecture"),
+        }
+    }};
+}
+pub(crate) use dispatch;
+
 /// An instruction-set level a kernel variant is written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Isa {

@@ -13,6 +13,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod attention;
+pub mod bounds;
 pub mod isa;
 pub mod matmul;
 pub mod ops;

@@ -37,9 +37,7 @@ use rand_distr::{Distribution, Normal};
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
 
-fn gamma(n: usize) -> f64 {
-    n as f64 * U / (1.0 - n as f64 * U)
-}
+use kernels::bounds::gamma;
 
 /// What the naive computation returns besides the output: the per-row bound's inputs.
 struct Naive {

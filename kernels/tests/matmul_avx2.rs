@@ -175,10 +175,7 @@ fn check_padding(y: &[f32], dims: MatmulDims, case: &str) {
 }
 
 /// `gamma(m) = m*u / (1 - m*u)` with `u = 2^-24`, the unit roundoff of f32.
-fn gamma(m: usize) -> f64 {
-    let mu = m as f64 * (-24f64).exp2();
-    mu / (1.0 - mu)
-}
+use kernels::bounds::gamma;
 
 /// Tolerance for `|y_avx2 - y_scalar|` of one output of the f32 design, from the sum of
 /// `|w_i x_i|` over the `k` terms, `w` the weights as scalar dequantizes them.

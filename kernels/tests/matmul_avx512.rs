@@ -205,10 +205,7 @@ fn check_q8k_exact<W: Copy>(
 const U: f64 = 1.0 / (1u64 << 24) as f64;
 
 /// `gamma(m) = m*u / (1 - m*u)` (Higham, Accuracy and Stability, Lemma 3.1).
-fn gamma(m: usize) -> f64 {
-    let mu = m as f64 * U;
-    mu / (1.0 - mu)
-}
+use kernels::bounds::gamma;
 
 /// Error bound for the f32 design, per output: `2 * gamma(k+2) * sum_i |w_i x_i|`.
 ///

@@ -324,10 +324,7 @@ fn f32_row(kind: ActKind, k: usize, rng: &mut impl Rng) -> Vec<f32> {
 }
 
 /// gamma(m) = m*u / (1 - m*u), u = 2^-24 (f32 unit roundoff), in f64.
-fn gamma(m: usize) -> f64 {
-    let mu = m as f64 * 2f64.powi(-24);
-    mu / (1.0 - mu)
-}
+use kernels::bounds::gamma;
 
 /// Allowed |y_neon - y_scalar| for one output of the f32 design.
 ///

@@ -26,9 +26,7 @@ const MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
 /// Smallest subnormal f32: the absolute error of a result that underflows.
 const MIN_SUBNORMAL: f64 = 1.401_298_464_324_817e-45;
 
-fn gamma(k: usize) -> f64 {
-    k as f64 * U / (1.0 - k as f64 * U)
-}
+use kernels::bounds::gamma;
 
 fn case_seed(op: u64, n: usize, variant: u64) -> u64 {
     SEED ^ (op << 48) ^ ((n as u64) << 8) ^ variant
@@ -224,7 +222,7 @@ fn naive_rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f64> {
 /// and sqrt, reciprocal (or division) and the two products add one rounding each. The f64 oracle
 /// is within `n * 2^-53 < 1e-12` relative.
 fn rmsnorm_rel_bound(n: usize) -> f64 {
-    (1.0 + U).powi(3) / ((1.0 - U) * (1.0 - gamma(n + 2)).sqrt()) - 1.0 + 1e-12
+    kernels::bounds::rmsnorm_rel_error(n) + 1e-12
 }
 
 #[test]

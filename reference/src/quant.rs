@@ -28,6 +28,7 @@ pub enum Format {
     Q4_1,
     Q5_0,
     Q8_0,
+    Q8_1,
     Q4K,
     Q6K,
     Q8K,
@@ -35,13 +36,14 @@ pub enum Format {
 
 impl Format {
     /// Every format, for tests and CLI listings.
-    pub const ALL: [Format; 9] = [
+    pub const ALL: [Format; 10] = [
         Format::F32,
         Format::F16,
         Format::Q4_0,
         Format::Q4_1,
         Format::Q5_0,
         Format::Q8_0,
+        Format::Q8_1,
         Format::Q4K,
         Format::Q6K,
         Format::Q8K,
@@ -51,7 +53,7 @@ impl Format {
     pub fn block_values(self) -> usize {
         match self {
             Format::F32 | Format::F16 => 1,
-            Format::Q4_0 | Format::Q4_1 | Format::Q5_0 | Format::Q8_0 => 32,
+            Format::Q4_0 | Format::Q4_1 | Format::Q5_0 | Format::Q8_0 | Format::Q8_1 => 32,
             Format::Q4K | Format::Q6K | Format::Q8K => QK_K,
         }
     }
@@ -65,6 +67,7 @@ impl Format {
             Format::Q4_1 => 20,
             Format::Q5_0 => 22,
             Format::Q8_0 => 34,
+            Format::Q8_1 => 36,
             Format::Q4K => 144,
             Format::Q6K => 210,
             Format::Q8K => 292,
@@ -80,6 +83,7 @@ impl Format {
             Format::Q4_1 => "q4_1",
             Format::Q5_0 => "q5_0",
             Format::Q8_0 => "q8_0",
+            Format::Q8_1 => "q8_1",
             Format::Q4K => "q4_K",
             Format::Q6K => "q6_K",
             Format::Q8K => "q8_K",
@@ -95,6 +99,7 @@ impl Format {
             Format::Q4_1 => 3,
             Format::Q5_0 => 6,
             Format::Q8_0 => 8,
+            Format::Q8_1 => 9,
             Format::Q4K => 12,
             Format::Q6K => 14,
             Format::Q8K => 15,
@@ -225,6 +230,7 @@ fn decode_row(format: Format, bytes: &[u8]) -> Result<DecodedRow, RefError> {
             Format::Q4_1 => decode_q4_1(block, &mut row),
             Format::Q5_0 => decode_q5_0(block, &mut row),
             Format::Q8_0 => decode_q8_0(block, &mut row),
+            Format::Q8_1 => decode_q8_1(block, &mut row),
             Format::Q4K => decode_q4k(block, &mut row),
             Format::Q6K => decode_q6k(block, &mut row),
             Format::Q8K => decode_q8k(block, block_index, &mut row)?,
@@ -295,6 +301,14 @@ fn decode_q5_0(block: &[u8], row: &mut DecodedRow) {
 }
 
 /// Q8_0, 34 bytes: f16 d, i8 qs[32]; value = d*q.
+/// Q8_1: `f16 d`, `f16 s` (= d * sum of qs, not needed for the values), `i8 qs[32]`.
+fn decode_q8_1(block: &[u8], row: &mut DecodedRow) {
+    let d = f16_at(block, 0);
+    for &byte in &block[4..36] {
+        row.push_product(d * f64::from(byte as i8));
+    }
+}
+
 fn decode_q8_0(block: &[u8], row: &mut DecodedRow) {
     let d = f16_at(block, 0);
     for &byte in &block[2..34] {
@@ -440,4 +454,67 @@ pub fn quantize_q8k(x: &[f32]) -> Result<Vec<u8>, RefError> {
         }
     }
     Ok(out)
+}
+
+/// The activation quantizers of the 32-value integer designs, from their specification (ggml's
+/// reference `quantize_row_q8_0` / `quantize_row_q8_1`, as `kernels::matmul::block32` states
+/// it), in f32 as the specification computes, returned as raw bytes (34 / 36 per 32 values).
+///
+/// Per block: `amax = max |x|`; `d = amax / 127` (f32); `id = 1/d`, or 0 when that is not
+/// finite (`d = 0`, or `d` so small its reciprocal overflows); `q = round(x * id)` with ties
+/// **away from zero** (C `roundf`, Rust `f32::round`; not the ties-to-even of Q8_K), clamped to
+/// -127..=127; stored `d` = f16(d) (nearest, ties to even, saturated at +-65504). Q8_1 adds
+/// `s` = f16(f32(sum q) * d), saturated alike.
+fn quantize_32(x: &[f32], format: Format) -> Result<Vec<u8>, RefError> {
+    if !x.len().is_multiple_of(32) {
+        return Err(RefError::NotWholeBlockValues {
+            format,
+            values: x.len(),
+        });
+    }
+    if let Some((index, &value)) = x.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(RefError::NonFiniteInput { index, value });
+    }
+    let mut out = Vec::with_capacity(x.len() / 32 * format.block_bytes());
+    for values in x.chunks_exact(32) {
+        let mut amax = 0.0f32;
+        for &v in values {
+            if v.abs() > amax {
+                amax = v.abs();
+            }
+        }
+        let d = amax / 127.0;
+        let id = if d > 0.0 && (1.0 / d).is_finite() {
+            1.0 / d
+        } else {
+            0.0
+        };
+        let qs: Vec<i8> = values
+            .iter()
+            .map(|&v| (v * id).round().clamp(-127.0, 127.0) as i8)
+            .collect();
+        // f16 rounding to nearest, saturating at +-65504 (ggml's would overflow to infinity).
+        let to_f16 = |v: f32| {
+            f16::from_f32(v.clamp(-65504.0, 65504.0))
+                .to_bits()
+                .to_le_bytes()
+        };
+        out.extend_from_slice(&to_f16(d));
+        if format == Format::Q8_1 {
+            let sum: i32 = qs.iter().map(|&q| i32::from(q)).sum();
+            out.extend_from_slice(&to_f16(sum as f32 * d));
+        }
+        out.extend(qs.iter().map(|&q| q as u8));
+    }
+    Ok(out)
+}
+
+/// Q8_0 activations from the specification (see [`quantize_32`]'s rule), as raw bytes.
+pub fn quantize_q8_0(x: &[f32]) -> Result<Vec<u8>, RefError> {
+    quantize_32(x, Format::Q8_0)
+}
+
+/// Q8_1 activations from the specification, as raw bytes.
+pub fn quantize_q8_1(x: &[f32]) -> Result<Vec<u8>, RefError> {
+    quantize_32(x, Format::Q8_1)
 }

@@ -10,15 +10,15 @@ use std::time::Duration;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
-    /// Kernel families, comma-separated: matmul_q4k, matmul_q6k, attention, rmsnorm,
-    /// rope_adjacent, rope_neox, swiglu, softmax, residual_add; `matmul` and `ops` name groups
-    /// (default: all).
+    /// Kernel families, comma-separated (`harness bench --list` shows them); `matmul`, `ops`
+    /// and `quantize` name groups (default: all).
     #[arg(long, value_delimiter = ',')]
     pub kernel: Vec<String>,
     /// ISAs, comma-separated: scalar, avx2, avx512, neon (default: every one this CPU runs).
     #[arg(long, value_delimiter = ',')]
     pub isa: Vec<String>,
-    /// Designs, comma-separated: f32, q8k (matmuls), flash (attention) (default: all).
+    /// Designs, comma-separated: f32, q8k, q8_0, q8_1 (matmuls), flash-f32kv, flash-f16kv
+    /// (attention), adjacent, neox (RoPE) (default: all).
     #[arg(long, value_delimiter = ',')]
     pub design: Vec<String>,
     /// Shapes: tinyllama, smollm2, all, or matmuls as ROWSxKxN (comma-separated).
@@ -58,6 +58,9 @@ pub struct BenchArgs {
     /// Write to this file instead of stdout. With several forms it is a stem: FILE.md, FILE.csv, ...
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// List every kernel x design x ISA variant and exit.
+    #[arg(long)]
+    pub list: bool,
     /// Seed of the generated weights and activations.
     #[arg(long, default_value_t = 0x5eed)]
     pub seed: u64,
@@ -78,9 +81,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             None => bail!("unknown ISA `{name}`; known: scalar, avx2, avx512, neon"),
         }
     }
+    if args.list {
+        for v in crate::registry::variants() {
+            println!("{} {} {}", v.kernel, v.design, v.isa);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     for d in &args.design {
-        if !["f32", "q8k", "flash"].contains(&d.as_str()) {
-            bail!("unknown design `{d}`; known: f32, q8k, flash");
+        if crate::registry::Design::from_name(d).is_none() {
+            bail!(
+                "unknown design `{d}`; known: {}",
+                crate::registry::Design::ALL.map(|d| d.name()).join(", ")
+            );
         }
     }
     if args.reps == 0 {

@@ -23,7 +23,7 @@ use rayon::ThreadPool;
 use std::collections::HashMap;
 use std::time::Duration;
 use timing::TimingConfig;
-use variants::{Family, FamilyKind, Variant};
+use variants::{FamilyKind, Kernel, Variant};
 use workloads::{GroupInputs, Workload};
 
 /// Whether matmul weights are re-read from DRAM each call.
@@ -118,27 +118,30 @@ fn llc_bytes() -> usize {
         .map_or(32 << 20, |(_, s)| s)
 }
 
-/// Families `--kernel` names.
-pub fn select_families(names: &[String]) -> Result<Vec<Family>> {
+/// Families `--kernel` names (`matmul`, `ops` and `quantize` name groups).
+pub fn select_families(names: &[String]) -> Result<Vec<Kernel>> {
     if names.is_empty() {
-        return Ok(Family::ALL.to_vec());
+        return Ok(Kernel::ALL.to_vec());
     }
     let mut out = Vec::new();
     for n in names {
-        let add: Vec<Family> = match n.as_str() {
-            "matmul" => Family::ALL
+        let add: Vec<Kernel> = match n.as_str() {
+            "matmul" => Kernel::ALL.into_iter().filter(|k| k.is_matmul()).collect(),
+            "quantize" => Kernel::ALL
                 .into_iter()
-                .filter(|f| f.kind() == FamilyKind::Matmul)
+                .filter(|k| k.name().starts_with("quantize"))
                 .collect(),
-            "ops" => Family::ALL
+            "ops" => Kernel::ALL
                 .into_iter()
-                .filter(|f| f.kind() == FamilyKind::Op)
+                .filter(|k| {
+                    variants::kind(*k) == FamilyKind::Op && !k.name().starts_with("quantize")
+                })
                 .collect(),
-            name => match Family::from_name(name) {
+            name => match Kernel::from_name(name) {
                 Some(f) => vec![f],
                 None => bail!(
-                    "unknown kernel `{name}`; known: matmul, ops, {}",
-                    Family::ALL.map(|f| f.name()).join(", ")
+                    "unknown kernel `{name}`; known: matmul, ops, quantize, {}",
+                    Kernel::ALL.map(|f| f.name()).join(", ")
                 ),
             },
         };
@@ -153,20 +156,22 @@ pub fn select_families(names: &[String]) -> Result<Vec<Family>> {
 
 /// One group: the variants timed against each other.
 struct Group {
-    family: Family,
+    family: Kernel,
     workload: Workload,
     threads: usize,
     cache: CacheMode,
     variants: Vec<Variant>,
 }
 
-fn plan(config: &BenchConfig, families: &[Family], log: &mut dyn FnMut(String)) -> Vec<Group> {
+fn plan(config: &BenchConfig, families: &[Kernel], log: &mut dyn FnMut(String)) -> Vec<Group> {
     let mut groups = Vec::new();
     for &family in families {
         let variants: Vec<Variant> = variants::variants_of(family)
             .into_iter()
             .filter(|v| config.isas.is_empty() || config.isas.contains(&v.isa))
-            .filter(|v| config.designs.is_empty() || config.designs.iter().any(|d| d == v.design))
+            .filter(|v| {
+                config.designs.is_empty() || config.designs.iter().any(|d| d == v.design.name())
+            })
             .filter(|v| match v.isa.unavailable_reason() {
                 None => true,
                 Some(reason) => {
@@ -181,7 +186,7 @@ fn plan(config: &BenchConfig, families: &[Family], log: &mut dyn FnMut(String)) 
             continue;
         }
         for w in &config.workloads {
-            if w.kind() != family.kind() {
+            if w.kind() != variants::kind(family) {
                 continue;
             }
             if let Some(why) = workloads::unsupported(family, w) {
@@ -194,12 +199,12 @@ fn plan(config: &BenchConfig, families: &[Family], log: &mut dyn FnMut(String)) 
                 continue;
             }
             let (_, _, n) = w.rkn();
-            let threads: Vec<usize> = if family.kind() == FamilyKind::Matmul {
+            let threads: Vec<usize> = if family.is_matmul() {
                 config.threads.clone()
             } else {
                 vec![1]
             };
-            let cache = match (family.kind(), config.cache) {
+            let cache = match (variants::kind(family), config.cache) {
                 (FamilyKind::Matmul, Some(c)) => c,
                 (FamilyKind::Matmul, None) if n == 1 => CacheMode::Cold,
                 _ => CacheMode::Hot,
@@ -344,8 +349,8 @@ fn make_row(
 ) -> Option<BenchRow> {
     let s = Summary::of(samples)?;
     let (rows, k, n) = g.workload.rkn();
-    let bytes = g.workload.bytes(v.family, v.format, v.design);
-    let flops = g.workload.flops(v.family);
+    let bytes = g.workload.bytes(v);
+    let flops = g.workload.flops(v.kernel);
     let gb_per_s = bytes as f64 / s.median;
     let gflop_per_s = flops as f64 / s.median;
     // A hot working set that fits in the last-level cache is held to the cache's bandwidth;
@@ -360,9 +365,9 @@ fn make_row(
     let memory_limit = mem_roof * intensity;
     let attainable = memory_limit.min(compute_roof);
     Some(BenchRow {
-        kernel: v.family.name().into(),
-        format: v.format.into(),
-        design: v.design.into(),
+        kernel: v.kernel.name().into(),
+        format: variants::format(v.kernel, v.design).into(),
+        design: v.design.name().into(),
         isa: v.isa.name().into(),
         shape: g.workload.shape().into(),
         rows,
@@ -408,8 +413,10 @@ fn make_row(
 /// family's baseline (scalar, first format/design).
 fn fill_speedups(rows: &mut [BenchRow]) {
     let Some(first) = rows.first() else { return };
-    let family = Family::from_name(&first.kernel);
-    let baseline = family.map(|f| f.formats_designs()[0]);
+    let baseline = Kernel::from_name(&first.kernel).and_then(|k| {
+        let d = *k.designs().first()?;
+        Some((variants::format(k, d), d.name()))
+    });
     let scalar_of = |rows: &[BenchRow], format: &str, design: &str| {
         rows.iter()
             .find(|r| r.isa == "scalar" && r.format == format && r.design == design)

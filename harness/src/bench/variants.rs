@@ -1,118 +1,73 @@
-//! The one list of kernel variants the bench runs: family x format x design x ISA.
-//!
-//! Family names are those of `harness verify` (`matmul_q4k`, `attention`, `rmsnorm`, ...) so a
-//! bench row and a gate row of the same variant carry the same names. This list is written so
-//! that `verify` can adopt it (one registry for both commands); until then it lives here.
+//! What the bench adds to the shared variant registry ([`crate::registry`], which `verify`
+//! uses too): the kind of shape each family runs on, the storage format a row names, and the
+//! instruction mix (compute roof) each design lives on. The list of variants itself is the
+//! registry's, so a family added there (as the 32-value formats were) joins the bench here.
 
 use super::probes::ComputeKind;
-use kernels::Isa;
-
-/// A kernel family: one dispatch function in `kernels`, several variants.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Family {
-    MatmulQ4K,
-    MatmulQ6K,
-    Attention,
-    Rmsnorm,
-    RopeAdjacent,
-    RopeNeox,
-    Swiglu,
-    Softmax,
-    ResidualAdd,
-}
+pub use crate::registry::{Design, Kernel, Variant};
 
 /// What a family's calls look like, which decides the shapes it runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FamilyKind {
     Matmul,
     Attention,
+    /// One row of a per-layer op or an activation quantizer.
     Op,
 }
 
-impl Family {
-    pub const ALL: [Family; 9] = [
-        Family::MatmulQ4K,
-        Family::MatmulQ6K,
-        Family::Attention,
-        Family::Rmsnorm,
-        Family::RopeAdjacent,
-        Family::RopeNeox,
-        Family::Swiglu,
-        Family::Softmax,
-        Family::ResidualAdd,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::MatmulQ4K => "matmul_q4k",
-            Family::MatmulQ6K => "matmul_q6k",
-            Family::Attention => "attention",
-            Family::Rmsnorm => "rmsnorm",
-            Family::RopeAdjacent => "rope_adjacent",
-            Family::RopeNeox => "rope_neox",
-            Family::Swiglu => "swiglu",
-            Family::Softmax => "softmax",
-            Family::ResidualAdd => "residual_add",
-        }
+pub fn kind(kernel: Kernel) -> FamilyKind {
+    if kernel.is_matmul() {
+        FamilyKind::Matmul
+    } else if kernel == Kernel::Attention {
+        FamilyKind::Attention
+    } else {
+        FamilyKind::Op
     }
+}
 
-    pub fn from_name(name: &str) -> Option<Family> {
-        Family::ALL.into_iter().find(|f| f.name() == name)
+/// Values per weight block of a matmul family (what `k` must be a multiple of); 1 otherwise.
+pub fn weight_block(kernel: Kernel) -> usize {
+    match kernel {
+        Kernel::MatmulQ4K | Kernel::MatmulQ6K => kernels::quant::QK_K,
+        Kernel::MatmulF16 => 1,
+        k if k.is_matmul() => 32,
+        Kernel::QuantizeQ8_0 | Kernel::QuantizeQ8_1 => 32,
+        _ => 1,
     }
+}
 
-    pub fn kind(self) -> FamilyKind {
-        match self {
-            Family::MatmulQ4K | Family::MatmulQ6K => FamilyKind::Matmul,
-            Family::Attention => FamilyKind::Attention,
-            _ => FamilyKind::Op,
-        }
-    }
-
-    /// (format, design) pairs of the family, baseline first (`speedup_vs_reference` is against
-    /// the scalar variant of the first pair).
-    pub fn formats_designs(self) -> &'static [(&'static str, &'static str)] {
-        match self {
-            Family::MatmulQ4K => &[("q4_K", "f32"), ("q4_K", "q8k")],
-            Family::MatmulQ6K => &[("q6_K", "f32"), ("q6_K", "q8k")],
-            Family::Attention => &[("f32", "flash"), ("f16", "flash")],
-            _ => &[("f32", "f32")],
-        }
+/// The storage format a row names: the weights of a matmul, the KV cache of attention, the
+/// output of a quantizer, f32 for the ops.
+pub fn format(kernel: Kernel, design: Design) -> &'static str {
+    match kernel {
+        Kernel::MatmulQ4K => "q4_K",
+        Kernel::MatmulQ6K => "q6_K",
+        Kernel::MatmulQ8_0 => "q8_0",
+        Kernel::MatmulQ4_0 => "q4_0",
+        Kernel::MatmulQ5_0 => "q5_0",
+        Kernel::MatmulQ4_1 => "q4_1",
+        Kernel::MatmulF16 => "f16",
+        Kernel::QuantizeQ8_0 => "q8_0",
+        Kernel::QuantizeQ8_1 => "q8_1",
+        Kernel::Attention if design == Design::FlashF16Kv => "f16",
+        _ => "f32",
     }
 }
 
 /// The instructions a design's inner loop lives on, which names its compute roof.
-pub fn compute_kind(design: &str) -> ComputeKind {
-    if design == "q8k" {
-        ComputeKind::Int8Dot
-    } else {
-        ComputeKind::FmaF32
+pub fn compute_kind(design: Design) -> ComputeKind {
+    match design {
+        Design::Q8K | Design::Q8_0 | Design::Q8_1 => ComputeKind::Int8Dot,
+        _ => ComputeKind::FmaF32,
     }
 }
 
-/// One variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Variant {
-    pub family: Family,
-    pub format: &'static str,
-    pub design: &'static str,
-    pub isa: Isa,
-}
-
-/// Every variant of `family`, formats and designs in baseline order, ISAs in [`Isa::ALL`]
-/// order. Whether this CPU runs one is the caller's question ([`Isa::is_available`]).
-pub fn variants_of(family: Family) -> Vec<Variant> {
-    let mut v = Vec::new();
-    for &(format, design) in family.formats_designs() {
-        for isa in Isa::ALL {
-            v.push(Variant {
-                family,
-                format,
-                design,
-                isa,
-            });
-        }
-    }
-    v
+/// Every variant of `kernel`, designs in registry order (the first is the baseline that
+/// `speedup_vs_reference` is taken against), ISAs in [`kernels::Isa::ALL`] order.
+pub fn variants_of(kernel: Kernel) -> Vec<Variant> {
+    crate::registry::variants()
+        .filter(|v| v.kernel == kernel)
+        .collect()
 }
 
 #[cfg(test)]
@@ -120,15 +75,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names_match_the_gate_and_round_trip() {
-        for f in Family::ALL {
-            assert_eq!(Family::from_name(f.name()), Some(f));
-            assert!(
-                crate::verify::KERNELS.contains(&f.name()),
-                "{} is not a verify family",
-                f.name()
-            );
+    fn every_family_has_a_kind_format_and_variants() {
+        for k in Kernel::ALL {
+            assert!(!variants_of(k).is_empty(), "{k}");
+            for d in k.designs() {
+                assert!(!format(k, *d).is_empty());
+            }
+            assert!(k.is_matmul() == (kind(k) == FamilyKind::Matmul));
         }
-        assert_eq!(variants_of(Family::MatmulQ4K).len(), 8);
+        assert_eq!(variants_of(Kernel::MatmulQ4K).len(), 8);
     }
 }

@@ -8,13 +8,17 @@
 //! its weights from DRAM as a decode step does; `hot` reuses one copy.
 
 use super::timing::Call;
-use super::variants::{Family, FamilyKind, Variant};
+use super::variants::{self, Design, FamilyKind, Kernel, Variant};
 use anyhow::{bail, Result};
+use bytemuck::Zeroable;
 use half::f16;
 use kernels::attention::{self, AttentionDims};
 use kernels::matmul::{self, MatmulDims};
 use kernels::ops;
-use kernels::quant::{BlockQ4K, BlockQ6K, BlockQ8K, QuantBlock, QK_K};
+use kernels::quant::{
+    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
+    QuantBlock, QK_K,
+};
 use kernels::Isa;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -100,34 +104,37 @@ impl Workload {
         }
     }
 
-    /// Distinct bytes one call must move, for `family` in `format`.
-    pub fn bytes(&self, family: Family, format: &str, design: &str) -> u64 {
+    /// Distinct bytes one call of `variant` must move.
+    pub fn bytes(&self, variant: &Variant) -> u64 {
+        let kernel = variant.kernel;
         let b = match *self {
             Workload::Matmul { rows, k, n, .. } => {
-                let (_, block) = match family {
-                    Family::MatmulQ6K => kernels::quant::GgmlType::Q6K.block_layout(),
-                    _ => kernels::quant::GgmlType::Q4K.block_layout(),
+                let w = rows * k / variants::weight_block(kernel) * weight_block_bytes(kernel);
+                let x = match variant.design {
+                    Design::Q8K => n * k / QK_K * std::mem::size_of::<BlockQ8K>(),
+                    Design::Q8_0 => n * k / 32 * std::mem::size_of::<BlockQ8_0>(),
+                    Design::Q8_1 => n * k / 32 * std::mem::size_of::<BlockQ8_1>(),
+                    _ => n * k * 4,
                 };
-                let x = if design == "q8k" {
-                    n * k / QK_K * std::mem::size_of::<BlockQ8K>()
-                } else {
-                    n * k * 4
-                };
-                rows * k / QK_K * block + x + n * rows * 4
+                w + x + n * rows * 4
             }
             Workload::Attention { .. } => {
                 let (d, kv_len) = self.attention_dims().expect("attention");
-                let elem = if format == "f16" { 2 } else { 4 };
+                let elem = if variant.design == Design::FlashF16Kv {
+                    2
+                } else {
+                    4
+                };
                 2 * d.q_len() * 4 + 2 * kv_len * d.kv_stride() * elem
             }
-            Workload::Op { len, .. } => {
-                let arrays = match family {
-                    Family::Rmsnorm | Family::Swiglu | Family::ResidualAdd => 3,
-                    Family::RopeAdjacent | Family::RopeNeox => 3, // x in and out, cos+sin
-                    _ => 2,
-                };
-                arrays * len * 4
-            }
+            Workload::Op { len, .. } => match kernel {
+                Kernel::QuantizeQ8_0 => len * 4 + len / 32 * std::mem::size_of::<BlockQ8_0>(),
+                Kernel::QuantizeQ8_1 => len * 4 + len / 32 * std::mem::size_of::<BlockQ8_1>(),
+                // x in, weight, out / gate, up, out / y, x, y / x in and out plus cos and sin.
+                Kernel::Rmsnorm | Kernel::Swiglu | Kernel::ResidualAdd => 3 * len * 4,
+                Kernel::RopeAdjacent | Kernel::RopeNeox => 3 * len * 4,
+                _ => 2 * len * 4,
+            },
         };
         b as u64
     }
@@ -135,7 +142,7 @@ impl Workload {
     /// Nominal arithmetic of one call (see [`crate::record::BenchRow`]): matmul `2 n k rows`;
     /// attention `4 head_dim` per (query row, head, visible position) for `q.k` and `p V`; the
     /// ops a small per-element count (the exp of softmax and SwiGLU counted as one).
-    pub fn flops(&self, family: Family) -> u64 {
+    pub fn flops(&self, kernel: Kernel) -> u64 {
         let f = match *self {
             Workload::Matmul { rows, k, n, .. } => 2 * n * k * rows,
             Workload::Attention { .. } => {
@@ -144,11 +151,13 @@ impl Workload {
                 4 * d.head_dim * d.n_head * visible
             }
             Workload::Op { len, .. } => {
-                let per = match family {
-                    Family::Rmsnorm => 4,
-                    Family::RopeAdjacent | Family::RopeNeox => 3,
-                    Family::Swiglu => 5,
-                    Family::Softmax => 4,
+                let per = match kernel {
+                    Kernel::Rmsnorm => 4,
+                    Kernel::RopeAdjacent | Kernel::RopeNeox => 3,
+                    Kernel::Swiglu => 5,
+                    Kernel::Softmax => 4,
+                    // max |x|, scale, round (and the sum for Q8_1)
+                    Kernel::QuantizeQ8_0 | Kernel::QuantizeQ8_1 => 3,
                     _ => 1,
                 };
                 per * len
@@ -274,18 +283,36 @@ fn model_shapes(m: &ModelShapes, ns: &[usize]) -> Vec<Workload> {
     w
 }
 
-/// Why `family` cannot run `workload`, if it cannot.
-pub fn unsupported(family: Family, workload: &Workload) -> Option<String> {
-    match (family.kind(), workload) {
-        (FamilyKind::Matmul, Workload::Matmul { k, .. }) if k % QK_K != 0 => Some(format!(
-            "k = {k} is not a multiple of {QK_K} (needs a 32-value format)"
-        )),
+/// Bytes of one weight block of a matmul family.
+fn weight_block_bytes(kernel: Kernel) -> usize {
+    match kernel {
+        Kernel::MatmulQ4K => std::mem::size_of::<BlockQ4K>(),
+        Kernel::MatmulQ6K => std::mem::size_of::<BlockQ6K>(),
+        Kernel::MatmulQ8_0 => std::mem::size_of::<BlockQ8_0>(),
+        Kernel::MatmulQ4_0 => std::mem::size_of::<BlockQ4_0>(),
+        Kernel::MatmulQ5_0 => std::mem::size_of::<BlockQ5_0>(),
+        Kernel::MatmulQ4_1 => std::mem::size_of::<BlockQ4_1>(),
+        Kernel::MatmulF16 => 2,
+        _ => 0,
+    }
+}
+
+/// Why `kernel` cannot run `workload`, if it cannot.
+pub fn unsupported(kernel: Kernel, workload: &Workload) -> Option<String> {
+    let block = variants::weight_block(kernel);
+    match (variants::kind(kernel), workload) {
+        (kind, w) if kind != w.kind() => Some("shape of another family".into()),
+        (FamilyKind::Matmul, Workload::Matmul { k, .. }) if k % block != 0 => {
+            Some(format!("k = {k} is not a multiple of {block}"))
+        }
+        (FamilyKind::Op, Workload::Op { len, .. }) if len % block != 0 => {
+            Some(format!("{len} values are not whole blocks of {block}"))
+        }
         (FamilyKind::Op, Workload::Op { len, .. })
-            if matches!(family, Family::RopeAdjacent | Family::RopeNeox) && len % 64 != 0 =>
+            if matches!(kernel, Kernel::RopeAdjacent | Kernel::RopeNeox) && len % 64 != 0 =>
         {
             Some(format!("{len} values are not whole heads of 64"))
         }
-        (kind, w) if kind != w.kind() => Some("shape of another family".into()),
         _ => None,
     }
 }
@@ -297,8 +324,13 @@ pub struct GroupInputs {
 }
 
 enum Inputs {
-    MatmulQ4K(MatmulInputs<BlockQ4K>),
-    MatmulQ6K(MatmulInputs<BlockQ6K>),
+    Q4K(MatmulInputs<BlockQ4K>),
+    Q6K(MatmulInputs<BlockQ6K>),
+    Q8_0(MatmulInputs<BlockQ8_0>),
+    Q4_0(MatmulInputs<BlockQ4_0>),
+    Q5_0(MatmulInputs<BlockQ5_0>),
+    Q4_1(MatmulInputs<BlockQ4_1>),
+    F16(MatmulInputs<f16>),
     Attention(AttentionInputs),
     Op(OpInputs),
 }
@@ -307,7 +339,11 @@ struct MatmulInputs<B> {
     /// Weight copies: one when hot, enough to exceed the cache several times when cold.
     copies: Vec<Vec<B>>,
     x: Vec<f32>,
-    xq: Vec<BlockQ8K>,
+    /// The activations in each quantized form a design takes (empty where `k` does not fit
+    /// the format's block).
+    x8k: Vec<BlockQ8K>,
+    x8_0: Vec<BlockQ8_0>,
+    x8_1: Vec<BlockQ8_1>,
     dims: MatmulDims,
 }
 
@@ -363,14 +399,26 @@ fn matmul_inputs<B: QuantBlock>(
     let size = std::mem::size_of_val(w.as_slice()).max(1);
     let copies = cold_bytes.map_or(1, |total| total.div_ceil(size).max(2));
     let x = gaussian(n * k, 1.0, rng);
-    let mut xq = vec![BlockQ8K::default(); n * k / QK_K];
-    for (row, out) in x.chunks(k).zip(xq.chunks_mut(k / QK_K)) {
-        BlockQ8K::quantize_row(row, out);
+    let mut x8k = Vec::new();
+    if k % QK_K == 0 {
+        x8k = vec![BlockQ8K::default(); n * k / QK_K];
+        for (row, out) in x.chunks(k).zip(x8k.chunks_mut(k / QK_K)) {
+            BlockQ8K::quantize_row(row, out);
+        }
+    }
+    let (mut x8_0, mut x8_1) = (Vec::new(), Vec::new());
+    if k % 32 == 0 {
+        x8_0 = vec![BlockQ8_0::zeroed(); n * k / 32];
+        x8_1 = vec![BlockQ8_1::zeroed(); n * k / 32];
+        matmul::quantize_q8_0(Isa::Scalar, &x, &mut x8_0);
+        matmul::quantize_q8_1(Isa::Scalar, &x, &mut x8_1);
     }
     MatmulInputs {
         copies: (0..copies).map(|_| w.clone()).collect(),
         x,
-        xq,
+        x8k,
+        x8_0,
+        x8_1,
         dims: MatmulDims::new(n, k, rows),
     }
 }
@@ -378,16 +426,22 @@ fn matmul_inputs<B: QuantBlock>(
 impl GroupInputs {
     /// Builds the inputs of `workload` for `family`. `cold_bytes`: total size of the weight
     /// copies to rotate through (`None` = hot, one copy).
-    pub fn new(family: Family, workload: &Workload, cold_bytes: Option<usize>, seed: u64) -> Self {
+    pub fn new(kernel: Kernel, workload: &Workload, cold_bytes: Option<usize>, seed: u64) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
-        let inner = match (family, workload) {
-            (Family::MatmulQ4K, &Workload::Matmul { rows, k, n, .. }) => {
-                Inputs::MatmulQ4K(matmul_inputs(rows, k, n, cold_bytes, &mut rng))
+        let inner = match (kernel, workload) {
+            (kernel, &Workload::Matmul { rows, k, n, .. }) if kernel.is_matmul() => {
+                let r = &mut rng;
+                match kernel {
+                    Kernel::MatmulQ4K => Inputs::Q4K(matmul_inputs(rows, k, n, cold_bytes, r)),
+                    Kernel::MatmulQ6K => Inputs::Q6K(matmul_inputs(rows, k, n, cold_bytes, r)),
+                    Kernel::MatmulQ8_0 => Inputs::Q8_0(matmul_inputs(rows, k, n, cold_bytes, r)),
+                    Kernel::MatmulQ4_0 => Inputs::Q4_0(matmul_inputs(rows, k, n, cold_bytes, r)),
+                    Kernel::MatmulQ5_0 => Inputs::Q5_0(matmul_inputs(rows, k, n, cold_bytes, r)),
+                    Kernel::MatmulQ4_1 => Inputs::Q4_1(matmul_inputs(rows, k, n, cold_bytes, r)),
+                    _ => Inputs::F16(matmul_inputs(rows, k, n, cold_bytes, r)),
+                }
             }
-            (Family::MatmulQ6K, &Workload::Matmul { rows, k, n, .. }) => {
-                Inputs::MatmulQ6K(matmul_inputs(rows, k, n, cold_bytes, &mut rng))
-            }
-            (Family::Attention, w @ Workload::Attention { .. }) => {
+            (Kernel::Attention, w @ Workload::Attention { .. }) => {
                 let (dims, kv_len) = w.attention_dims().expect("attention");
                 let kv = kv_len * dims.kv_stride();
                 let k32 = gaussian(kv, 1.0, &mut rng);
@@ -416,7 +470,7 @@ impl GroupInputs {
                     sin,
                 })
             }
-            _ => panic!("{family:?} cannot run {workload:?} (filter with `unsupported` first)"),
+            _ => panic!("{kernel:?} cannot run {workload:?} (filter with `unsupported` first)"),
         };
         GroupInputs { inner }
     }
@@ -424,8 +478,13 @@ impl GroupInputs {
     /// Bytes of weight copies held (what `cold` rotates through).
     pub fn weight_copies(&self) -> usize {
         match &self.inner {
-            Inputs::MatmulQ4K(m) => m.copies.len(),
-            Inputs::MatmulQ6K(m) => m.copies.len(),
+            Inputs::Q4K(m) => m.copies.len(),
+            Inputs::Q6K(m) => m.copies.len(),
+            Inputs::Q8_0(m) => m.copies.len(),
+            Inputs::Q4_0(m) => m.copies.len(),
+            Inputs::Q5_0(m) => m.copies.len(),
+            Inputs::Q4_1(m) => m.copies.len(),
+            Inputs::F16(m) => m.copies.len(),
             _ => 1,
         }
     }
@@ -438,28 +497,32 @@ impl GroupInputs {
         pool: Option<&'a ThreadPool>,
     ) -> Call<'a> {
         let isa = variant.isa;
-        match &self.inner {
-            Inputs::MatmulQ4K(m) => match variant.design {
-                "q8k" => matmul_call(m, threads, pool, move |w, y, d| {
-                    matmul::matmul_q4k_q8k(isa, &m.xq, w, y, d)
-                }),
-                _ => matmul_call(m, threads, pool, move |w, y, d| {
-                    matmul::matmul_q4k_f32(isa, &m.x, w, y, d)
-                }),
-            },
-            Inputs::MatmulQ6K(m) => match variant.design {
-                "q8k" => matmul_call(m, threads, pool, move |w, y, d| {
-                    matmul::matmul_q6k_q8k(isa, &m.xq, w, y, d)
-                }),
-                _ => matmul_call(m, threads, pool, move |w, y, d| {
-                    matmul::matmul_q6k_f32(isa, &m.x, w, y, d)
-                }),
-            },
-            Inputs::Attention(a) => {
+        // One arm per (weight format, design): the kernel and the activations it takes.
+        macro_rules! mm {
+            ($m:expr, $x:ident, $f:path) => {{
+                let m = $m;
+                matmul_call(m, threads, pool, move |w, y, d| $f(isa, &m.$x, w, y, d))
+            }};
+        }
+        match (&self.inner, variant.design) {
+            (Inputs::Q4K(m), Design::Q8K) => mm!(m, x8k, matmul::matmul_q4k_q8k),
+            (Inputs::Q4K(m), _) => mm!(m, x, matmul::matmul_q4k_f32),
+            (Inputs::Q6K(m), Design::Q8K) => mm!(m, x8k, matmul::matmul_q6k_q8k),
+            (Inputs::Q6K(m), _) => mm!(m, x, matmul::matmul_q6k_f32),
+            (Inputs::Q8_0(m), Design::Q8_0) => mm!(m, x8_0, matmul::matmul_q8_0_q8_0),
+            (Inputs::Q8_0(m), _) => mm!(m, x, matmul::matmul_q8_0_f32),
+            (Inputs::Q4_0(m), Design::Q8_0) => mm!(m, x8_0, matmul::matmul_q4_0_q8_0),
+            (Inputs::Q4_0(m), _) => mm!(m, x, matmul::matmul_q4_0_f32),
+            (Inputs::Q5_0(m), Design::Q8_0) => mm!(m, x8_0, matmul::matmul_q5_0_q8_0),
+            (Inputs::Q5_0(m), _) => mm!(m, x, matmul::matmul_q5_0_f32),
+            (Inputs::Q4_1(m), Design::Q8_1) => mm!(m, x8_1, matmul::matmul_q4_1_q8_1),
+            (Inputs::Q4_1(m), _) => mm!(m, x, matmul::matmul_q4_1_f32),
+            (Inputs::F16(m), _) => mm!(m, x, matmul::matmul_f16_f32),
+            (Inputs::Attention(a), design) => {
                 let d = a.dims;
                 let mut out = vec![0f32; d.q_len()];
                 let mut scratch = vec![0f32; attention::scratch_len(&d)];
-                let f16_kv = variant.format == "f16";
+                let f16_kv = design == Design::FlashF16Kv;
                 Box::new(move || {
                     if f16_kv {
                         attention::flash_attention(
@@ -487,23 +550,27 @@ impl GroupInputs {
                     black_box(&mut out);
                 })
             }
-            Inputs::Op(o) => {
+            (Inputs::Op(o), _) => {
                 let mut x = o.a.clone();
                 let mut out = vec![0f32; o.a.len()];
-                let family = variant.family;
+                let mut q8_0 = vec![BlockQ8_0::zeroed(); o.a.len() / 32];
+                let mut q8_1 = vec![BlockQ8_1::zeroed(); o.a.len() / 32];
+                let kernel = variant.kernel;
                 Box::new(move || {
-                    match family {
-                        Family::Rmsnorm => ops::rmsnorm(isa, &o.a, &o.weight, 1e-5, &mut out),
-                        Family::RopeAdjacent => ops::rope_adjacent(isa, &mut x, 64, &o.cos, &o.sin),
-                        Family::RopeNeox => ops::rope_neox(isa, &mut x, 64, &o.cos, &o.sin),
-                        Family::Swiglu => ops::swiglu(isa, &o.a, &o.weight, &mut out),
+                    match kernel {
+                        Kernel::Rmsnorm => ops::rmsnorm(isa, &o.a, &o.weight, 1e-5, &mut out),
+                        Kernel::RopeAdjacent => ops::rope_adjacent(isa, &mut x, 64, &o.cos, &o.sin),
+                        Kernel::RopeNeox => ops::rope_neox(isa, &mut x, 64, &o.cos, &o.sin),
+                        Kernel::Swiglu => ops::swiglu(isa, &o.a, &o.weight, &mut out),
                         // Softmax of a softmax is as costly as the first; the values stay finite.
-                        Family::Softmax => ops::softmax(isa, &mut x),
+                        Kernel::Softmax => ops::softmax(isa, &mut x),
                         // `b` is ~1e-6: y drifts by far less than its size over any run.
-                        Family::ResidualAdd => ops::residual_add(isa, &mut x, &o.b),
+                        Kernel::ResidualAdd => ops::residual_add(isa, &mut x, &o.b),
+                        Kernel::QuantizeQ8_0 => matmul::quantize_q8_0(isa, &o.a, &mut q8_0),
+                        Kernel::QuantizeQ8_1 => matmul::quantize_q8_1(isa, &o.a, &mut q8_1),
                         _ => unreachable!("op inputs for a non-op family"),
                     }
-                    black_box((&mut x, &mut out));
+                    black_box((&mut x, &mut out, &mut q8_0, &mut q8_1));
                 })
             }
         }
@@ -555,22 +622,6 @@ fn matmul_call<'a, B: QuantBlock + Sync>(
     })
 }
 
-/// Whether the variant can run on this CPU (the reason when it cannot).
-pub fn unavailable(variant: &Variant) -> Option<&'static str> {
-    variant.isa.unavailable_reason()
-}
-
-/// The ISAs of `variants` this CPU runs.
-pub fn runnable(variants: &[Variant]) -> Vec<Isa> {
-    let mut v: Vec<Isa> = variants
-        .iter()
-        .map(|v| v.isa)
-        .filter(|i| i.is_available())
-        .collect();
-    v.dedup();
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,7 +663,7 @@ mod tests {
         let m: MatmulInputs<BlockQ4K> =
             matmul_inputs(40, 512, 3, None, &mut StdRng::seed_from_u64(1));
         let mut full = vec![0f32; 3 * 40];
-        matmul::matmul_q4k_q8k(Isa::Scalar, &m.xq, &m.copies[0], &mut full, m.dims);
+        matmul::matmul_q4k_q8k(Isa::Scalar, &m.x8k, &m.copies[0], &mut full, m.dims);
         let split = row_split(40, 2);
         let bpr = 2;
         for r in split {
@@ -620,7 +671,7 @@ mod tests {
             pool.install(|| {
                 matmul::matmul_q4k_q8k(
                     Isa::Scalar,
-                    &m.xq,
+                    &m.x8k,
                     &m.copies[0][r.start * bpr..r.end * bpr],
                     &mut y,
                     MatmulDims::new(3, 512, r.len()),

@@ -21,6 +21,7 @@
 //! Two variants within that bound differ by at most twice it.
 
 use super::{gamma_f32, row, run_property, Metrics, Row, Status, VerifyConfig};
+use crate::registry::{Design, Kernel};
 use anyhow::Result;
 use half::f16;
 use kernels::attention::{self, AttentionDims, KvElem, TILE};
@@ -165,21 +166,21 @@ pub type AttentionKernel<'a, KV> = &'a AttentionFn<KV>;
 
 /// A cache element the gate checks.
 pub trait CacheElem: KvElem + Debug {
-    const DESIGN: &'static str;
+    const DESIGN: Design;
     fn from_f32(x: f32) -> Self;
 }
 
 use std::fmt::Debug;
 
 impl CacheElem for f32 {
-    const DESIGN: &'static str = "flash-f32kv";
+    const DESIGN: Design = Design::FlashF32Kv;
     fn from_f32(x: f32) -> Self {
         x
     }
 }
 
 impl CacheElem for f16 {
-    const DESIGN: &'static str = "flash-f16kv";
+    const DESIGN: Design = Design::FlashF16Kv;
     fn from_f32(x: f32) -> Self {
         f16::from_f32(x)
     }
@@ -364,7 +365,7 @@ fn kernel_for<KV: CacheElem>(isa: Isa) -> Box<AttentionFn<KV>> {
 
 fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
-        return Row::skipped("attention", KV::DESIGN, isa, reason);
+        return Row::skipped(Kernel::Attention, KV::DESIGN, isa, reason);
     }
     let kernel = kernel_for::<KV>(isa);
     let scalar = kernel_for::<KV>(Isa::Scalar);
@@ -372,7 +373,7 @@ fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
     let outcome = run_property(case_strategy(), cases, seed, |case| {
         check_case::<KV>(case, &*kernel, oracle)
     });
-    let mut r = row("attention", KV::DESIGN, isa, cases, outcome);
+    let mut r = row(Kernel::Attention, KV::DESIGN, isa, cases, outcome);
     if r.status == Status::Pass {
         r.note = format!("{}; {}", r.note, scratch_note());
     }

@@ -11,11 +11,14 @@
 //! printed case reproduces it exactly.
 
 pub mod attention;
+pub mod block32;
+pub mod bounds;
 pub mod matmul;
 pub mod ops;
 pub mod qemu;
 pub mod selftest;
 
+use crate::registry::{Design, Kernel};
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use kernels::Isa;
@@ -45,23 +48,21 @@ impl VerifyConfig {
         self.kernels.is_empty() || self.kernels.iter().any(|k| k == name)
     }
 
+    pub fn wants(&self, kernel: Kernel) -> bool {
+        self.wants_kernel(kernel.name())
+    }
+
     pub fn wants_isa(&self, isa: Isa) -> bool {
         self.isas.is_empty() || self.isas.contains(&isa)
     }
 }
 
 /// Every kernel family `verify` knows, for `--kernel` validation and listing.
-pub const KERNELS: &[&str] = &[
-    "matmul_q4k",
-    "matmul_q6k",
-    "attention",
-    "rmsnorm",
-    "rope_adjacent",
-    "rope_neox",
-    "swiglu",
-    "softmax",
-    "residual_add",
-];
+pub const KERNELS: [Kernel; 16] = Kernel::ALL;
+
+/// This build's id: the commit and a hash of the sources (see `build.rs`). Every CSV row
+/// carries it; the NEON rows of the aarch64 build are trusted only with the same id.
+pub const BUILD_ID: &str = env!("HARNESS_BUILD_ID");
 
 /// Error statistics of one variant against the reference, over all its cases.
 #[derive(Clone, Debug, Default)]
@@ -166,8 +167,8 @@ pub enum Status {
 /// One line of the report: a kernel x design x ISA variant.
 #[derive(Clone, Debug)]
 pub struct Row {
-    pub kernel: String,
-    pub design: String,
+    pub kernel: Kernel,
+    pub design: Design,
     pub isa: Isa,
     pub cases: u32,
     pub metrics: Metrics,
@@ -177,10 +178,10 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn skipped(kernel: &str, design: &str, isa: Isa, reason: &str) -> Row {
+    pub fn skipped(kernel: Kernel, design: Design, isa: Isa, reason: &str) -> Row {
         Row {
-            kernel: kernel.into(),
-            design: design.into(),
+            kernel,
+            design,
             isa,
             cases: 0,
             metrics: Metrics::default(),
@@ -214,8 +215,8 @@ fn tick_progress() {
 /// The report row of a variant that ran: PASS with the oracles it was held to, or FAIL with
 /// the seed and the shrunk case.
 pub(crate) fn row(
-    kernel: &str,
-    design: &str,
+    kernel: Kernel,
+    design: Design,
     isa: Isa,
     cases: u32,
     outcome: PropertyOutcome,
@@ -231,8 +232,8 @@ pub(crate) fn row(
 
 /// As [`row`], with the PASS note chosen by `oracles`.
 pub(crate) fn row_with_note(
-    kernel: &str,
-    design: &str,
+    kernel: Kernel,
+    design: Design,
     isa: Isa,
     cases: u32,
     outcome: PropertyOutcome,
@@ -243,8 +244,8 @@ pub(crate) fn row_with_note(
         Some(f) => (Status::Fail, f),
     };
     Row {
-        kernel: kernel.into(),
-        design: design.into(),
+        kernel,
+        design,
         isa,
         cases,
         metrics: outcome.metrics,
@@ -306,8 +307,9 @@ where
 /// Runs every selected family; rows are printed as they complete (the progress of a long run).
 pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
     for k in &config.kernels {
-        if !KERNELS.contains(&k.as_str()) {
-            bail!("unknown kernel `{k}`; known: {}", KERNELS.join(", "));
+        if Kernel::from_name(k).is_none() {
+            let known: Vec<&str> = KERNELS.iter().map(|k| k.name()).collect();
+            bail!("unknown kernel `{k}`; known: {}", known.join(", "));
         }
     }
     let mut rows = Vec::new();
@@ -320,6 +322,7 @@ pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
     };
     let jobs = matmul::families(config)
         .into_iter()
+        .chain(block32::families(config))
         .chain(attention::families(config))
         .chain(ops::families(config));
     let mut neon = qemu::NeonRun::start(config);
@@ -373,8 +376,8 @@ pub fn format_row(row: &Row) -> String {
     };
     format!(
         "{:<14} {:<11} {:<7} {:>6} {} {:<7} {}",
-        row.kernel,
-        row.design,
+        row.kernel.name(),
+        row.design.name(),
         row.isa.name(),
         row.cases,
         nums,
@@ -383,46 +386,80 @@ pub fn format_row(row: &Row) -> String {
     )
 }
 
+/// One CSV row: what `--csv` writes and what the NEON run under qemu is read back from (the
+/// one record type for both directions).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RowRecord {
+    pub kernel: Kernel,
+    pub design: Design,
+    pub isa: String,
+    pub cases: u32,
+    pub max_abs_err: f64,
+    pub max_rel_err: f64,
+    pub nmse: f64,
+    pub cosine: f64,
+    pub bound_use: f64,
+    /// PASS, FAIL or SKIPPED.
+    pub status: String,
+    pub note: String,
+    /// The [`BUILD_ID`] of the binary that produced the row.
+    pub build: String,
+}
+
+impl RowRecord {
+    pub fn from_row(r: &Row) -> RowRecord {
+        let m = &r.metrics;
+        RowRecord {
+            kernel: r.kernel,
+            design: r.design,
+            isa: r.isa.name().to_string(),
+            cases: r.cases,
+            max_abs_err: m.max_abs,
+            max_rel_err: m.max_rel,
+            nmse: m.nmse(),
+            cosine: m.cosine(),
+            bound_use: m.max_bound_use,
+            status: r.status_str().to_string(),
+            note: r.note.clone(),
+            build: BUILD_ID.to_string(),
+        }
+    }
+
+    /// The row this record describes, or why it cannot be one.
+    pub fn to_row(&self) -> Result<Row, String> {
+        let isa = Isa::from_name(&self.isa).ok_or_else(|| format!("unknown ISA `{}`", self.isa))?;
+        let status = match self.status.as_str() {
+            "PASS" => Status::Pass,
+            "FAIL" => Status::Fail,
+            "SKIPPED" => Status::Skipped(self.note.clone()),
+            other => return Err(format!("unknown status `{other}`")),
+        };
+        Ok(Row {
+            kernel: self.kernel,
+            design: self.design,
+            isa,
+            cases: self.cases,
+            metrics: Metrics::from_summary(
+                self.max_abs_err,
+                self.max_rel_err,
+                self.nmse,
+                self.cosine,
+                self.bound_use,
+            ),
+            status,
+            note: self.note.clone(),
+        })
+    }
+}
+
 /// Writes the rows as CSV.
 pub fn write_csv(rows: &[Row], path: &std::path::Path) -> Result<()> {
     let mut w = csv::Writer::from_path(path)?;
-    w.write_record([
-        "kernel",
-        "design",
-        "isa",
-        "cases",
-        "max_abs_err",
-        "max_rel_err",
-        "nmse",
-        "cosine",
-        "bound_use",
-        "status",
-        "note",
-    ])?;
     for r in rows {
-        let m = &r.metrics;
-        w.write_record([
-            r.kernel.clone(),
-            r.design.clone(),
-            r.isa.name().to_string(),
-            r.cases.to_string(),
-            format!("{:e}", m.max_abs),
-            format!("{:e}", m.max_rel),
-            format!("{:e}", m.nmse()),
-            format!("{:.9}", m.cosine()),
-            format!("{:.4}", m.max_bound_use),
-            r.status_str().to_string(),
-            r.note.clone(),
-        ])?;
+        w.serialize(RowRecord::from_row(r))?;
     }
     w.flush()?;
     Ok(())
 }
 
-/// `gamma(m) = m u / (1 - m u)` with `u = 2^-24`: the classic bound on the relative error of
-/// any f32 sum or product chain of `m` rounded operations (Higham, Accuracy and Stability, 3.1).
-pub fn gamma_f32(m: usize) -> f64 {
-    let mu = m as f64 * f64::powi(2.0, -24);
-    assert!(mu < 0.5, "gamma bound meaningless for m = {m}");
-    mu / (1.0 - mu)
-}
+pub use bounds::gamma_f32;

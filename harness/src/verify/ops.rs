@@ -19,6 +19,7 @@
 //! SIMD variants must be within twice the bound of scalar (bit-exact for the residual add).
 
 use super::{gamma_f32, row, run_property, Metrics, Row, VerifyConfig};
+use crate::registry::{Design, Kernel};
 use anyhow::Result;
 use kernels::ops::{self, RopeStyle, EXP_MAX_REL_ERROR};
 use kernels::Isa;
@@ -161,7 +162,7 @@ pub fn check_case_with(
             let wf: Vec<f64> = w.iter().map(|&v| v as f64).collect();
             let mut want = vec![0f64; n];
             reference::ops::rmsnorm(&xf, &wf, eps as f64, &mut want);
-            let rel = (1.0 + U).powi(4) / (1.0 - gamma_f32(n + 2)).sqrt() - 1.0;
+            let rel = super::bounds::rmsnorm_rel_error(n);
             let bounds: Vec<f64> = want.iter().map(|w| rel * w.abs() + 1e-45).collect();
             for i in 0..n {
                 outputs.push((got[i] as f64, want[i], want[i].abs(), bounds[i]));
@@ -328,12 +329,12 @@ pub fn check_case_with(
     Ok(m)
 }
 
-fn design(op: &str) -> &'static str {
-    match op {
-        "rope_adjacent" => "adjacent",
-        "rope_neox" => "neox",
-        _ => "f32",
-    }
+fn kernel(op: &str) -> Kernel {
+    Kernel::from_name(op).expect("OPS holds kernel names")
+}
+
+fn design(op: &str) -> Design {
+    kernel(op).designs()[0]
 }
 
 /// This module's rows, as deferred jobs.
@@ -347,13 +348,13 @@ pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> 
         for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
             jobs.push(Box::new(move || {
                 if let Some(reason) = isa.unavailable_reason() {
-                    return Ok(Row::skipped(op, design(op), isa, reason));
+                    return Ok(Row::skipped(kernel(op), design(op), isa, reason));
                 }
                 let oracle = (isa != Isa::Scalar).then_some(Isa::Scalar);
                 let outcome = run_property(case_strategy(), cases, seed, |case| {
                     check_case(op, case, isa, oracle)
                 });
-                Ok(row(op, design(op), isa, cases, outcome))
+                Ok(row(kernel(op), design(op), isa, cases, outcome))
             }));
         }
     }

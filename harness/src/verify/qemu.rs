@@ -2,11 +2,12 @@
 //! `qemu-aarch64`, checks them while the x86 rows run, and its rows join the report.
 //!
 //! The aarch64 binary is the one `scripts/neon.sh` builds next to this one
-//! (`target/aarch64-unknown-linux-gnu/<profile>/harness`, or `$HARNESS_AARCH64_BIN`). It is only
-//! used when it is newer than this binary: an older one may predate the kernels being checked,
-//! and its rows would vouch for code it does not contain.
+//! (`target/aarch64-unknown-linux-gnu/<profile>/harness`, or `$HARNESS_AARCH64_BIN`). Its rows
+//! are used only when they carry this binary's build id (commit and source hash, `build.rs`):
+//! a build of other sources would vouch for code this one does not contain.
 
-use super::{Metrics, Row, Status, VerifyConfig};
+use super::{Row, RowRecord, Status, VerifyConfig, BUILD_ID};
+use crate::registry::{Design, Kernel};
 use kernels::Isa;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub enum NeonRun {
     /// One qemu process per share of the kernel families (two: this machine class has two
     /// cores, and the x86 rows finish long before the emulated ones).
     Running(Vec<(Child, PathBuf)>),
-    Done(Result<HashMap<(String, String), Row>, String>),
+    Done(Result<HashMap<(Kernel, Design), Row>, String>),
 }
 
 impl NeonRun {
@@ -34,7 +35,10 @@ impl NeonRun {
             return NeonRun::NotNeeded;
         }
         let wanted: Vec<String> = if config.kernels.is_empty() {
-            super::KERNELS.iter().map(|k| k.to_string()).collect()
+            super::KERNELS
+                .iter()
+                .map(|k| k.name().to_string())
+                .collect()
         } else {
             config.kernels.clone()
         };
@@ -81,12 +85,10 @@ impl NeonRun {
         let reason = match self {
             NeonRun::NotNeeded => return skipped,
             NeonRun::Unavailable(reason) => reason.clone(),
-            NeonRun::Done(Ok(rows)) => {
-                match rows.get(&(skipped.kernel.clone(), skipped.design.clone())) {
-                    Some(row) => return row.clone(),
-                    None => "the aarch64 run produced no such row".into(),
-                }
-            }
+            NeonRun::Done(Ok(rows)) => match rows.get(&(skipped.kernel, skipped.design)) {
+                Some(row) => return row.clone(),
+                None => "the aarch64 run produced no such row".into(),
+            },
             NeonRun::Done(Err(reason)) => reason.clone(),
             NeonRun::Running(_) => unreachable!("finished above"),
         };
@@ -111,10 +113,6 @@ fn aarch64_binary() -> Result<PathBuf, String> {
         .join("harness"))
 }
 
-fn modified(path: &Path) -> Option<std::time::SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
 fn spawn(
     config: &VerifyConfig,
     kernels: &[String],
@@ -126,15 +124,6 @@ fn spawn(
             "no aarch64 build at {} (build it: scripts/neon.sh)",
             bin.display()
         ));
-    }
-    let this = std::env::current_exe().map_err(|e| e.to_string())?;
-    if let (Some(theirs), Some(ours)) = (modified(&bin), modified(&this)) {
-        if theirs < ours {
-            return Err(format!(
-                "the aarch64 build at {} is older than this binary (rebuild: scripts/neon.sh)",
-                bin.display()
-            ));
-        }
     }
     let csv = std::env::temp_dir().join(format!("harness-neon-{}-{share}.csv", std::process::id()));
     let mut cmd = Command::new("qemu-aarch64");
@@ -157,7 +146,7 @@ fn spawn(
     Ok((child, csv))
 }
 
-fn finish(child: &mut Child, csv: &Path) -> Result<HashMap<(String, String), Row>, String> {
+fn finish(child: &mut Child, csv: &Path) -> Result<HashMap<(Kernel, Design), Row>, String> {
     let mut stderr = String::new();
     if let Some(mut pipe) = child.stderr.take() {
         use std::io::Read;
@@ -175,31 +164,25 @@ fn finish(child: &mut Child, csv: &Path) -> Result<HashMap<(String, String), Row
     }
 }
 
-fn read_rows(csv: &Path) -> Result<HashMap<(String, String), Row>, String> {
+/// The NEON rows of the aarch64 run's CSV. Each row must carry this build's id: the aarch64
+/// binary was built from exactly these sources (and commit), or its rows vouch for nothing.
+fn read_rows(csv: &Path) -> Result<HashMap<(Kernel, Design), Row>, String> {
     let mut reader = csv::Reader::from_path(csv).map_err(|e| e.to_string())?;
     let mut rows = HashMap::new();
-    for record in reader.records() {
-        let r = record.map_err(|e| e.to_string())?;
-        let field = |i: usize| r.get(i).unwrap_or("").to_string();
-        let num = |i: usize| field(i).parse::<f64>().unwrap_or(f64::NAN);
-        if field(2) != "neon" {
+    for record in reader.deserialize::<RowRecord>() {
+        let record = record.map_err(|e| format!("unreadable NEON row: {e}"))?;
+        if record.isa != Isa::Neon.name() {
             continue;
         }
-        let status = match field(9).as_str() {
-            "PASS" => Status::Pass,
-            "FAIL" => Status::Fail,
-            _ => Status::Skipped(field(10)),
-        };
-        let row = Row {
-            kernel: field(0),
-            design: field(1),
-            isa: Isa::Neon,
-            cases: field(3).parse().unwrap_or(0),
-            metrics: Metrics::from_summary(num(4), num(5), num(6), num(7), num(8)),
-            status,
-            note: format!("qemu-aarch64: {}", field(10)),
-        };
-        rows.insert((row.kernel.clone(), row.design.clone()), row);
+        if record.build != BUILD_ID {
+            return Err(format!(
+                "the aarch64 build is of other sources (build {}, this one {BUILD_ID}; rebuild: scripts/neon.sh)",
+                record.build
+            ));
+        }
+        let mut row = record.to_row()?;
+        row.note = format!("qemu-aarch64: {}", row.note);
+        rows.insert((row.kernel, row.design), row);
     }
     Ok(rows)
 }
@@ -207,7 +190,7 @@ fn read_rows(csv: &Path) -> Result<HashMap<(String, String), Row>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::write_csv;
+    use crate::verify::{write_csv, Metrics};
 
     #[test]
     fn rows_survive_the_csv_round_trip() {
@@ -215,8 +198,8 @@ mod tests {
         metrics.record(1.0, 1.0 + 1e-6, 2.0, 1e-5).unwrap();
         metrics.record(-3.0, -3.0, 3.0, 1e-5).unwrap();
         let row = Row {
-            kernel: "softmax".into(),
-            design: "f32".into(),
+            kernel: Kernel::Softmax,
+            design: Design::F32,
             isa: Isa::Neon,
             cases: 7,
             metrics: metrics.clone(),
@@ -227,7 +210,7 @@ mod tests {
         write_csv(std::slice::from_ref(&row), &path).unwrap();
         let rows = read_rows(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        let back = &rows[&("softmax".to_string(), "f32".to_string())];
+        let back = &rows[&(Kernel::Softmax, Design::F32)];
         assert_eq!(back.cases, 7);
         assert_eq!(back.status, Status::Pass);
         assert!(back.note.starts_with("qemu-aarch64: "));

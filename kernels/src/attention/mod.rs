@@ -51,6 +51,7 @@ pub mod neon;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod driver;
 
+use crate::isa::dispatch;
 use crate::Isa;
 
 /// KV positions per tile: the length of the score buffer, and how often the running max can grow.
@@ -222,21 +223,7 @@ pub fn flash_attention<KV: KvElem>(
     dims: AttentionDims,
     heads: Range<usize>,
 ) {
-    isa.assert_available();
-    match isa {
-        Isa::Scalar => scalar::flash_attention(q, k, v, out, scratch, dims, heads),
-        // SAFETY: `assert_available` checked that the CPU has the target features.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { avx2::flash_attention(q, k, v, out, scratch, dims, heads) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { avx512::flash_attention(q, k, v, out, scratch, dims, heads) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => unsafe { neon::flash_attention(q, k, v, out, scratch, dims, heads) },
-        #[allow(unreachable_patterns)]
-        _ => unreachable!("assert_available admits no ISA of another architecture"),
-    }
+    dispatch!(isa, flash_attention(q, k, v, out, scratch, dims, heads))
 }
 
 #[cfg(test)]

@@ -18,9 +18,16 @@
 //! safe code cannot hand each thread a disjoint `&mut`: give each thread its own `[n x rows_t]`
 //! output (`y_stride = rows_t`), or split by activation rows instead (disjoint row bands of `y`).
 
+pub mod block32;
+pub(crate) mod driver;
 pub mod q4k;
 pub mod q6k;
 
+pub use block32::{
+    matmul_f16_f32, matmul_q4_0_f32, matmul_q4_0_q8_0, matmul_q4_1_f32, matmul_q4_1_q8_1,
+    matmul_q5_0_f32, matmul_q5_0_q8_0, matmul_q8_0_f32, matmul_q8_0_q8_0, quantize_q8_0,
+    quantize_q8_1,
+};
 pub use q4k::{matmul_q4k_f32, matmul_q4k_q8k};
 pub use q6k::{matmul_q6k_f32, matmul_q6k_q8k};
 
@@ -60,19 +67,31 @@ impl MatmulDims {
     /// arithmetic is checked: shapes whose sizes overflow `usize` are refused, not wrapped.
     #[track_caller]
     pub fn check(&self, x_len: usize, x_per_row: usize, w_len: usize, y_len: usize) {
+        self.check_elements(QK_K, x_len, x_per_row, w_len, self.k / QK_K, y_len);
+    }
+
+    /// [`check`](Self::check) for any block size: `k` must be a positive multiple of `block`,
+    /// `x` hold `n * x_per_row` elements, `w` `rows * w_per_row`.
+    #[track_caller]
+    pub fn check_elements(
+        &self,
+        block: usize,
+        x_len: usize,
+        x_per_row: usize,
+        w_len: usize,
+        w_per_row: usize,
+        y_len: usize,
+    ) {
         assert!(
-            self.k.is_multiple_of(QK_K) && self.k > 0,
-            "k = {} is not a positive multiple of {QK_K}",
+            self.k.is_multiple_of(block) && self.k > 0,
+            "k = {} is not a positive multiple of {block}",
             self.k
         );
         assert!(self.y_stride >= self.rows, "y_stride < rows");
         let overflow = || panic!("matmul shape {self:?} overflows usize");
         let x_need = self.n.checked_mul(x_per_row).unwrap_or_else(overflow);
         assert_eq!(x_len, x_need, "activation length");
-        let w_need = self
-            .rows
-            .checked_mul(self.blocks_per_row())
-            .unwrap_or_else(overflow);
+        let w_need = self.rows.checked_mul(w_per_row).unwrap_or_else(overflow);
         assert_eq!(w_len, w_need, "weight blocks");
         let need = if self.n == 0 || self.rows == 0 {
             0
@@ -86,22 +105,29 @@ impl MatmulDims {
     }
 }
 
-/// The two kernel designs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The matmul designs: what the activations are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Design {
     /// Dequantize in registers, FMA with f32 activations.
     F32,
-    /// Activations in Q8_K, integer dot products per block.
+    /// Activations in Q8_K, integer dot products per 256-value block (Q4_K, Q6_K).
     Q8K,
+    /// Activations in Q8_0, integer dot products per 32-value block (Q8_0, Q4_0, Q5_0).
+    Q8_0,
+    /// Activations in Q8_1, integer dot products per 32-value block, the weight min applied
+    /// through the block's scaled sum (Q4_1).
+    Q8_1,
 }
 
 impl Design {
-    pub const ALL: [Design; 2] = [Design::F32, Design::Q8K];
+    pub const ALL: [Design; 4] = [Design::F32, Design::Q8K, Design::Q8_0, Design::Q8_1];
 
     pub fn name(self) -> &'static str {
         match self {
             Design::F32 => "f32",
             Design::Q8K => "q8k",
+            Design::Q8_0 => "q8_0",
+            Design::Q8_1 => "q8_1",
         }
     }
 

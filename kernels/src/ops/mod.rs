@@ -34,29 +34,8 @@ pub mod neon;
 pub use exp::{EXP_MAX_REL_ERROR, EXP_OVERFLOW_ABOVE, EXP_UNDERFLOW_BELOW, F32_UNIT_ROUNDOFF};
 pub use rope_table::{rope_cos_sin, RopeTable};
 
+use crate::isa::dispatch;
 use crate::Isa;
-
-/// Routes one call to the variant for `isa`. `$call` names a function every ISA file exports.
-macro_rules! dispatch {
-    ($isa:expr, $func:ident($($arg:expr),*)) => {{
-        let isa: Isa = $isa;
-        isa.assert_available();
-        match isa {
-            Isa::Scalar => scalar::$func($($arg),*),
-            // SAFETY: `assert_available` checked that the CPU has the target features.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { avx2::$func($($arg),*) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { avx512::$func($($arg),*) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => unsafe { neon::$func($($arg),*) },
-            #[allow(unreachable_patterns)]
-            _ => unreachable!("assert_available admits no ISA of another architecture"),
-        }
-    }};
-}
 
 /// `out[i] = x[i] / sqrt(mean(x^2) + eps) * weight[i]` for one row. An empty row is a no-op.
 ///

@@ -11,14 +11,16 @@ mod q4k;
 mod q5_0;
 mod q6k;
 mod q8_0;
+mod q8_1;
 mod q8k;
 
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
-pub use q4k::{q4k_scale_min, BlockQ4K};
+pub use q4k::{q4k_scale_min, q4k_unpack_scales_mins, BlockQ4K};
 pub use q5_0::BlockQ5_0;
 pub use q6k::BlockQ6K;
 pub use q8_0::BlockQ8_0;
+pub use q8_1::BlockQ8_1;
 pub use q8k::BlockQ8K;
 
 /// Values per super-block of the K-quant formats.
@@ -139,7 +141,7 @@ pub(crate) fn round_nonneg_i32(x: f32) -> i32 {
 /// The nearest finite f16: a block scale beyond the f16 range saturates at +-65504 instead of
 /// becoming infinite (which would turn every zero value of the block into NaN on dequantize).
 #[inline]
-pub(crate) fn f16_saturating(x: f32) -> half::f16 {
+pub fn f16_saturating(x: f32) -> half::f16 {
     let max = half::f16::MAX.to_f32();
     half::f16::from_f32(x.clamp(-max, max))
 }

@@ -42,6 +42,34 @@ pub fn q4k_scale_min(j: usize, scales: &[u8; 12]) -> (u8, u8) {
     }
 }
 
+/// All eight (scale, min) pairs at once, as bytes (`sc[j]`, `m[j]` for sub-block `j`): the values
+/// [`q4k_scale_min`] gives, unpacked with word-wide masks instead of sixteen byte extractions.
+/// The one copy every ISA's kernels use (the vector code loads the bytes from here).
+#[inline(always)]
+pub fn q4k_unpack_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let word = |i: usize| {
+        u32::from_le_bytes([
+            packed[4 * i],
+            packed[4 * i + 1],
+            packed[4 * i + 2],
+            packed[4 * i + 3],
+        ])
+    };
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    // j < 4: sc = scales[j] & 63, m = scales[j+4] & 63.
+    let sc_lo = w0 & LOW6;
+    let m_lo = w1 & LOW6;
+    // j >= 4: the low 4 bits come from scales[j+4] (sc: low nibble, m: high nibble), the top 2
+    // bits from the spare top bits of scales[j-4] (sc) and scales[j] (m).
+    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+    let m_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+    let join = |lo: u32, hi: u32| (lo as u64 | (hi as u64) << 32).to_le_bytes();
+    (join(sc_lo, sc_hi), join(m_lo, m_hi))
+}
+
 /// Packs eight 6-bit scales and mins; the inverse of [`q4k_scale_min`].
 pub(crate) fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     let mut out = [0u8; 12];
@@ -271,6 +299,25 @@ fn fit_sub_block(x: &[f32; 32], w: &[f32; 32]) -> (f32, f32) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn word_wide_unpack_matches_the_format_definition() {
+        // A cheap deterministic generator covering every bit position of every byte.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..4096 {
+            let mut packed = [0u8; 12];
+            for byte in packed.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *byte = state as u8;
+            }
+            let (sc, m) = super::q4k_unpack_scales_mins(&packed);
+            for j in 0..8 {
+                assert_eq!((sc[j], m[j]), q4k_scale_min(j, &packed), "{packed:?} j={j}");
+            }
+        }
+    }
+
     use super::*;
 
     /// Every (scale, min) pair at every sub-block position survives pack then unpack, with the

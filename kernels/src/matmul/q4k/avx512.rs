@@ -11,38 +11,11 @@
 //!   their f32 terms are computed together with the operations of scalar's `combine`, and added
 //!   in block order, so the result is bit-identical to scalar.
 
+use super::x86::{combine_terms, d_dmin_bits, reduce8, scales_mins_u64, SLOTS};
+use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
 use std::arch::x86_64::*;
-
-/// Activation rows that share one dequantized / unpacked weight block.
-const ROW_GROUP: usize = 4;
-
-/// The eight 6-bit scales and eight 6-bit mins of a block as the bytes of two `u64`s
-/// (`sc[j]` in byte `j`), unpacked with whole-word masks instead of sixteen byte extractions.
-#[inline(always)]
-fn scales_and_mins(packed: &[u8; 12]) -> (u64, u64) {
-    const LOW6: u32 = 0x3f3f_3f3f;
-    const LOW4: u32 = 0x0f0f_0f0f;
-    const LOW2: u32 = 0x0303_0303;
-    let word = |i: usize| {
-        u32::from_le_bytes([
-            packed[4 * i],
-            packed[4 * i + 1],
-            packed[4 * i + 2],
-            packed[4 * i + 3],
-        ])
-    };
-    let (w0, w1, w2) = (word(0), word(1), word(2));
-    let sc_lo = w0 & LOW6;
-    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
-    let m_lo = w1 & LOW6;
-    let m_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
-    (
-        sc_lo as u64 | (sc_hi as u64) << 32,
-        m_lo as u64 | (m_hi as u64) << 32,
-    )
-}
 
 /// `vpshufb` selectors (the same in every 128-bit lane): zmm `p` holds sub-blocks `2p` (low 256
 /// bits) and `2p+1` (high 256 bits); each i16 lane gets that sub-block's scale byte, zero-extended
@@ -72,7 +45,7 @@ static MIN_PAIR_BYTES: [u8; 16] = [8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 1
 /// Both products are exact in f32 (11-bit times 6-bit significands).
 #[inline(always)]
 unsafe fn f32_block_factors(block: &BlockQ4K) -> [f32; 16] {
-    let (sc, m) = scales_and_mins(&block.scales);
+    let (sc, m) = scales_mins_u64(&block.scales);
     let bytes = _mm_set_epi64x(m as i64, sc as i64);
     let ints = _mm512_cvtepu8_epi32(bytes);
     let d = _mm256_set1_ps(block.d.to_f32());
@@ -142,40 +115,27 @@ unsafe fn dequant(q: __m512i, d: __m512, m: __m512) -> __m512 {
     _mm512_fmsub_ps(d, _mm512_cvtepi32_ps(q), m)
 }
 
-#[inline(always)]
-unsafe fn f32_rows_group<const R: usize>(
-    x: &[f32],
-    w: &[BlockQ4K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    i0: usize,
-) {
-    let nb = dims.blocks_per_row();
-    let x_rows = &x[i0 * dims.k..(i0 + R) * dims.k];
-    for r in 0..dims.rows {
-        let dots = f32_row_dots::<R>(&w[r * nb..(r + 1) * nb], x_rows, dims.k);
-        for (i, dot) in dots.into_iter().enumerate() {
-            y[(i0 + i) * dims.y_stride + r] = dot;
-        }
-    }
-}
-
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    // The loads below index raw pointers inside row slices; the checked shapes make them in bounds.
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let mut i0 = 0;
-    while i0 + ROW_GROUP <= dims.n {
-        f32_rows_group::<ROW_GROUP>(x, w, y, dims, i0);
-        i0 += ROW_GROUP;
-    }
-    match dims.n - i0 {
-        3 => f32_rows_group::<3>(x, w, y, dims, i0),
-        2 => f32_rows_group::<2>(x, w, y, dims, i0),
-        1 => f32_rows_group::<1>(x, w, y, dims, i0),
-        _ => {}
+    // SAFETY: this function enables the features `F32Dots` needs; the driver checks the shapes
+    // the raw-pointer loads rely on.
+    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
+}
+
+struct F32Dots;
+
+impl RowDots for F32Dots {
+    type W = BlockQ4K;
+    type X = f32;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32]) -> [f32; R] {
+        // SAFETY: the trait's contract.
+        unsafe { f32_row_dots::<R>(w_row, x_rows, w_row.len() * QK_K) }
     }
 }
 
@@ -195,7 +155,7 @@ struct UnpackedQ4K {
 
 #[inline(always)]
 unsafe fn q8k_unpack(block: &BlockQ4K) -> UnpackedQ4K {
-    let (sc, m) = scales_and_mins(&block.scales);
+    let (sc, m) = scales_mins_u64(&block.scales);
     let sc_m = _mm_set_epi64x(m as i64, sc as i64);
     let sc_m_lanes = _mm512_broadcast_i32x4(sc_m);
     let mut scales = [_mm512_setzero_si512(); 4];
@@ -249,26 +209,6 @@ unsafe fn fold_to_256(v: __m512i) -> __m256i {
     _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64::<1>(v))
 }
 
-/// Horizontal sums of eight 8-lane vectors at once: lane `j` of the result is the sum of `v[j]`.
-#[inline(always)]
-unsafe fn reduce8(v: [__m256i; 8]) -> __m256i {
-    let pair = |a: __m256i, b: __m256i| {
-        _mm256_add_epi32(_mm256_unpacklo_epi32(a, b), _mm256_unpackhi_epi32(a, b))
-    };
-    let quad = |a: __m256i, b: __m256i| {
-        _mm256_add_epi32(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b))
-    };
-    let q0 = quad(pair(v[0], v[1]), pair(v[2], v[3]));
-    let q1 = quad(pair(v[4], v[5]), pair(v[6], v[7]));
-    _mm256_add_epi32(
-        _mm256_permute2x128_si256::<0x20>(q0, q1),
-        _mm256_permute2x128_si256::<0x31>(q0, q1),
-    )
-}
-
-/// Slots per horizontal reduction: four `(sumi, summ)` pairs fill the eight lanes of one `reduce8`.
-const SLOTS: usize = 4;
-
 /// Reduces four slots at once to `[sumi0, summ0, sumi1, summ1, ..]`; unused slots are zero
 /// vectors.
 #[inline(always)]
@@ -288,29 +228,6 @@ unsafe fn reduce_sums(sums: &[(__m512i, __m256i); SLOTS]) -> __m256i {
 #[inline(always)]
 unsafe fn zero_sums() -> (__m512i, __m256i) {
     (_mm512_setzero_si512(), _mm256_setzero_si256())
-}
-
-/// A block's `d` and `dmin` as f16 bits, `d` in the low half (the order `vcvtph2ps` expects).
-#[inline(always)]
-fn d_dmin_bits(w: &BlockQ4K) -> i32 {
-    (w.d.to_bits() as u32 | (w.dmin.to_bits() as u32) << 16) as i32
-}
-
-/// The four slots' terms `d*sumi - dmin*summ` of scalar's [`combine`](super::scalar::combine), computed
-/// with exactly its operations: `f16 -> f32` (exact in F16C as in `half`), `* xd`, `i32 as f32`
-/// (`vcvtdq2ps` rounds to nearest like `as`), the two products and their difference, each
-/// rounded once (intrinsics are never contracted to FMA). The caller adds each term to its
-/// accumulator in block order, the remaining `acc + term` of `combine`.
-#[inline(always)]
-unsafe fn combine_terms(d_dmin: [i32; SLOTS], xd: [f32; SLOTS], sums: __m256i) -> [f32; SLOTS] {
-    let d_dmin = _mm256_cvtph_ps(_mm_setr_epi32(d_dmin[0], d_dmin[1], d_dmin[2], d_dmin[3]));
-    let xd = _mm_setr_ps(xd[0], xd[1], xd[2], xd[3]);
-    let xd_pairs = _mm256_set_m128(_mm_unpackhi_ps(xd, xd), _mm_unpacklo_ps(xd, xd));
-    let products = _mm256_mul_ps(_mm256_mul_ps(d_dmin, xd_pairs), _mm256_cvtepi32_ps(sums));
-    let terms = _mm256_sub_ps(products, _mm256_movehdup_ps(products));
-    let mut lanes = [0f32; 8];
-    _mm256_storeu_ps(lanes.as_mut_ptr(), terms);
-    [lanes[0], lanes[2], lanes[4], lanes[6]]
 }
 
 /// Adds weight blocks `wbs` (blocks `b0..` of one row) times the matching blocks of `R`
@@ -348,46 +265,48 @@ unsafe fn q8k_accumulate<const R: usize>(
 /// `R` (1..=4) activation rows share each unpacked weight block; `B = SLOTS / R` blocks share
 /// one reduction.
 #[inline(always)]
-unsafe fn q8k_rows_group<const R: usize, const B: usize>(
-    xq: &[BlockQ8K],
-    w: &[BlockQ4K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    i0: usize,
-) {
-    let nb = dims.blocks_per_row();
-    let x_rows = &xq[i0 * nb..(i0 + R) * nb];
-    for r in 0..dims.rows {
-        let wr = &w[r * nb..(r + 1) * nb];
-        let mut acc = [0f32; R];
-        let mut b = 0;
-        while b + B <= nb {
-            q8k_accumulate::<R>(&mut acc, &wr[b..b + B], x_rows, nb, b);
-            b += B;
-        }
-        if b < nb {
-            q8k_accumulate::<R>(&mut acc, &wr[b..], x_rows, nb, b);
-        }
-        for (i, &acc_i) in acc.iter().enumerate() {
-            y[(i0 + i) * dims.y_stride + r] = acc_i;
-        }
+unsafe fn q8k_row_dots<const R: usize, const B: usize>(
+    x_rows: &[BlockQ8K],
+    wr: &[BlockQ4K],
+) -> [f32; R] {
+    let nb = wr.len();
+    let mut acc = [0f32; R];
+    let mut b = 0;
+    while b + B <= nb {
+        q8k_accumulate::<R>(&mut acc, &wr[b..b + B], x_rows, nb, b);
+        b += B;
     }
+    if b < nb {
+        q8k_accumulate::<R>(&mut acc, &wr[b..], x_rows, nb, b);
+    }
+    acc
 }
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let mut i0 = 0;
-    while i0 + ROW_GROUP <= dims.n {
-        q8k_rows_group::<ROW_GROUP, 1>(xq, w, y, dims, i0);
-        i0 += ROW_GROUP;
-    }
-    match dims.n - i0 {
-        3 => q8k_rows_group::<3, 1>(xq, w, y, dims, i0),
-        2 => q8k_rows_group::<2, 2>(xq, w, y, dims, i0),
-        1 => q8k_rows_group::<1, 4>(xq, w, y, dims, i0),
-        _ => {}
+    // SAFETY: as in `matmul_f32`.
+    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
+}
+
+struct Q8kDots;
+
+impl RowDots for Q8kDots {
+    type W = BlockQ4K;
+    type X = BlockQ8K;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = QK_K;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[BlockQ8K]) -> [f32; R] {
+        // SAFETY: the trait's contract.
+        unsafe {
+            match R {
+                1 => q8k_row_dots::<R, 4>(x_rows, w_row),
+                2 => q8k_row_dots::<R, 2>(x_rows, w_row),
+                _ => q8k_row_dots::<R, 1>(x_rows, w_row),
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! Baseline NEON only: integer products use widening `smull`/`smlal` and pairwise adds, not the
 //! `dotprod` extension (`sdot`), which not every aarch64 CPU has.
 //!
-//! Both designs walk one weight row against a tile of up to [`TILE`] activation rows, so each
+//! Both designs walk one weight row against a tile of up to `ACT_TILE` (4) activation rows (the shared driver), so each
 //! 32-byte chunk of nibbles is unpacked (and, for `f32`, dequantized) once and reused by every
 //! activation row of the tile.
 //!
@@ -16,97 +16,56 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use super::scalar;
+use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
-use crate::quant::{BlockQ4K, BlockQ8K, QK_K};
+use crate::quant::{q4k_unpack_scales_mins, BlockQ4K, BlockQ8K, QK_K};
 use crate::simd::aarch64::f16_to_f32;
 use std::arch::aarch64::*;
-
-/// Activation rows processed against one unpacked weight chunk. Four rows of four f32
-/// accumulators plus one dequantized chunk (four vectors) and its activations fit in the 32
-/// vector registers.
-const TILE: usize = 4;
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "neon")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let w_row = &w[r * nb..][..nb];
-        let mut first = 0;
-        while first < dims.n {
-            let tile = (dims.n - first).min(TILE);
-            // SAFETY (all four arms): this function's contract is that the CPU has NEON.
-            unsafe {
-                match tile {
-                    4 => f32_tile::<4>(x, w_row, y, dims, r, first),
-                    3 => f32_tile::<3>(x, w_row, y, dims, r, first),
-                    2 => f32_tile::<2>(x, w_row, y, dims, r, first),
-                    _ => f32_tile::<1>(x, w_row, y, dims, r, first),
-                }
-            }
-            first += tile;
-        }
-    }
+    // SAFETY: this function's contract is that the CPU has NEON; the driver checks the shapes.
+    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
 }
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "neon")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let w_row = &w[r * nb..][..nb];
-        let mut first = 0;
-        while first < dims.n {
-            let tile = (dims.n - first).min(TILE);
-            // SAFETY (all four arms): this function's contract is that the CPU has NEON.
-            unsafe {
-                match tile {
-                    4 => q8k_tile::<4>(xq, w_row, y, dims, r, first),
-                    3 => q8k_tile::<3>(xq, w_row, y, dims, r, first),
-                    2 => q8k_tile::<2>(xq, w_row, y, dims, r, first),
-                    _ => q8k_tile::<1>(xq, w_row, y, dims, r, first),
-                }
-            }
-            first += tile;
-        }
+    // SAFETY: as in `matmul_f32`.
+    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
+}
+
+struct F32Dots;
+
+impl RowDots for F32Dots {
+    type W = BlockQ4K;
+    type X = f32;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32]) -> [f32; R] {
+        // SAFETY: the trait's contract (NEON enabled).
+        unsafe { f32_tile::<R>(x_rows, w_row) }
     }
 }
 
-/// The eight 6-bit scales and the eight 6-bit mins of a block, as bytes: the values
-/// `q4k_scale_min(j, packed)` gives for j in 0..8, unpacked with word-wide masks instead of
-/// eight branchy byte extractions.
-#[inline(always)]
-fn unpack_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
-    const LOW6: u32 = 0x3f3f_3f3f;
-    const LOW4: u32 = 0x0f0f_0f0f;
-    const LOW2: u32 = 0x0303_0303;
-    let word = |i: usize| {
-        u32::from_le_bytes([
-            packed[4 * i],
-            packed[4 * i + 1],
-            packed[4 * i + 2],
-            packed[4 * i + 3],
-        ])
-    };
-    let (w0, w1, w2) = (word(0), word(1), word(2));
-    // j < 4: sc = scales[j] & 63, m = scales[j+4] & 63.
-    let sc_lo = w0 & LOW6;
-    let m_lo = w1 & LOW6;
-    // j >= 4: the low 4 bits come from scales[j+4] (sc: low nibble, m: high nibble), the top 2
-    // bits from the spare top bits of scales[j-4] (sc) and scales[j] (m).
-    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
-    let m_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
-    let join = |lo: u32, hi: u32| {
-        let mut out = [0u8; 8];
-        out[..4].copy_from_slice(&lo.to_le_bytes());
-        out[4..].copy_from_slice(&hi.to_le_bytes());
-        out
-    };
-    (join(sc_lo, sc_hi), join(m_lo, m_hi))
+struct Q8kDots;
+
+impl RowDots for Q8kDots {
+    type W = BlockQ4K;
+    type X = BlockQ8K;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = QK_K;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[BlockQ8K]) -> [f32; R] {
+        // SAFETY: the trait's contract (NEON enabled).
+        unsafe { q8k_tile::<R>(x_rows, w_row) }
+    }
 }
 
 /// One 32-byte chunk of nibbles split into its two sub-blocks: `[low nibbles of bytes 0..16,
@@ -127,20 +86,14 @@ unsafe fn split_nibbles(chunk: &[u8; 32]) -> ([uint8x16_t; 2], [uint8x16_t; 2]) 
     }
 }
 
-/// Computes `y[(first+t)*y_stride + r]` for the `T` activation rows `first..first+T` (f32 design).
+/// The dots of weight row `w_row` with the `T` activation rows of `x` (f32 design).
 ///
 /// # Safety
 /// The CPU must support NEON.
 #[inline(always)]
-unsafe fn f32_tile<const T: usize>(
-    x: &[f32],
-    w_row: &[BlockQ4K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    first: usize,
-) {
-    let x_rows: [&[f32]; T] = std::array::from_fn(|t| &x[(first + t) * dims.k..][..dims.k]);
+unsafe fn f32_tile<const T: usize>(x: &[f32], w_row: &[BlockQ4K]) -> [f32; T] {
+    let k = w_row.len() * QK_K;
+    let x_rows: [&[f32]; T] = std::array::from_fn(|t| &x[t * k..][..k]);
     // SAFETY: NEON per this fn's contract. The only loads are `split_nibbles` on a 32-byte
     // array and `vld1q_f32_x4` at `offset + 16 <= QK_K` inside a `QK_K`-long slice.
     unsafe {
@@ -149,7 +102,7 @@ unsafe fn f32_tile<const T: usize>(
             let x_block: [&[f32]; T] = std::array::from_fn(|t| &x_rows[t][b * QK_K..][..QK_K]);
             let d = f16_to_f32(block.d);
             let dmin = f16_to_f32(block.dmin);
-            let (sc, m) = unpack_scales_mins(&block.scales);
+            let (sc, m) = q4k_unpack_scales_mins(&block.scales);
             for (c, chunk) in block.qs.as_chunks::<32>().0.iter().enumerate() {
                 let (low, high) = split_nibbles(chunk);
                 for (j, halves) in [(2 * c, low), (2 * c + 1, high)] {
@@ -171,10 +124,12 @@ unsafe fn f32_tile<const T: usize>(
                 }
             }
         }
-        for (t, a) in acc.iter().enumerate() {
+        let mut dots = [0f32; T];
+        for (dot, a) in dots.iter_mut().zip(&acc) {
             let sum = vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3]));
-            y[(first + t) * dims.y_stride + r] = vaddvq_f32(sum);
+            *dot = vaddvq_f32(sum);
         }
+        dots
     }
 }
 
@@ -221,28 +176,21 @@ unsafe fn dot32_i16(wq: [uint8x16_t; 2], xs0: int8x16_t, xs1: int8x16_t) -> int1
     }
 }
 
-/// Computes `y[(first+t)*y_stride + r]` for the `T` activation rows `first..first+T` (q8k design).
+/// The dots of weight row `w_row` with the `T` activation rows of `x` (q8k design).
 ///
 /// # Safety
 /// The CPU must support NEON.
 #[inline(always)]
-unsafe fn q8k_tile<const T: usize>(
-    xq: &[BlockQ8K],
-    w_row: &[BlockQ4K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    first: usize,
-) {
+unsafe fn q8k_tile<const T: usize>(xq: &[BlockQ8K], w_row: &[BlockQ4K]) -> [f32; T] {
     let nb = w_row.len();
-    let x_rows: [&[BlockQ8K]; T] = std::array::from_fn(|t| &xq[(first + t) * nb..][..nb]);
+    let x_rows: [&[BlockQ8K]; T] = std::array::from_fn(|t| &xq[t * nb..][..nb]);
     let mut acc = [0f32; T];
     // SAFETY: NEON per this fn's contract. Loads read fixed-size arrays: 8 bytes of an
     // `[u8; 8]`, 32 bytes at 32c (c < 4) of a 128-byte `qs`, 64 bytes at 64c of a 256-byte `qs`,
     // all 16 `bsums`.
     unsafe {
         for (b, block) in w_row.iter().enumerate() {
-            let (sc, m) = unpack_scales_mins(&block.scales);
+            let (sc, m) = q4k_unpack_scales_mins(&block.scales);
             // Per chunk c, the scales lined up with the lanes `pair_dots` produces below:
             // [sc[2c], sc[2c], sc[2c+1], sc[2c+1]].
             let sc16 = vmovl_u8(vld1_u8(sc.as_ptr()));
@@ -285,32 +233,5 @@ unsafe fn q8k_tile<const T: usize>(
             }
         }
     }
-    for (t, a) in acc.into_iter().enumerate() {
-        y[(first + t) * dims.y_stride + r] = a;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::unpack_scales_mins;
-    use crate::quant::q4k_scale_min;
-
-    #[test]
-    fn unpacked_scales_match_the_format_definition() {
-        // A cheap deterministic generator covering every bit position of every byte.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        for _ in 0..4096 {
-            let mut packed = [0u8; 12];
-            for byte in packed.iter_mut() {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *byte = state as u8;
-            }
-            let (sc, m) = unpack_scales_mins(&packed);
-            for j in 0..8 {
-                assert_eq!((sc[j], m[j]), q4k_scale_min(j, &packed), "{packed:?} j={j}");
-            }
-        }
-    }
+    acc
 }

@@ -1,5 +1,6 @@
 //! Portable Q4_K kernels: the oracle every SIMD variant is compared with.
 
+use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{q4k_scale_min, BlockQ4K, BlockQ8K, QK_K};
 
@@ -22,23 +23,35 @@ fn dequantize_block(block: &BlockQ4K, out: &mut [f32; QK_K]) {
     }
 }
 
-/// f32 design: each weight block is dequantized once and used for all `n` activation rows.
+/// f32 design: each weight block is dequantized once and used for every activation row of the
+/// tile.
 pub fn matmul_f32(x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    let mut wf = [0f32; QK_K];
-    for r in 0..dims.rows {
-        for i in 0..dims.n {
-            y[i * dims.y_stride + r] = 0.0;
-        }
-        for b in 0..nb {
-            dequantize_block(&w[r * nb + b], &mut wf);
-            for i in 0..dims.n {
-                let xb = &x[i * dims.k + b * QK_K..][..QK_K];
+    // SAFETY: the scalar row dots need no target feature.
+    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
+}
+
+struct F32Dots;
+
+impl RowDots for F32Dots {
+    type W = BlockQ4K;
+    type X = f32;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[f32]) -> [f32; R] {
+        let k = w_row.len() * QK_K;
+        let mut acc = [0f32; R];
+        let mut wf = [0f32; QK_K];
+        for (b, block) in w_row.iter().enumerate() {
+            dequantize_block(block, &mut wf);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let xb = &x_rows[i * k + b * QK_K..][..QK_K];
                 let dot: f32 = wf.iter().zip(xb).map(|(a, b)| a * b).sum();
-                y[i * dims.y_stride + r] += dot;
+                *acc += dot;
             }
         }
+        acc
     }
 }
 
@@ -72,18 +85,28 @@ pub fn combine(acc: f32, w: &BlockQ4K, xd: f32, sumi: i32, summ: i32) -> f32 {
 
 /// q8k design.
 pub fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let wr = &w[r * nb..][..nb];
-        for i in 0..dims.n {
-            let xr = &xq[i * nb..][..nb];
-            let mut acc = 0f32;
-            for (wb, xb) in wr.iter().zip(xr) {
+    // SAFETY: the scalar row dots need no target feature.
+    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
+}
+
+struct Q8kDots;
+
+impl RowDots for Q8kDots {
+    type W = BlockQ4K;
+    type X = BlockQ8K;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = QK_K;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4K], x_rows: &[BlockQ8K]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        for (i, acc) in acc.iter_mut().enumerate() {
+            for (wb, xb) in w_row.iter().zip(&x_rows[i * nb..][..nb]) {
                 let (sumi, summ) = block_sums(wb, xb);
-                acc = combine(acc, wb, xb.d, sumi, summ);
+                *acc = combine(*acc, wb, xb.d, sumi, summ);
             }
-            y[i * dims.y_stride + r] = acc;
         }
+        acc
     }
 }

@@ -14,88 +14,92 @@
 //!   [`combine`](scalar::combine) in block order: bit-exact with scalar.
 
 use super::scalar;
+use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
 use crate::simd::x86::{f16_to_f32, hsum_epi32, hsum_ps};
 use std::arch::x86_64::*;
 
-/// Activation rows served by one pass over a weight row.
-const ACT_TILE: usize = 4;
-
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    // The loads below use raw pointers; this check is what keeps them inside `x`.
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let wr = &w[r * nb..][..nb];
-        let mut i0 = 0;
-        while i0 < dims.n {
-            let tile = (dims.n - i0).min(ACT_TILE);
-            // Accumulators per activation row: enough independent FMA chains to cover the
-            // latency (2 ports x 4 cycles; a single row also has the independent dequantizing
-            // FMAs), few enough not to spill the 16 ymm registers. 8 for one row measured slower.
-            match tile {
-                1 => row_tile_f32::<1, 4>(x, wr, y, dims, r, i0),
-                2 => row_tile_f32::<2, 4>(x, wr, y, dims, r, i0),
-                3 => row_tile_f32::<3, 2>(x, wr, y, dims, r, i0),
-                _ => row_tile_f32::<4, 2>(x, wr, y, dims, r, i0),
-            }
-            i0 += tile;
-        }
-    }
+    // SAFETY: this function enables the features `F32Dots` needs; the driver checks the shapes
+    // the raw-pointer loads below rely on.
+    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
 }
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let wr = &w[r * nb..][..nb];
-        let mut i0 = 0;
-        while i0 < dims.n {
-            let tile = (dims.n - i0).min(ACT_TILE);
-            match tile {
-                1 => row_tile_q8k::<1>(xq, wr, y, dims, r, i0),
-                2 => row_tile_q8k::<2>(xq, wr, y, dims, r, i0),
-                3 => row_tile_q8k::<3>(xq, wr, y, dims, r, i0),
-                _ => row_tile_q8k::<4>(xq, wr, y, dims, r, i0),
+    // SAFETY: as in `matmul_f32`.
+    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
+}
+
+struct F32Dots;
+
+impl RowDots for F32Dots {
+    type W = BlockQ6K;
+    type X = f32;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32]) -> [f32; R] {
+        // Accumulators per activation row: enough independent FMA chains to cover the
+        // latency (2 ports x 4 cycles; a single row also has the independent dequantizing
+        // FMAs), few enough not to spill the 16 ymm registers. 8 for one row measured slower.
+        // SAFETY: the trait's contract.
+        unsafe {
+            match R {
+                1 | 2 => row_tile_f32::<R, 4>(x_rows, w_row),
+                _ => row_tile_f32::<R, 2>(x_rows, w_row),
             }
-            i0 += tile;
         }
     }
 }
 
-/// Weight row `wr` (row `r`) times activation rows `i0..i0+R`, written to `y`.
+struct Q8kDots;
+
+impl RowDots for Q8kDots {
+    type W = BlockQ6K;
+    type X = BlockQ8K;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = QK_K;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[BlockQ8K]) -> [f32; R] {
+        // SAFETY: the trait's contract.
+        unsafe { row_tile_q8k::<R>(x_rows, w_row) }
+    }
+}
+
+/// Weight row `wr` times the `R` activation rows `x_rows`.
 #[inline(always)]
 unsafe fn row_tile_f32<const R: usize, const P: usize>(
-    x: &[f32],
+    x_rows: &[f32],
     wr: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    i0: usize,
-) {
-    debug_assert!(i0 + R <= dims.n && x.len() == dims.n * dims.k);
+) -> [f32; R] {
+    let k = wr.len() * QK_K;
+    debug_assert!(x_rows.len() == R * k);
     let mut acc = [[_mm256_setzero_ps(); P]; R];
     for (b, block) in wr.iter().enumerate() {
-        // SAFETY: `(i0 + i) * k + b * QK_K + QK_K <= n * k == x.len()` because `i0 + i < n` and
-        // `b < k / QK_K`, so every pointer starts a full block of activations inside `x`.
+        // SAFETY: `i * k + b * QK_K + QK_K <= R * k == x_rows.len()` because `i < R` and
+        // `b < k / QK_K`, so every pointer starts a full block of activations inside `x_rows`.
         let xs: [*const f32; R] =
-            std::array::from_fn(|i| unsafe { x.as_ptr().add((i0 + i) * dims.k + b * QK_K) });
+            std::array::from_fn(|i| unsafe { x_rows.as_ptr().add(i * k + b * QK_K) });
         block_f32::<R, P>(block, &xs, &mut acc);
     }
-    for (i, acc_row) in acc.iter().enumerate() {
+    let mut dots = [0f32; R];
+    for (dot, acc_row) in dots.iter_mut().zip(&acc) {
         let mut sum = acc_row[0];
         for &a in &acc_row[1..] {
             sum = _mm256_add_ps(sum, a);
         }
-        y[(i0 + i) * dims.y_stride + r] = hsum_ps(sum);
+        *dot = hsum_ps(sum);
     }
+    dots
 }
 
 /// Adds one weight block times `R` activation blocks (`xs`, 256 values each) into `acc`.
@@ -157,28 +161,19 @@ unsafe fn block_f32<const R: usize, const P: usize>(
     }
 }
 
-/// Weight row `wr` (row `r`) times Q8_K activation rows `i0..i0+R`, written to `y`.
+/// Weight row `wr` times the `R` Q8_K activation rows `x_rows`.
 #[inline(always)]
-unsafe fn row_tile_q8k<const R: usize>(
-    xq: &[BlockQ8K],
-    wr: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    i0: usize,
-) {
+unsafe fn row_tile_q8k<const R: usize>(x_rows: &[BlockQ8K], wr: &[BlockQ6K]) -> [f32; R] {
     let nb = wr.len();
     let mut acc = [0f32; R];
     for (b, wb) in wr.iter().enumerate() {
-        let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &xq[(i0 + i) * nb + b]);
+        let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b]);
         let sums = block_sums::<R>(wb, &xs);
         for i in 0..R {
             acc[i] = scalar::combine(acc[i], wb, xs[i].d, sums[i]);
         }
     }
-    for (i, &a) in acc.iter().enumerate() {
-        y[(i0 + i) * dims.y_stride + r] = a;
-    }
+    acc
 }
 
 /// Scalar's `block_sum` of one weight block with each of `R` Q8_K blocks, as

@@ -13,12 +13,10 @@
 //!   matching `qs`, as `BlockQ8K` documents.
 
 use super::scalar;
+use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
 use std::arch::x86_64::*;
-
-/// Activation rows that share one dequantized / unpacked weight block.
-const ROW_GROUP: usize = 4;
 
 /// `vpshufb` selectors (the same in every 128-bit lane): zmm `m` (values `64m..64m+64`) covers
 /// scale groups `4m..4m+4`, 16 values = 8 i16 lanes each. Both bytes of an i16 lane get the scale,
@@ -121,40 +119,27 @@ unsafe fn f32_row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32], k: us
     dots
 }
 
-#[inline(always)]
-unsafe fn f32_rows_group<const R: usize>(
-    x: &[f32],
-    w: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    i0: usize,
-) {
-    let nb = dims.blocks_per_row();
-    let x_rows = &x[i0 * dims.k..(i0 + R) * dims.k];
-    for r in 0..dims.rows {
-        let dots = f32_row_dots::<R>(&w[r * nb..(r + 1) * nb], x_rows, dims.k);
-        for (i, dot) in dots.into_iter().enumerate() {
-            y[(i0 + i) * dims.y_stride + r] = dot;
-        }
-    }
-}
-
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    // The loads below index raw pointers inside row slices; the checked shapes make them in bounds.
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let mut i0 = 0;
-    while i0 + ROW_GROUP <= dims.n {
-        f32_rows_group::<ROW_GROUP>(x, w, y, dims, i0);
-        i0 += ROW_GROUP;
-    }
-    match dims.n - i0 {
-        3 => f32_rows_group::<3>(x, w, y, dims, i0),
-        2 => f32_rows_group::<2>(x, w, y, dims, i0),
-        1 => f32_rows_group::<1>(x, w, y, dims, i0),
-        _ => {}
+    // SAFETY: this function enables the features `F32Dots` needs; the driver checks the shapes
+    // the raw-pointer loads rely on.
+    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
+}
+
+struct F32Dots;
+
+impl RowDots for F32Dots {
+    type W = BlockQ6K;
+    type X = f32;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32]) -> [f32; R] {
+        // SAFETY: the trait's contract.
+        unsafe { f32_row_dots::<R>(w_row, x_rows, w_row.len() * QK_K) }
     }
 }
 
@@ -255,55 +240,50 @@ unsafe fn q8k_single_row(xr: &[BlockQ8K], wr: &[BlockQ6K]) -> f32 {
 
 /// `G` (2..=4) activation rows share each unpacked weight block.
 #[inline(always)]
-unsafe fn q8k_rows_group<const G: usize>(
-    xq: &[BlockQ8K],
-    w: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    i0: usize,
-) {
-    let nb = dims.blocks_per_row();
-    let x_rows = &xq[i0 * nb..(i0 + G) * nb];
-    for r in 0..dims.rows {
-        let wr = &w[r * nb..(r + 1) * nb];
-        let mut acc = [0f32; G];
-        for (b, wb) in wr.iter().enumerate() {
-            let wt = q8k_unpack(wb);
-            let mut sums = [_mm512_setzero_si512(); 4];
-            for (g, sum) in sums.iter_mut().enumerate().take(G) {
-                *sum = q8k_block_dot(&wt, &x_rows[g * nb + b]);
-            }
-            let reduced = reduce4(sums);
-            for (g, acc_g) in acc.iter_mut().enumerate() {
-                *acc_g = scalar::combine(*acc_g, wb, x_rows[g * nb + b].d, reduced[g]);
-            }
+unsafe fn q8k_row_group<const G: usize>(x_rows: &[BlockQ8K], wr: &[BlockQ6K]) -> [f32; G] {
+    let nb = wr.len();
+    let mut acc = [0f32; G];
+    for (b, wb) in wr.iter().enumerate() {
+        let wt = q8k_unpack(wb);
+        let mut sums = [_mm512_setzero_si512(); 4];
+        for (g, sum) in sums.iter_mut().enumerate().take(G) {
+            *sum = q8k_block_dot(&wt, &x_rows[g * nb + b]);
         }
-        for (g, &acc_g) in acc.iter().enumerate() {
-            y[(i0 + g) * dims.y_stride + r] = acc_g;
+        let reduced = reduce4(sums);
+        for (g, acc_g) in acc.iter_mut().enumerate() {
+            *acc_g = scalar::combine(*acc_g, wb, x_rows[g * nb + b].d, reduced[g]);
         }
     }
+    acc
 }
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    let mut i0 = 0;
-    while i0 + ROW_GROUP <= dims.n {
-        q8k_rows_group::<ROW_GROUP>(xq, w, y, dims, i0);
-        i0 += ROW_GROUP;
-    }
-    match dims.n - i0 {
-        3 => q8k_rows_group::<3>(xq, w, y, dims, i0),
-        2 => q8k_rows_group::<2>(xq, w, y, dims, i0),
-        1 => {
-            let xr = &xq[i0 * nb..(i0 + 1) * nb];
-            for r in 0..dims.rows {
-                y[i0 * dims.y_stride + r] = q8k_single_row(xr, &w[r * nb..(r + 1) * nb]);
+    // SAFETY: as in `matmul_f32`.
+    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
+}
+
+struct Q8kDots;
+
+impl RowDots for Q8kDots {
+    type W = BlockQ6K;
+    type X = BlockQ8K;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = QK_K;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[BlockQ8K]) -> [f32; R] {
+        // SAFETY: the trait's contract.
+        unsafe {
+            if R == 1 {
+                let mut one = [0f32; R];
+                one[0] = q8k_single_row(x_rows, w_row);
+                one
+            } else {
+                q8k_row_group::<R>(x_rows, w_row)
             }
         }
-        _ => {}
     }
 }

@@ -3,7 +3,7 @@
 //! Baseline NEON only: integer products use widening `smull`/`smlal` and pairwise adds, not the
 //! `dotprod` extension (`sdot`), which not every aarch64 CPU has.
 //!
-//! Both designs walk one weight row against a tile of up to [`TILE`] activation rows, so each
+//! Both designs walk one weight row against a tile of up to `ACT_TILE` (4) activation rows (the shared driver), so each
 //! half-block (128 values) is unpacked once and reused by every activation row of the tile.
 //! Unpacking yields one 16-byte vector per scale group, in scale-index order: vector `g` of half
 //! `h` holds values `128h + 16g ..+16`, which all use `scales[8h + g]`.
@@ -17,63 +17,55 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use super::scalar;
+use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
 use crate::simd::aarch64::f16_to_f32;
 use std::arch::aarch64::*;
 
-/// Activation rows processed against one unpacked half-block. Four rows of four f32
-/// accumulators plus one dequantized group (four vectors) and its activations fit in the 32
-/// vector registers.
-const TILE: usize = 4;
-
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "neon")]
 pub unsafe fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let w_row = &w[r * nb..][..nb];
-        let mut first = 0;
-        while first < dims.n {
-            let tile = (dims.n - first).min(TILE);
-            // SAFETY (all four arms): this function's contract is that the CPU has NEON.
-            unsafe {
-                match tile {
-                    4 => f32_tile::<4>(x, w_row, y, dims, r, first),
-                    3 => f32_tile::<3>(x, w_row, y, dims, r, first),
-                    2 => f32_tile::<2>(x, w_row, y, dims, r, first),
-                    _ => f32_tile::<1>(x, w_row, y, dims, r, first),
-                }
-            }
-            first += tile;
-        }
-    }
+    // SAFETY: this function's contract is that the CPU has NEON; the driver checks the shapes.
+    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
 }
 
 /// # Safety
 /// The CPU must support the enabled target features.
 #[target_feature(enable = "neon")]
 pub unsafe fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let w_row = &w[r * nb..][..nb];
-        let mut first = 0;
-        while first < dims.n {
-            let tile = (dims.n - first).min(TILE);
-            // SAFETY (all four arms): this function's contract is that the CPU has NEON.
-            unsafe {
-                match tile {
-                    4 => q8k_tile::<4>(xq, w_row, y, dims, r, first),
-                    3 => q8k_tile::<3>(xq, w_row, y, dims, r, first),
-                    2 => q8k_tile::<2>(xq, w_row, y, dims, r, first),
-                    _ => q8k_tile::<1>(xq, w_row, y, dims, r, first),
-                }
-            }
-            first += tile;
-        }
+    // SAFETY: as in `matmul_f32`.
+    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
+}
+
+struct F32Dots;
+
+impl RowDots for F32Dots {
+    type W = BlockQ6K;
+    type X = f32;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32]) -> [f32; R] {
+        // SAFETY: the trait's contract (NEON enabled).
+        unsafe { f32_tile::<R>(x_rows, w_row) }
+    }
+}
+
+struct Q8kDots;
+
+impl RowDots for Q8kDots {
+    type W = BlockQ6K;
+    type X = BlockQ8K;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = QK_K;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[BlockQ8K]) -> [f32; R] {
+        // SAFETY: the trait's contract (NEON enabled).
+        unsafe { q8k_tile::<R>(x_rows, w_row) }
     }
 }
 
@@ -131,20 +123,14 @@ unsafe fn widen_scales(scales: &[i8; 16]) -> [int32x4_t; 4] {
     }
 }
 
-/// Computes `y[(first+t)*y_stride + r]` for the `T` activation rows `first..first+T` (f32 design).
+/// The dots of weight row `w_row` with the `T` activation rows of `x` (f32 design).
 ///
 /// # Safety
 /// The CPU must support NEON.
 #[inline(always)]
-unsafe fn f32_tile<const T: usize>(
-    x: &[f32],
-    w_row: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    first: usize,
-) {
-    let x_rows: [&[f32]; T] = std::array::from_fn(|t| &x[(first + t) * dims.k..][..dims.k]);
+unsafe fn f32_tile<const T: usize>(x: &[f32], w_row: &[BlockQ6K]) -> [f32; T] {
+    let k = w_row.len() * QK_K;
+    let x_rows: [&[f32]; T] = std::array::from_fn(|t| &x[t * k..][..k]);
     // SAFETY: NEON per this fn's contract. The loads are `unpack_half` (h < 2) and
     // `vld1q_f32_x4` of a 16-element slice.
     unsafe {
@@ -169,10 +155,12 @@ unsafe fn f32_tile<const T: usize>(
                 }
             }
         }
-        for (t, a) in acc.iter().enumerate() {
+        let mut dots = [0f32; T];
+        for (dot, a) in dots.iter_mut().zip(&acc) {
             let sum = vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3]));
-            y[(first + t) * dims.y_stride + r] = vaddvq_f32(sum);
+            *dot = vaddvq_f32(sum);
         }
+        dots
     }
 }
 
@@ -223,21 +211,14 @@ unsafe fn group_sums4(a: int16x8_t, b: int16x8_t, c: int16x8_t, d: int16x8_t) ->
     }
 }
 
-/// Computes `y[(first+t)*y_stride + r]` for the `T` activation rows `first..first+T` (q8k design).
+/// The dots of weight row `w_row` with the `T` activation rows of `x` (q8k design).
 ///
 /// # Safety
 /// The CPU must support NEON.
 #[inline(always)]
-unsafe fn q8k_tile<const T: usize>(
-    xq: &[BlockQ8K],
-    w_row: &[BlockQ6K],
-    y: &mut [f32],
-    dims: MatmulDims,
-    r: usize,
-    first: usize,
-) {
+unsafe fn q8k_tile<const T: usize>(xq: &[BlockQ8K], w_row: &[BlockQ6K]) -> [f32; T] {
     let nb = w_row.len();
-    let x_rows: [&[BlockQ8K]; T] = std::array::from_fn(|t| &xq[(first + t) * nb..][..nb]);
+    let x_rows: [&[BlockQ8K]; T] = std::array::from_fn(|t| &xq[t * nb..][..nb]);
     let mut acc = [0f32; T];
     // SAFETY: NEON per this fn's contract. Loads: `unpack_half` (h < 2), `widen_scales` and two
     // 64-byte loads at 128h and 128h+64 of a 256-byte `qs`.
@@ -276,7 +257,5 @@ unsafe fn q8k_tile<const T: usize>(
             }
         }
     }
-    for (t, a) in acc.into_iter().enumerate() {
-        y[(first + t) * dims.y_stride + r] = a;
-    }
+    acc
 }

@@ -1,5 +1,6 @@
 //! Portable Q6_K kernels: the oracle every SIMD variant is compared with.
 
+use crate::matmul::driver::{matmul_tiled, RowDots};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
 
@@ -26,23 +27,35 @@ fn dequantize_block(block: &BlockQ6K, out: &mut [f32; QK_K]) {
     }
 }
 
-/// f32 design: each weight block is dequantized once and used for all `n` activation rows.
+/// f32 design: each weight block is dequantized once and used for every activation row of the
+/// tile.
 pub fn matmul_f32(x: &[f32], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(x.len(), dims.k, w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    let mut wf = [0f32; QK_K];
-    for r in 0..dims.rows {
-        for i in 0..dims.n {
-            y[i * dims.y_stride + r] = 0.0;
-        }
-        for b in 0..nb {
-            dequantize_block(&w[r * nb + b], &mut wf);
-            for i in 0..dims.n {
-                let xb = &x[i * dims.k + b * QK_K..][..QK_K];
+    // SAFETY: the scalar row dots need no target feature.
+    unsafe { matmul_tiled::<F32Dots>(x, w, y, dims) }
+}
+
+struct F32Dots;
+
+impl RowDots for F32Dots {
+    type W = BlockQ6K;
+    type X = f32;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[f32]) -> [f32; R] {
+        let k = w_row.len() * QK_K;
+        let mut acc = [0f32; R];
+        let mut wf = [0f32; QK_K];
+        for (b, block) in w_row.iter().enumerate() {
+            dequantize_block(block, &mut wf);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let xb = &x_rows[i * k + b * QK_K..][..QK_K];
                 let dot: f32 = wf.iter().zip(xb).map(|(a, b)| a * b).sum();
-                y[i * dims.y_stride + r] += dot;
+                *acc += dot;
             }
         }
+        acc
     }
 }
 
@@ -83,17 +96,27 @@ pub fn combine(acc: f32, w: &BlockQ6K, xd: f32, sumi: i32) -> f32 {
 
 /// q8k design.
 pub fn matmul_q8k(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
-    dims.check(xq.len(), dims.blocks_per_row(), w.len(), y.len());
-    let nb = dims.blocks_per_row();
-    for r in 0..dims.rows {
-        let wr = &w[r * nb..][..nb];
-        for i in 0..dims.n {
-            let xr = &xq[i * nb..][..nb];
-            let mut acc = 0f32;
-            for (wb, xb) in wr.iter().zip(xr) {
-                acc = combine(acc, wb, xb.d, block_sum(wb, xb));
+    // SAFETY: the scalar row dots need no target feature.
+    unsafe { matmul_tiled::<Q8kDots>(xq, w, y, dims) }
+}
+
+struct Q8kDots;
+
+impl RowDots for Q8kDots {
+    type W = BlockQ6K;
+    type X = BlockQ8K;
+    const W_VALUES: usize = QK_K;
+    const X_VALUES: usize = QK_K;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ6K], x_rows: &[BlockQ8K]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        for (i, acc) in acc.iter_mut().enumerate() {
+            for (wb, xb) in w_row.iter().zip(&x_rows[i * nb..][..nb]) {
+                *acc = combine(*acc, wb, xb.d, block_sum(wb, xb));
             }
-            y[i * dims.y_stride + r] = acc;
         }
+        acc
     }
 }

@@ -1,0 +1,283 @@
+//! The one list of kernel variants (kernel x design x ISA) that `verify` checks and `bench`
+//! times. A variant is named by enums, never by strings; the strings exist only at the edges
+//! (command-line flags, CSV columns), through [`Kernel::name`] / [`Kernel::from_name`] and
+//! [`Design::name`] / [`Design::from_name`], and serde uses the same names.
+//!
+//! This module owns the names and the list; it must not run kernels (that is `verify`'s and
+//! `bench`'s business), so both can use it without depending on each other.
+
+use kernels::matmul;
+use kernels::Isa;
+use serde::{Deserialize, Serialize};
+
+/// A kernel family: one dispatch point in `kernels`, one or more designs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Kernel {
+    /// Q4_K weights (`matmul_q4k_f32`, `matmul_q4k_q8k`).
+    #[serde(rename = "matmul_q4k")]
+    MatmulQ4K,
+    /// Q6_K weights.
+    #[serde(rename = "matmul_q6k")]
+    MatmulQ6K,
+    /// Q8_0 weights (f32 and Q8_0 activations).
+    #[serde(rename = "matmul_q8_0")]
+    MatmulQ8_0,
+    /// Q4_0 weights (f32 and Q8_0 activations).
+    #[serde(rename = "matmul_q4_0")]
+    MatmulQ4_0,
+    /// Q5_0 weights (f32 and Q8_0 activations).
+    #[serde(rename = "matmul_q5_0")]
+    MatmulQ5_0,
+    /// Q4_1 weights (f32 and Q8_1 activations).
+    #[serde(rename = "matmul_q4_1")]
+    MatmulQ4_1,
+    /// F16 weights, f32 activations.
+    #[serde(rename = "matmul_f16")]
+    MatmulF16,
+    /// Activations to Q8_0 (the input of the `q8_0` matmul design).
+    #[serde(rename = "quantize_q8_0")]
+    QuantizeQ8_0,
+    /// Activations to Q8_1 (the input of the `q8_1` matmul design).
+    #[serde(rename = "quantize_q8_1")]
+    QuantizeQ8_1,
+    /// Causal GQA flash attention.
+    #[serde(rename = "attention")]
+    Attention,
+    #[serde(rename = "rmsnorm")]
+    Rmsnorm,
+    #[serde(rename = "rope_adjacent")]
+    RopeAdjacent,
+    #[serde(rename = "rope_neox")]
+    RopeNeox,
+    #[serde(rename = "swiglu")]
+    Swiglu,
+    #[serde(rename = "softmax")]
+    Softmax,
+    #[serde(rename = "residual_add")]
+    ResidualAdd,
+}
+
+/// How a variant computes: the activation format of a matmul, the KV cache type of attention,
+/// the pairing of RoPE, or plain f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Design {
+    /// Weights dequantized in registers, f32 activations (matmuls); plain f32 (ops, quantizers).
+    #[serde(rename = "f32")]
+    F32,
+    /// Activations in Q8_K, integer dot per 256-value block.
+    #[serde(rename = "q8k")]
+    Q8K,
+    /// Activations in Q8_0, integer dot per 32-value block.
+    #[serde(rename = "q8_0")]
+    Q8_0,
+    /// Activations in Q8_1 (scale and scaled sum per block), integer dot per 32-value block.
+    #[serde(rename = "q8_1")]
+    Q8_1,
+    /// Flash attention over an f32 KV cache.
+    #[serde(rename = "flash-f32kv")]
+    FlashF32Kv,
+    /// Flash attention over an f16 KV cache.
+    #[serde(rename = "flash-f16kv")]
+    FlashF16Kv,
+    /// RoPE on adjacent pairs.
+    #[serde(rename = "adjacent")]
+    Adjacent,
+    /// RoPE on NeoX half-split pairs.
+    #[serde(rename = "neox")]
+    Neox,
+}
+
+impl Kernel {
+    /// Every family, in the order reports list them.
+    pub const ALL: [Kernel; 16] = [
+        Kernel::MatmulQ4K,
+        Kernel::MatmulQ6K,
+        Kernel::MatmulQ8_0,
+        Kernel::MatmulQ4_0,
+        Kernel::MatmulQ5_0,
+        Kernel::MatmulQ4_1,
+        Kernel::MatmulF16,
+        Kernel::QuantizeQ8_0,
+        Kernel::QuantizeQ8_1,
+        Kernel::Attention,
+        Kernel::Rmsnorm,
+        Kernel::RopeAdjacent,
+        Kernel::RopeNeox,
+        Kernel::Swiglu,
+        Kernel::Softmax,
+        Kernel::ResidualAdd,
+    ];
+
+    /// The name used by `--kernel` and in CSV files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::MatmulQ4K => "matmul_q4k",
+            Kernel::MatmulQ6K => "matmul_q6k",
+            Kernel::MatmulQ8_0 => "matmul_q8_0",
+            Kernel::MatmulQ4_0 => "matmul_q4_0",
+            Kernel::MatmulQ5_0 => "matmul_q5_0",
+            Kernel::MatmulQ4_1 => "matmul_q4_1",
+            Kernel::MatmulF16 => "matmul_f16",
+            Kernel::QuantizeQ8_0 => "quantize_q8_0",
+            Kernel::QuantizeQ8_1 => "quantize_q8_1",
+            Kernel::Attention => "attention",
+            Kernel::Rmsnorm => "rmsnorm",
+            Kernel::RopeAdjacent => "rope_adjacent",
+            Kernel::RopeNeox => "rope_neox",
+            Kernel::Swiglu => "swiglu",
+            Kernel::Softmax => "softmax",
+            Kernel::ResidualAdd => "residual_add",
+        }
+    }
+
+    /// Parses a name produced by [`Kernel::name`].
+    pub fn from_name(name: &str) -> Option<Kernel> {
+        Kernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The designs this family has, in report order.
+    pub fn designs(self) -> &'static [Design] {
+        match self {
+            Kernel::MatmulQ4K | Kernel::MatmulQ6K => &[Design::F32, Design::Q8K],
+            Kernel::MatmulQ8_0 | Kernel::MatmulQ4_0 | Kernel::MatmulQ5_0 => {
+                &[Design::F32, Design::Q8_0]
+            }
+            Kernel::MatmulQ4_1 => &[Design::F32, Design::Q8_1],
+            Kernel::MatmulF16 => &[Design::F32],
+            Kernel::QuantizeQ8_0 => &[Design::Q8_0],
+            Kernel::QuantizeQ8_1 => &[Design::Q8_1],
+            Kernel::Attention => &[Design::FlashF32Kv, Design::FlashF16Kv],
+            Kernel::RopeAdjacent => &[Design::Adjacent],
+            Kernel::RopeNeox => &[Design::Neox],
+            Kernel::Rmsnorm | Kernel::Swiglu | Kernel::Softmax | Kernel::ResidualAdd => {
+                &[Design::F32]
+            }
+        }
+    }
+
+    /// Whether this is a matmul family (`Y = X * W^T`).
+    pub fn is_matmul(self) -> bool {
+        self.name().starts_with("matmul")
+    }
+}
+
+impl Design {
+    /// Every design.
+    pub const ALL: [Design; 8] = [
+        Design::F32,
+        Design::Q8K,
+        Design::Q8_0,
+        Design::Q8_1,
+        Design::FlashF32Kv,
+        Design::FlashF16Kv,
+        Design::Adjacent,
+        Design::Neox,
+    ];
+
+    /// The name used in reports and CSV files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Design::F32 => "f32",
+            Design::Q8K => "q8k",
+            Design::Q8_0 => "q8_0",
+            Design::Q8_1 => "q8_1",
+            Design::FlashF32Kv => "flash-f32kv",
+            Design::FlashF16Kv => "flash-f16kv",
+            Design::Adjacent => "adjacent",
+            Design::Neox => "neox",
+        }
+    }
+
+    /// Parses a name produced by [`Design::name`].
+    pub fn from_name(name: &str) -> Option<Design> {
+        Design::ALL.into_iter().find(|d| d.name() == name)
+    }
+
+    /// The matmul design of the `kernels` crate this stands for, if it is one.
+    pub fn matmul(self) -> Option<matmul::Design> {
+        match self {
+            Design::F32 => Some(matmul::Design::F32),
+            Design::Q8K => Some(matmul::Design::Q8K),
+            Design::Q8_0 => Some(matmul::Design::Q8_0),
+            Design::Q8_1 => Some(matmul::Design::Q8_1),
+            _ => None,
+        }
+    }
+}
+
+impl From<matmul::Design> for Design {
+    fn from(d: matmul::Design) -> Design {
+        match d {
+            matmul::Design::F32 => Design::F32,
+            matmul::Design::Q8K => Design::Q8K,
+            matmul::Design::Q8_0 => Design::Q8_0,
+            matmul::Design::Q8_1 => Design::Q8_1,
+        }
+    }
+}
+
+impl std::fmt::Display for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for Design {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One kernel x design x ISA variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Variant {
+    pub kernel: Kernel,
+    pub design: Design,
+    pub isa: Isa,
+}
+
+/// Every variant, in report order (kernel, then design, then ISA). Which ones run here is a
+/// separate question ([`Isa::unavailable_reason`]): a variant the CPU lacks is reported as
+/// skipped, never left out.
+pub fn variants() -> impl Iterator<Item = Variant> {
+    Kernel::ALL.into_iter().flat_map(|kernel| {
+        kernel.designs().iter().flat_map(move |&design| {
+            Isa::ALL.into_iter().map(move |isa| Variant {
+                kernel,
+                design,
+                isa,
+            })
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_match_serde() {
+        for k in Kernel::ALL {
+            assert_eq!(Kernel::from_name(k.name()), Some(k));
+        }
+        for d in Design::ALL {
+            assert_eq!(Design::from_name(d.name()), Some(d));
+        }
+        // serde must write the same names the CLI reads (CSV files are read back).
+        let mut w = csv::Writer::from_writer(vec![]);
+        w.serialize((Kernel::MatmulQ4_1, Design::Q8_1)).unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(text.trim(), "matmul_q4_1,q8_1");
+    }
+
+    #[test]
+    fn every_variant_is_listed_once() {
+        let all: Vec<Variant> = variants().collect();
+        let mut sorted = all.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), all.len());
+        let designs: usize = Kernel::ALL.iter().map(|k| k.designs().len()).sum();
+        assert_eq!(all.len(), designs * Isa::ALL.len());
+    }
+}

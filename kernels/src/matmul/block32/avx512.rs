@@ -1,0 +1,314 @@
+//! AVX-512 (F/BW/VL/VNNI) 32-block kernels and activation quantizers, same items as
+//! [`scalar`](super::scalar) and written in parallel with `avx2` (same structure, same
+//! operation order), so the two can be read side by side:
+//!
+//! - `q8_0` / `q8_1`: VNNI `vpdpbusd` of `|w|` with `sign(x, w)` (u8 x i8, four products per
+//!   i32 lane, no saturation) gives eight i32 lanes whose sum is scalar's exact `sumi`; the
+//!   combine is scalar's, in block order: bit-exact with scalar.
+//! - `f32`: each block as two zmm of sixteen weights (`d*q`, Q4_1 `fma(q, d, m)`), FMA with
+//!   the activations; F16 weights widened with `vcvtph2ps` (AVX-512 F).
+//! - Quantizers: as `avx2`, sixteen values per register; `vroundps` becomes `vrndscaleps`,
+//!   the bytes come from `vpmovdb`.
+//!
+//! Only AVX-512 F/BW/VL/VNNI intrinsics (no DQ-only ones: no `_mm512_or_ps`, the sign is
+//! taken with integer ops).
+
+use super::x86::X86Block;
+use super::{q8_1_sum, q8_d_f16, q8_scales};
+use crate::matmul::driver::{matmul_tiled, RowDots};
+use crate::matmul::MatmulDims;
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
+use crate::simd::x86::{f16_to_f32, hsum_epi32};
+use half::f16;
+use std::arch::x86_64::*;
+use std::marker::PhantomData;
+
+/// The exact `sum w_l x_l` of 32 signed bytes each (`x` in `-127..=127`), in eight i32 lanes.
+///
+/// # Safety
+/// The caller runs with AVX2 and AVX-512 VL + VNNI enabled.
+#[inline(always)]
+unsafe fn dot_i8(w: __m256i, x: __m256i) -> __m256i {
+    // SAFETY: register-only intrinsics, per the caller's contract.
+    unsafe {
+        _mm256_dpbusd_epi32(
+            _mm256_setzero_si256(),
+            _mm256_sign_epi8(w, w),
+            _mm256_sign_epi8(x, w),
+        )
+    }
+}
+
+struct IntDots<W>(PhantomData<W>);
+
+impl<W: X86Block> RowDots for IntDots<W> {
+    type W = W;
+    type X = BlockQ8_0;
+    const W_VALUES: usize = 32;
+    const X_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[BlockQ8_0]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        // SAFETY: the trait's contract; the loads read whole `qs` arrays.
+        unsafe {
+            for (b, wb) in w_row.iter().enumerate() {
+                let wi = wb.ints_x86();
+                let dw = f16_to_f32(wb.d());
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xb = &x_rows[i * nb + b];
+                    let xv = _mm256_loadu_si256(xb.qs.as_ptr().cast());
+                    let sumi = hsum_epi32(dot_i8(wi, xv));
+                    // scalar::combine_q8_0 with the F16C conversion (exact, as `half`'s).
+                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32;
+                }
+            }
+        }
+        acc
+    }
+}
+
+struct Q4_1Dots;
+
+impl RowDots for Q4_1Dots {
+    type W = BlockQ4_1;
+    type X = BlockQ8_1;
+    const W_VALUES: usize = 32;
+    const X_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4_1], x_rows: &[BlockQ8_1]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        // SAFETY: as in `IntDots`.
+        unsafe {
+            for (b, wb) in w_row.iter().enumerate() {
+                let wi = wb.ints_x86();
+                let (dw, mw) = (f16_to_f32(wb.d), wb.min_f32());
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xb = &x_rows[i * nb + b];
+                    let xv = _mm256_loadu_si256(xb.qs.as_ptr().cast());
+                    let sumi = hsum_epi32(dot_i8(wi, xv));
+                    // scalar::combine_q8_1.
+                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32 + mw * f16_to_f32(xb.s);
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// Thirty-two weights dequantized into two vectors of sixteen.
+trait Values16x2: Sized {
+    /// Values per element (32 for a block, 1 for an f16).
+    const W_VALUES: usize;
+    /// Weights `32c..32c+32` of the row `w`.
+    ///
+    /// # Safety
+    /// AVX-512 F + F16C enabled; `w` holds at least `32(c+1)` values.
+    unsafe fn values(w: &[Self], c: usize) -> [__m512; 2];
+}
+
+impl<W: X86Block> Values16x2 for W {
+    const W_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn values(w: &[W], c: usize) -> [__m512; 2] {
+        let block = &w[c];
+        // SAFETY: per the contract; register-only after `ints_x86`.
+        unsafe {
+            let ints = block.ints_x86();
+            let d = _mm512_set1_ps(f16_to_f32(block.d()));
+            let m = _mm512_set1_ps(block.min_f32());
+            let halves = [
+                _mm256_castsi256_si128(ints),
+                _mm256_extracti128_si256::<1>(ints),
+            ];
+            let mut out = [_mm512_setzero_ps(); 2];
+            for (o, half) in out.iter_mut().zip(halves) {
+                let q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(half));
+                // `d*q` is exact, so the FMA rounds once, like scalar's `d*q + m`.
+                *o = if W::HAS_MIN {
+                    _mm512_fmadd_ps(q, d, m)
+                } else {
+                    _mm512_mul_ps(q, d)
+                };
+            }
+            out
+        }
+    }
+}
+
+impl Values16x2 for f16 {
+    const W_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn values(w: &[f16], c: usize) -> [__m512; 2] {
+        let chunk = &w[32 * c..32 * c + 32];
+        let mut out = [_mm512_setzero_ps(); 2];
+        for (v, o) in out.iter_mut().enumerate() {
+            // SAFETY: 16 f16 = 32 bytes at 16v inside the 32-value chunk; AVX-512 F per the
+            // contract.
+            *o = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(chunk.as_ptr().add(16 * v).cast())) };
+        }
+        out
+    }
+}
+
+struct F32Dots<W>(PhantomData<W>);
+
+impl<W: Values16x2> RowDots for F32Dots<W> {
+    type W = W;
+    type X = f32;
+    const W_VALUES: usize = <W as Values16x2>::W_VALUES;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[f32]) -> [f32; R] {
+        // A single row has four FMA chains, more rows two each.
+        // SAFETY: the trait's contract.
+        unsafe {
+            if R == 1 {
+                f32_row::<W, R, 4>(w_row, x_rows)
+            } else {
+                f32_row::<W, R, 2>(w_row, x_rows)
+            }
+        }
+    }
+}
+
+/// # Safety
+/// As [`RowDots::row_dots`].
+#[inline(always)]
+unsafe fn f32_row<W: Values16x2, const R: usize, const P: usize>(
+    w_row: &[W],
+    x_rows: &[f32],
+) -> [f32; R] {
+    let k = w_row.len() * W::W_VALUES;
+    debug_assert!(x_rows.len() == R * k);
+    // SAFETY: every activation load reads 16 values at `i*k + 32c + 16v + 16 <= R*k`.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); P]; R];
+        for c in 0..k / 32 {
+            let wv = W::values(w_row, c);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let xp = x_rows.as_ptr().add(i * k + 32 * c);
+                for (v, &w) in wv.iter().enumerate() {
+                    let a = (2 * c + v) % P;
+                    acc[a] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xp.add(16 * v)), acc[a]);
+                }
+            }
+        }
+        let mut dots = [0f32; R];
+        for (dot, acc) in dots.iter_mut().zip(&acc) {
+            let mut sum = acc[0];
+            for &a in &acc[1..] {
+                sum = _mm512_add_ps(sum, a);
+            }
+            *dot = _mm512_reduce_add_ps(sum);
+        }
+        dots
+    }
+}
+
+macro_rules! entries {
+    ($($name:ident($x:ty, $w:ty) => $dots:ty;)*) => {$(
+        /// # Safety
+        /// The CPU must support AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        pub unsafe fn $name(x: &[$x], w: &[$w], y: &mut [f32], dims: MatmulDims) {
+            // SAFETY: this function enables the features the row dots need; the driver checks
+            // the shapes their unchecked loads rely on.
+            unsafe { matmul_tiled::<$dots>(x, w, y, dims) }
+        }
+    )*};
+}
+
+entries! {
+    matmul_q8_0_f32(f32, BlockQ8_0) => F32Dots<BlockQ8_0>;
+    matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => IntDots<BlockQ8_0>;
+    matmul_q4_0_f32(f32, BlockQ4_0) => F32Dots<BlockQ4_0>;
+    matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => IntDots<BlockQ4_0>;
+    matmul_q5_0_f32(f32, BlockQ5_0) => F32Dots<BlockQ5_0>;
+    matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => IntDots<BlockQ5_0>;
+    matmul_q4_1_f32(f32, BlockQ4_1) => F32Dots<BlockQ4_1>;
+    matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => Q4_1Dots;
+    matmul_f16_f32(f32, f16) => F32Dots<f16>;
+}
+
+/// `round(v)` with ties away from zero, as `f32::round` (see `avx2`'s `round_half_away`).
+///
+/// # Safety
+/// The caller runs with AVX-512 F enabled.
+#[inline(always)]
+unsafe fn round_half_away(v: __m512) -> __m512 {
+    // SAFETY: register-only AVX-512 F intrinsics, per the caller's contract.
+    unsafe {
+        let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+        let frac = _mm512_abs_ps(_mm512_sub_ps(v, t));
+        let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, _mm512_set1_ps(0.5));
+        let sign = _mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(i32::MIN));
+        let step = _mm512_castsi512_ps(_mm512_or_si512(
+            sign,
+            _mm512_castps_si512(_mm512_set1_ps(1.0)),
+        ));
+        _mm512_mask_add_ps(t, up, t, step)
+    }
+}
+
+/// One block: `qs` from the 32 values at `x`, returning `(d, sum of qs)`.
+///
+/// # Safety
+/// AVX-512 F enabled.
+#[inline(always)]
+unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+    debug_assert!(x.len() == 32);
+    // SAFETY: two 16-value loads inside the 32 values, two 16-byte stores into `qs`.
+    unsafe {
+        let v = [
+            _mm512_loadu_ps(x.as_ptr()),
+            _mm512_loadu_ps(x.as_ptr().add(16)),
+        ];
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+        let (d, id) = q8_scales(amax);
+        let idv = _mm512_set1_ps(id);
+        let mut q = [_mm512_setzero_si512(); 2];
+        for (qj, &vj) in q.iter_mut().zip(&v) {
+            let r = _mm512_cvtps_epi32(round_half_away(_mm512_mul_ps(vj, idv)));
+            *qj = _mm512_max_epi32(
+                _mm512_min_epi32(r, _mm512_set1_epi32(127)),
+                _mm512_set1_epi32(-127),
+            );
+        }
+        let sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+        _mm_storeu_si128(qs.as_mut_ptr().cast(), _mm512_cvtepi32_epi8(q[0]));
+        _mm_storeu_si128(qs.as_mut_ptr().add(16).cast(), _mm512_cvtepi32_epi8(q[1]));
+        (d, sum)
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: this function enables the features; `x` is one block of values.
+        let (d, _) = unsafe { quantize_block(x, &mut block.qs) };
+        block.d = q8_d_f16(d);
+    }
+}
+
+/// # Safety
+/// The CPU must support AVX2, FMA, F16C and AVX-512 F/BW/VL/VNNI.
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: as in `quantize_q8_0`.
+        let (d, sum) = unsafe { quantize_block(x, &mut block.qs) };
+        block.d = q8_d_f16(d);
+        block.s = q8_1_sum(d, sum);
+    }
+}

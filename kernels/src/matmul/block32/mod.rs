@@ -1,0 +1,216 @@
+//! The 32-value block formats (Q8_0, Q4_0, Q5_0, Q4_1) and F16 weights: `Y[n x rows] =
+//! X[n x k] * W[rows x k]^T` with `k` a multiple of 32, on the shared tile driver, plus the
+//! activation quantizers (Q8_0, Q8_1) of their integer designs.
+//!
+//! Designs (each in [`scalar`], `avx2`, `avx512`, `neon`, every ISA file exporting the same
+//! functions; the formats differ only in how a block is unpacked, [`Block32`]):
+//! - `q8_0` (Q8_0, Q4_0, Q5_0 weights) and `q8_1` (Q4_1): activations quantized once per matmul
+//!   input; per 32-block an exact integer dot `sumi = sum q_w q_x` of the signed weight integers
+//!   ([`Block32::ints`]) with the activation bytes, then the one f32 combine of [`scalar`]:
+//!   `acc + (d_w*d_x) * f32(sumi)` (Q4_1: `acc + ((d_w*d_x) * f32(sumi) + m_w * s_x)`), per
+//!   block in block order. Every ISA computes the same integers and the same f32 expression in
+//!   the same order: bit-exact with scalar. Precondition: activation bytes in `-127..=127`, as
+//!   the quantizers make them (the x86 variants take `|q_w|` times `q_x` with the sign of `q_w`,
+//!   which cannot represent `-(-128)`).
+//! - `f32`: each weight block dequantized in registers to exactly [`Block32::values`] (one
+//!   rounding at most: `d*q` is exact, Q4_1's `d*q + m` rounds once, an FMA gives the same
+//!   bits), FMA with the f32 activations; only the summation order differs between ISAs.
+//! - F16 weights: widened exactly (F16C, `fcvtl`), FMA with f32 activations.
+//!
+//! The activation quantizers follow ggml's reference `quantize_row_q8_0` / `q8_1` (checked in
+//! ggml-quants.c): per block `amax = max|x|`, `d = amax / 127` in f32, `id = 1/d` (from the
+//! unrounded `d`), `q = round(x * id)` with **ties away from zero** (C `roundf`), stored
+//! `d` = f16(d) (round to nearest even); Q8_1 also `s` = f16(f32(sum q) * d) with the f32 `d`.
+//! Two choices ggml leaves undefined are fixed here: when `1/d` is not finite (an all-zero block,
+//! or `amax < 127 * 2^-128` whose reciprocal overflows) `id = 0` and every `q` is 0 (the stored
+//! `d` is then 0 too: such a `d` is far below the smallest f16); and `q` is clamped to
+//! `-127..=127` (it never needs it: `|x*id| <= 127 (1 + 3u)`); and the stored `d` and `s`
+//! saturate at +-65504 instead of becoming infinite (ggml's, for activations beyond
+//! `65504 * 127`). Every ISA computes `amax`, `d`, `id` and
+//! the f16 conversions with the same scalar code and the per-value `x*id` with one f32
+//! multiply and the same rounding rule: the blocks are bit-identical in every ISA.
+
+pub mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+use super::MatmulDims;
+use crate::isa::dispatch;
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, QuantBlock};
+use crate::Isa;
+use half::f16;
+
+/// A 32-value weight block: what every ISA's unpacking must reproduce.
+pub trait Block32: QuantBlock {
+    /// The signed integers of the integer design: Q8_0 `q`, Q4_0 `q - 8`, Q5_0 `q - 16`,
+    /// Q4_1 `q` (its offset is the min, applied through the activations' sum).
+    fn ints(&self) -> [i8; 32];
+    /// The block scale `d`.
+    fn d(&self) -> f16;
+    /// The dequantized values, exactly as `QuantBlock::dequantize_row` gives them.
+    fn values(&self) -> [f32; 32] {
+        let mut out = [0f32; 32];
+        Self::dequantize_row(std::slice::from_ref(self), &mut out);
+        out
+    }
+}
+
+/// Value `l` of a 16-byte nibble array: low nibbles are values 0..16, high nibbles 16..32.
+#[inline(always)]
+fn nibble(qs: &[u8; 16], l: usize) -> u8 {
+    if l < 16 {
+        qs[l] & 0xF
+    } else {
+        qs[l - 16] >> 4
+    }
+}
+
+impl Block32 for BlockQ8_0 {
+    fn ints(&self) -> [i8; 32] {
+        self.qs
+    }
+    fn d(&self) -> f16 {
+        self.d
+    }
+}
+
+impl Block32 for BlockQ4_0 {
+    fn ints(&self) -> [i8; 32] {
+        std::array::from_fn(|l| nibble(&self.qs, l) as i8 - 8)
+    }
+    fn d(&self) -> f16 {
+        self.d
+    }
+}
+
+impl Block32 for BlockQ5_0 {
+    fn ints(&self) -> [i8; 32] {
+        let qh = u32::from_le_bytes(self.qh);
+        std::array::from_fn(|l| (nibble(&self.qs, l) | (((qh >> l) & 1) << 4) as u8) as i8 - 16)
+    }
+    fn d(&self) -> f16 {
+        self.d
+    }
+}
+
+impl Block32 for BlockQ4_1 {
+    fn ints(&self) -> [i8; 32] {
+        std::array::from_fn(|l| nibble(&self.qs, l) as i8)
+    }
+    fn d(&self) -> f16 {
+        self.d
+    }
+}
+
+/// The per-block scales of the activation quantizers: `(d, id)` for a block whose largest
+/// magnitude is `amax` (module docs). The one copy every ISA uses.
+#[inline(always)]
+pub(crate) fn q8_scales(amax: f32) -> (f32, f32) {
+    let d = amax / 127.0;
+    let id = 1.0 / d;
+    if d > 0.0 && id.is_finite() {
+        (d, id)
+    } else {
+        (d, 0.0)
+    }
+}
+
+/// The stored f16 `d` of an activation block: the nearest f16, saturated at +-65504 (where
+/// ggml's would be infinite and every value of the block NaN or infinite).
+#[inline(always)]
+pub(crate) fn q8_d_f16(d: f32) -> f16 {
+    crate::quant::f16_saturating(d)
+}
+
+/// The scaled sum `s` of a Q8_1 block with f32 scale `d` and quants summing to `sum`
+/// (saturated like `d`).
+#[inline(always)]
+pub(crate) fn q8_1_sum(d: f32, sum: i32) -> f16 {
+    crate::quant::f16_saturating(sum as f32 * d)
+}
+
+macro_rules! matmul_fns {
+    ($($(#[$doc:meta])* $name:ident($x:ty, $w:ty);)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Panics
+        /// If `isa` cannot run on this CPU, or the slices do not match `dims` (`k` a multiple
+        /// of 32).
+        pub fn $name(isa: Isa, x: &[$x], w: &[$w], y: &mut [f32], dims: MatmulDims) {
+            dispatch!(isa, $name(x, w, y, dims))
+        }
+    )*};
+}
+
+matmul_fns! {
+    /// Q8_0 weights, f32 activations (`n * k` values).
+    matmul_q8_0_f32(f32, BlockQ8_0);
+    /// Q8_0 weights, activations in Q8_0 (`n * k/32` blocks, from [`quantize_q8_0`]).
+    matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0);
+    /// Q4_0 weights, f32 activations.
+    matmul_q4_0_f32(f32, BlockQ4_0);
+    /// Q4_0 weights, activations in Q8_0.
+    matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0);
+    /// Q5_0 weights, f32 activations.
+    matmul_q5_0_f32(f32, BlockQ5_0);
+    /// Q5_0 weights, activations in Q8_0.
+    matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0);
+    /// Q4_1 weights, f32 activations.
+    matmul_q4_1_f32(f32, BlockQ4_1);
+    /// Q4_1 weights, activations in Q8_1 (from [`quantize_q8_1`]).
+    matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1);
+    /// F16 weights (row-major, `rows * k` values), f32 activations.
+    matmul_f16_f32(f32, f16);
+}
+
+/// Activations to Q8_0 (module docs give the rule), `x.len() == 32 * out.len()`.
+///
+/// # Panics
+/// If `isa` cannot run here or the lengths do not match.
+pub fn quantize_q8_0(isa: Isa, x: &[f32], out: &mut [BlockQ8_0]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
+    dispatch!(isa, quantize_q8_0(x, out))
+}
+
+/// Activations to Q8_1 (module docs give the rule), `x.len() == 32 * out.len()`.
+///
+/// # Panics
+/// If `isa` cannot run here or the lengths do not match.
+pub fn quantize_q8_1(isa: Isa, x: &[f32], out: &mut [BlockQ8_1]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
+    dispatch!(isa, quantize_q8_1(x, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_times_d_are_the_values() {
+        let mut bytes = [0u8; 22];
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..256 {
+            for b in bytes.iter_mut() {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            bytes[0..2].copy_from_slice(&f16::from_f32(0.25).to_bits().to_le_bytes());
+            let q5: BlockQ5_0 = bytemuck::pod_read_unaligned(&bytes);
+            let q4: BlockQ4_0 = bytemuck::pod_read_unaligned(&bytes[..18]);
+            for (ints, values) in [(q5.ints(), q5.values()), (q4.ints(), q4.values())] {
+                for l in 0..32 {
+                    assert_eq!(ints[l] as f32 * 0.25, values[l], "value {l}");
+                }
+            }
+        }
+    }
+}

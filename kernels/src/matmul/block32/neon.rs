@@ -1,0 +1,386 @@
+//! NEON 32-block kernels and activation quantizers, same items as [`scalar`](super::scalar).
+//! Baseline NEON only (no `sdot`): the integer dots are widening `smull`/`smlal` (two products
+//! per i16 lane, at most `2*128*127 = 32512`, given activations in `-127..=127`) and pairwise
+//! widening adds, reduced to scalar's exact `sumi`, then scalar's combine in block order:
+//! bit-exact with scalar. The f32 design dequantizes the same integers (`d*q`, Q4_1
+//! `fma(q, d, m)`) and FMAs them into four accumulators per activation row. The quantizers
+//! round with `fcvtas` (to nearest, ties away from zero: `f32::round`).
+
+use super::{q8_1_sum, q8_d_f16, q8_scales, Block32};
+use crate::matmul::driver::{matmul_tiled, RowDots};
+use crate::matmul::MatmulDims;
+use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
+use crate::simd::aarch64::f16_to_f32;
+use half::f16;
+use std::arch::aarch64::*;
+use std::marker::PhantomData;
+
+/// A 32-value weight block as the NEON kernels unpack it.
+trait NeonBlock: Block32 {
+    /// Whether values carry an added min (`d*q + m`, Q4_1).
+    const HAS_MIN: bool = false;
+
+    /// [`Block32::ints`] as two vectors of sixteen bytes (values 0..16, 16..32).
+    ///
+    /// # Safety
+    /// The caller runs with NEON enabled.
+    unsafe fn ints_neon(&self) -> [int8x16_t; 2];
+
+    /// The min `m` (0 for formats without one).
+    fn min_f32(&self) -> f32 {
+        0.0
+    }
+}
+
+/// The 32 nibbles of `qs` in value order.
+///
+/// # Safety
+/// The caller runs with NEON enabled.
+#[inline(always)]
+unsafe fn nibbles(qs: &[u8; 16]) -> [uint8x16_t; 2] {
+    // SAFETY: a 16-byte load of a 16-byte array; NEON per the caller's contract.
+    unsafe {
+        let bytes = vld1q_u8(qs.as_ptr());
+        [vandq_u8(bytes, vdupq_n_u8(0xF)), vshrq_n_u8::<4>(bytes)]
+    }
+}
+
+/// Bit `l` of `qh` as `0x10` in byte `l`.
+///
+/// # Safety
+/// The caller runs with NEON enabled.
+#[inline(always)]
+unsafe fn high_bits(qh: u32) -> [uint8x16_t; 2] {
+    const SPREAD: [[u8; 16]; 2] = [
+        [0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1],
+        [2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3],
+    ];
+    const BIT: [u8; 16] = [1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128];
+    // SAFETY: loads of 16-byte constants; NEON per the caller's contract.
+    unsafe {
+        let bytes = vreinterpretq_u8_u32(vdupq_n_u32(qh));
+        let bit = vld1q_u8(BIT.as_ptr());
+        let mut out = [vdupq_n_u8(0); 2];
+        for (o, spread) in out.iter_mut().zip(&SPREAD) {
+            let sel = vqtbl1q_u8(bytes, vld1q_u8(spread.as_ptr()));
+            *o = vandq_u8(vtstq_u8(sel, bit), vdupq_n_u8(0x10));
+        }
+        out
+    }
+}
+
+impl NeonBlock for BlockQ8_0 {
+    #[inline(always)]
+    unsafe fn ints_neon(&self) -> [int8x16_t; 2] {
+        // SAFETY: two 16-byte loads of the 32-byte `qs`.
+        unsafe {
+            [
+                vld1q_s8(self.qs.as_ptr()),
+                vld1q_s8(self.qs.as_ptr().add(16)),
+            ]
+        }
+    }
+}
+
+impl NeonBlock for BlockQ4_0 {
+    #[inline(always)]
+    unsafe fn ints_neon(&self) -> [int8x16_t; 2] {
+        // SAFETY: NEON per the caller's contract.
+        unsafe {
+            let q = nibbles(&self.qs);
+            let eight = vdupq_n_s8(8);
+            [
+                vsubq_s8(vreinterpretq_s8_u8(q[0]), eight),
+                vsubq_s8(vreinterpretq_s8_u8(q[1]), eight),
+            ]
+        }
+    }
+}
+
+impl NeonBlock for BlockQ5_0 {
+    #[inline(always)]
+    unsafe fn ints_neon(&self) -> [int8x16_t; 2] {
+        // SAFETY: NEON per the caller's contract.
+        unsafe {
+            let q = nibbles(&self.qs);
+            let h = high_bits(u32::from_le_bytes(self.qh));
+            let sixteen = vdupq_n_s8(16);
+            [
+                vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(q[0], h[0])), sixteen),
+                vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(q[1], h[1])), sixteen),
+            ]
+        }
+    }
+}
+
+impl NeonBlock for BlockQ4_1 {
+    const HAS_MIN: bool = true;
+
+    #[inline(always)]
+    unsafe fn ints_neon(&self) -> [int8x16_t; 2] {
+        // SAFETY: NEON per the caller's contract.
+        unsafe {
+            let q = nibbles(&self.qs);
+            [vreinterpretq_s8_u8(q[0]), vreinterpretq_s8_u8(q[1])]
+        }
+    }
+
+    #[inline(always)]
+    fn min_f32(&self) -> f32 {
+        f16_to_f32(self.m)
+    }
+}
+
+/// The exact `sum w_l x_l` of 32 signed bytes each (`x` in `-127..=127`).
+///
+/// # Safety
+/// The caller runs with NEON enabled.
+#[inline(always)]
+unsafe fn dot_i8(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
+    // SAFETY: two 16-byte loads of the 32-byte `x`; NEON per the caller's contract.
+    unsafe {
+        let x0 = vld1q_s8(x.as_ptr());
+        let x1 = vld1q_s8(x.as_ptr().add(16));
+        let p0 = vmlal_high_s8(vmull_s8(vget_low_s8(w[0]), vget_low_s8(x0)), w[0], x0);
+        let p1 = vmlal_high_s8(vmull_s8(vget_low_s8(w[1]), vget_low_s8(x1)), w[1], x1);
+        vaddvq_s32(vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)))
+    }
+}
+
+struct IntDots<W>(PhantomData<W>);
+
+impl<W: NeonBlock> RowDots for IntDots<W> {
+    type W = W;
+    type X = BlockQ8_0;
+    const W_VALUES: usize = 32;
+    const X_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[BlockQ8_0]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        // SAFETY: the trait's contract (NEON).
+        unsafe {
+            for (b, wb) in w_row.iter().enumerate() {
+                let wi = wb.ints_neon();
+                let dw = f16_to_f32(wb.d());
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xb = &x_rows[i * nb + b];
+                    let sumi = dot_i8(wi, &xb.qs);
+                    // scalar::combine_q8_0 with the inline conversion (exact, as `half`'s).
+                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32;
+                }
+            }
+        }
+        acc
+    }
+}
+
+struct Q4_1Dots;
+
+impl RowDots for Q4_1Dots {
+    type W = BlockQ4_1;
+    type X = BlockQ8_1;
+    const W_VALUES: usize = 32;
+    const X_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4_1], x_rows: &[BlockQ8_1]) -> [f32; R] {
+        let nb = w_row.len();
+        let mut acc = [0f32; R];
+        // SAFETY: as in `IntDots`.
+        unsafe {
+            for (b, wb) in w_row.iter().enumerate() {
+                let wi = wb.ints_neon();
+                let (dw, mw) = (f16_to_f32(wb.d), wb.min_f32());
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xb = &x_rows[i * nb + b];
+                    let sumi = dot_i8(wi, &xb.qs);
+                    // scalar::combine_q8_1.
+                    *acc += (dw * f16_to_f32(xb.d)) * sumi as f32 + mw * f16_to_f32(xb.s);
+                }
+            }
+        }
+        acc
+    }
+}
+
+/// Thirty-two weights dequantized into eight vectors of four.
+trait Values4x8: Sized {
+    /// Values per element (32 for a block, 1 for an f16).
+    const W_VALUES: usize;
+    /// Weights `32c..32c+32` of the row `w`.
+    ///
+    /// # Safety
+    /// NEON enabled; `w` holds at least `32(c+1)` values.
+    unsafe fn values(w: &[Self], c: usize) -> [float32x4_t; 8];
+}
+
+impl<W: NeonBlock> Values4x8 for W {
+    const W_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn values(w: &[W], c: usize) -> [float32x4_t; 8] {
+        let block = &w[c];
+        // SAFETY: NEON per the contract; register-only after `ints_neon`.
+        unsafe {
+            let ints = block.ints_neon();
+            let d = vdupq_n_f32(f16_to_f32(block.d()));
+            let m = vdupq_n_f32(block.min_f32());
+            let mut out = [vdupq_n_f32(0.0); 8];
+            for (h, &q8) in ints.iter().enumerate() {
+                let q16 = [vmovl_s8(vget_low_s8(q8)), vmovl_high_s8(q8)];
+                for (j, &q) in q16.iter().enumerate() {
+                    let q32 = [vmovl_s16(vget_low_s16(q)), vmovl_high_s16(q)];
+                    for (t, &qi) in q32.iter().enumerate() {
+                        let qf = vcvtq_f32_s32(qi);
+                        // `d*q` is exact, so the FMA rounds once, like scalar's `d*q + m`.
+                        out[4 * h + 2 * j + t] = if W::HAS_MIN {
+                            vfmaq_f32(m, qf, d)
+                        } else {
+                            vmulq_f32(qf, d)
+                        };
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+impl Values4x8 for f16 {
+    const W_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn values(w: &[f16], c: usize) -> [float32x4_t; 8] {
+        let chunk = &w[32 * c..32 * c + 32];
+        let mut out = [vdupq_n_f32(0.0); 8];
+        for (v, o) in out.iter_mut().enumerate() {
+            // SAFETY: 4 f16 = 8 bytes at 4v inside the 32-value chunk; NEON per the contract.
+            *o = unsafe {
+                vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(
+                    chunk.as_ptr().add(4 * v).cast(),
+                )))
+            };
+        }
+        out
+    }
+}
+
+struct F32Dots<W>(PhantomData<W>);
+
+impl<W: Values4x8> RowDots for F32Dots<W> {
+    type W = W;
+    type X = f32;
+    const W_VALUES: usize = <W as Values4x8>::W_VALUES;
+    const X_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[f32]) -> [f32; R] {
+        let k = w_row.len() * W::W_VALUES;
+        debug_assert!(x_rows.len() == R * k);
+        // SAFETY: the trait's contract; every activation load reads 4 values at
+        // `i*k + 32c + 4v + 4 <= R*k`.
+        unsafe {
+            let mut acc = [[vdupq_n_f32(0.0); 4]; R];
+            for c in 0..k / 32 {
+                let wv = W::values(w_row, c);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let xp = x_rows.as_ptr().add(i * k + 32 * c);
+                    for (v, &w) in wv.iter().enumerate() {
+                        acc[v % 4] = vfmaq_f32(acc[v % 4], w, vld1q_f32(xp.add(4 * v)));
+                    }
+                }
+            }
+            let mut dots = [0f32; R];
+            for (dot, a) in dots.iter_mut().zip(&acc) {
+                *dot = vaddvq_f32(vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3])));
+            }
+            dots
+        }
+    }
+}
+
+macro_rules! entries {
+    ($($name:ident($x:ty, $w:ty) => $dots:ty;)*) => {$(
+        /// # Safety
+        /// The CPU must support NEON.
+        #[target_feature(enable = "neon")]
+        pub unsafe fn $name(x: &[$x], w: &[$w], y: &mut [f32], dims: MatmulDims) {
+            // SAFETY: this function's contract is that the CPU has NEON; the driver checks the
+            // shapes the unchecked loads rely on.
+            unsafe { matmul_tiled::<$dots>(x, w, y, dims) }
+        }
+    )*};
+}
+
+entries! {
+    matmul_q8_0_f32(f32, BlockQ8_0) => F32Dots<BlockQ8_0>;
+    matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => IntDots<BlockQ8_0>;
+    matmul_q4_0_f32(f32, BlockQ4_0) => F32Dots<BlockQ4_0>;
+    matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => IntDots<BlockQ4_0>;
+    matmul_q5_0_f32(f32, BlockQ5_0) => F32Dots<BlockQ5_0>;
+    matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => IntDots<BlockQ5_0>;
+    matmul_q4_1_f32(f32, BlockQ4_1) => F32Dots<BlockQ4_1>;
+    matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => Q4_1Dots;
+    matmul_f16_f32(f32, f16) => F32Dots<f16>;
+}
+
+/// One block: `qs` from the 32 values at `x`, returning `(d, sum of qs)`.
+///
+/// # Safety
+/// NEON enabled.
+#[inline(always)]
+unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+    debug_assert!(x.len() == 32);
+    // SAFETY: eight 4-value loads inside the 32 values, four 8-byte stores into `qs`.
+    unsafe {
+        let mut v = [vdupq_n_f32(0.0); 8];
+        for (j, vj) in v.iter_mut().enumerate() {
+            *vj = vld1q_f32(x.as_ptr().add(4 * j));
+        }
+        let mut m = vabsq_f32(v[0]);
+        for &vj in &v[1..] {
+            m = vmaxq_f32(m, vabsq_f32(vj));
+        }
+        let (d, id) = q8_scales(vmaxvq_f32(m));
+        let (lo, hi) = (vdupq_n_s32(-127), vdupq_n_s32(127));
+        let mut sum = vdupq_n_s32(0);
+        for j in 0..4 {
+            let q0 = vmaxq_s32(vminq_s32(vcvtaq_s32_f32(vmulq_n_f32(v[2 * j], id)), hi), lo);
+            let q1 = vmaxq_s32(
+                vminq_s32(vcvtaq_s32_f32(vmulq_n_f32(v[2 * j + 1], id)), hi),
+                lo,
+            );
+            sum = vaddq_s32(sum, vaddq_s32(q0, q1));
+            let q16 = vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1));
+            vst1_s8(qs.as_mut_ptr().add(8 * j), vqmovn_s16(q16));
+        }
+        (d, vaddvq_s32(sum))
+    }
+}
+
+/// # Safety
+/// The CPU must support NEON.
+#[target_feature(enable = "neon")]
+pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: this function's contract is NEON; `x` is one block of values.
+        let (d, _) = unsafe { quantize_block(x, &mut block.qs) };
+        block.d = q8_d_f16(d);
+    }
+}
+
+/// # Safety
+/// The CPU must support NEON.
+#[target_feature(enable = "neon")]
+pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: as in `quantize_q8_0`.
+        let (d, sum) = unsafe { quantize_block(x, &mut block.qs) };
+        block.d = q8_d_f16(d);
+        block.s = q8_1_sum(d, sum);
+    }
+}
