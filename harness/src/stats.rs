@@ -199,7 +199,7 @@ mod tests {
             / 4.0)
             .sqrt();
         assert!((s.stddev - sd).abs() < 1e-12);
-        assert_eq!(tukey_flags(&[4.0, 1.0, 3.0, 2.0, 100.0])[4], true);
+        assert!(tukey_flags(&[4.0, 1.0, 3.0, 2.0, 100.0])[4]);
     }
 
     #[test]

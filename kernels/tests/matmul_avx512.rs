@@ -201,9 +201,6 @@ fn check_q8k_exact<W: Copy>(
     }
 }
 
-/// Unit roundoff of f32.
-const U: f64 = 1.0 / (1u64 << 24) as f64;
-
 /// `gamma(m) = m*u / (1 - m*u)` (Higham, Accuracy and Stability, Lemma 3.1).
 use kernels::bounds::gamma;
 

@@ -400,14 +400,14 @@ fn matmul_inputs<B: QuantBlock>(
     let copies = cold_bytes.map_or(1, |total| total.div_ceil(size).max(2));
     let x = gaussian(n * k, 1.0, rng);
     let mut x8k = Vec::new();
-    if k % QK_K == 0 {
+    if k.is_multiple_of(QK_K) {
         x8k = vec![BlockQ8K::default(); n * k / QK_K];
         for (row, out) in x.chunks(k).zip(x8k.chunks_mut(k / QK_K)) {
             BlockQ8K::quantize_row(row, out);
         }
     }
     let (mut x8_0, mut x8_1) = (Vec::new(), Vec::new());
-    if k % 32 == 0 {
+    if k.is_multiple_of(32) {
         x8_0 = vec![BlockQ8_0::zeroed(); n * k / 32];
         x8_1 = vec![BlockQ8_1::zeroed(); n * k / 32];
         matmul::quantize_q8_0(Isa::Scalar, &x, &mut x8_0);

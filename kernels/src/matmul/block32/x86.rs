@@ -126,7 +126,7 @@ pub(super) unsafe fn widen8(ints: __m256i, v: usize) -> __m256i {
         } else {
             _mm256_extracti128_si256::<1>(ints)
         };
-        let part = if v % 2 == 0 {
+        let part = if v.is_multiple_of(2) {
             half
         } else {
             _mm_srli_si128::<8>(half)
