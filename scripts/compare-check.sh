@@ -10,7 +10,7 @@ PAIRS=${PAIRS:-10}
 H=target/release/harness
 cargo build --quiet --release -p harness
 dir=$(mktemp -d)
-flags=(--kernel matmul_q4k,matmul_q4_0 --reps 10 --max-time 0.5 --warmup 0.1 -o jsonl)
+flags=(--kernel matmul_q4k --reps 10 --max-time 0.5 --warmup 0.1 -o jsonl)
 shapes=2048x2048x1,2048x2048x40
 run() { "$H" bench "${flags[@]}" "$@" 2>/dev/null; }
 false_pairs=0; false_rows=0; total_rows=0

@@ -201,34 +201,53 @@ fn host_lines(rows: &[BenchRow], hosts: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// The roofs each run measured, once per run (machine and start time).
 fn limits_lines(rows: &[BenchRow]) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
+    let mut runs: Vec<(String, String)> = Vec::new();
     for r in rows {
-        let m = format!(
-            "{}: memory roof {:.1} GB/s ({} , {} thread(s)); {} {} peak {:.1} G/s",
-            plots::short_cpu(&r.cpu),
-            r.mem_roof_gb_per_s,
-            r.cache,
-            r.threads,
-            if r.design == "q8k" {
+        let k = (plots::short_cpu(&r.cpu), r.date.clone());
+        if !runs.contains(&k) {
+            runs.push(k);
+        }
+    }
+    let mut out = Vec::new();
+    for (cpu, date) in runs {
+        let mut mem: Vec<String> = Vec::new();
+        let mut peak: Vec<String> = Vec::new();
+        for r in rows
+            .iter()
+            .filter(|r| plots::short_cpu(&r.cpu) == cpu && r.date == date)
+        {
+            let m = format!("{:.1} GB/s (t{})", r.mem_roof_gb_per_s, r.threads);
+            if !mem.contains(&m) {
+                mem.push(m);
+            }
+            let kind = if plots::is_int8(&r.design) {
                 "int8 dot"
             } else {
                 "f32 FMA"
-            },
-            r.isa,
-            r.compute_roof_gflop_per_s
-        );
-        if !seen.contains(&m) {
-            seen.push(m);
+            };
+            let p = format!(
+                "{kind} {} t{}: {:.1} G/s",
+                r.isa, r.threads, r.compute_roof_gflop_per_s
+            );
+            if !peak.contains(&p) {
+                peak.push(p);
+            }
         }
+        out.push(format!(
+            "{cpu}, run of {date}: memory roofs {}; peaks {}",
+            mem.join(", "),
+            peak.join(", ")
+        ));
     }
-    seen
+    out
 }
 
 const COLUMNS_NOTE: &str = "Times are per call (median of the samples; CI = 95% bootstrap interval of the median). \
 `roof` = achieved GFLOP/s over min(compute peak, memory roof x intensity); `bound` = the lower roof. \
 `x scalar` = speedup over scalar of the same design; `x ref` = over the family's scalar baseline (matmuls: scalar `f32`). \
-`q8k` rows count int8 multiply-adds as flops and exclude quantizing the activations. \
+The integer designs (`q8k`, `q8_0`, `q8_1`) count int8 multiply-adds as flops and exclude quantizing the activations. \
 Outliers (Tukey fences) are flagged with `!` and kept.";
 
 fn markdown(

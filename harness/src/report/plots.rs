@@ -63,6 +63,11 @@ pub fn render(chart: &Chart, size: (u32, u32), png_path: &Path) -> Result<String
     Ok(svg)
 }
 
+/// Whether a design's inner loop is the int8 dot product (its roof is the int8 peak).
+pub fn is_int8(design: &str) -> bool {
+    matches!(design, "q8k" | "q8_0" | "q8_1")
+}
+
 /// Distinguishable colours for up to a dozen series (then they repeat).
 pub fn colour(i: usize) -> RGBColor {
     const C: [RGBColor; 12] = [
@@ -247,7 +252,11 @@ where
         mem.entry(format!("{which} t{}", r.threads))
             .and_modify(|v| *v = v.max(r.mem_roof_gb_per_s))
             .or_insert(r.mem_roof_gb_per_s);
-        let kind = if r.design == "q8k" { "int8" } else { "f32 FMA" };
+        let kind = if is_int8(&r.design) {
+            "int8"
+        } else {
+            "f32 FMA"
+        };
         peak.entry(format!("{kind} {} t{}", r.isa, r.threads))
             .and_modify(|v| *v = v.max(r.compute_roof_gflop_per_s))
             .or_insert(r.compute_roof_gflop_per_s);
@@ -279,7 +288,7 @@ where
     chart
         .configure_mesh()
         .x_desc("arithmetic intensity (flop per byte moved)")
-        .y_desc("achieved GFLOP/s (int8 GOP/s for q8k)")
+        .y_desc("achieved GFLOP/s (int8 GOP/s for q8k/q8_0/q8_1)")
         .axis_desc_style((FONT, 14))
         .label_style((FONT, 12))
         .draw()
@@ -377,7 +386,7 @@ where
         .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
-        .label_font((FONT, 11))
+        .label_font((FONT, 10))
         .draw()
         .map_err(e)?;
     Ok(())
