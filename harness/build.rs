@@ -2,6 +2,7 @@
 //! results depend on (the kernels, the reference, the harness itself, the manifests and the
 //! lock file). `verify` on x86_64 trusts the NEON rows of the aarch64 build only when that
 //! build carries the same id, so a build of other sources cannot vouch for these.
+//! Also records the compiler version, so every bench row can say which rustc built the kernels.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -83,4 +84,14 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=HARNESS_BUILD_ID={commit}-{hash:016x}");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let version = Command::new(rustc)
+        .arg("-V")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=HARNESS_RUSTC_VERSION={version}");
+    println!("cargo:rerun-if-env-changed=RUSTC");
 }

@@ -29,6 +29,12 @@ enum Command {
     Tokenize(harness::tokenize::TokenizeArgs),
     /// Generate text with a GGUF model (Llama architecture).
     Run(harness::run::RunArgs),
+    /// Time every kernel variant side by side on model shapes, against the machine's limits.
+    Bench(harness::bench::cli::BenchArgs),
+    /// Plots and tables (REPORT.md, REPORT.html) from bench rows of one or more machines.
+    Report(harness::report::ReportArgs),
+    /// Speedup of NEW over BASE per row with bootstrap intervals; non-zero exit on a regression.
+    Compare(harness::compare::CompareArgs),
 }
 
 #[derive(clap::Args)]
@@ -81,6 +87,9 @@ fn run() -> Result<ExitCode> {
         Command::Run(args) => {
             harness::run::run(&args, &mut std::io::stdout().lock()).map(|_| ExitCode::SUCCESS)
         }
+        Command::Bench(args) => harness::bench::cli::run(args),
+        Command::Report(args) => harness::report::run(args),
+        Command::Compare(args) => harness::compare::run(args),
     }
 }
 
