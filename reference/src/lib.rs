@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod attention;
+pub mod gguf;
 pub mod matmul;
+pub mod model;
 pub mod ops;
 pub mod quant;
 
