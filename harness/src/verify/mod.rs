@@ -12,6 +12,7 @@
 
 pub mod attention;
 pub mod matmul;
+pub mod model;
 pub mod ops;
 pub mod qemu;
 pub mod quantizers;
