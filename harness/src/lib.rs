@@ -2,6 +2,7 @@
 //! `src/main.rs` is a thin clap front end over it; the integration tests call it directly.
 
 pub mod inspect;
+pub mod perplexity;
 pub mod planted_attention;
 pub mod planted_ops;
 pub mod run;

@@ -29,6 +29,8 @@ enum Command {
     Tokenize(harness::tokenize::TokenizeArgs),
     /// Generate text with a GGUF model (Llama architecture).
     Run(harness::run::RunArgs),
+    /// Perplexity of a text file, by llama-perplexity's method (chunks of --ctx, second half scored).
+    Perplexity(harness::perplexity::PerplexityArgs),
 }
 
 #[derive(clap::Args)]
@@ -92,6 +94,9 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
+        Command::Perplexity(args) => {
+            harness::perplexity::run(&args, &mut std::io::stdout()).map(|_| ExitCode::SUCCESS)
+        }
         Command::Inspect(args) => harness::inspect::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => harness::synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tokenize(args) => {

@@ -250,6 +250,70 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(&self.buf.logits)
     }
 
+    /// Runs `tokens` (in batches of up to `n_batch`) and writes the logits after every one of
+    /// them into `out` (`[tokens.len() x n_vocab]`), as perplexity needs. Allocates nothing; the
+    /// output projection then runs on whole batches.
+    ///
+    /// # Errors
+    /// As [`Session::prefill`], and an `out` of the wrong length.
+    pub fn prefill_all_logits(
+        &mut self,
+        tokens: &[u32],
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let n_vocab = self.model.config.n_vocab;
+        if out.len() != tokens.len() * n_vocab {
+            return Err(ModelError::Options(format!(
+                "logits buffer holds {} values, {} tokens need {}",
+                out.len(),
+                tokens.len(),
+                tokens.len() * n_vocab
+            )));
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(ModelError::TokenOutOfRange { id, n_vocab });
+        }
+        if tokens.len() > self.opts.n_ctx - self.pos {
+            return Err(ModelError::ContextFull {
+                pos: self.pos,
+                more: tokens.len(),
+                n_ctx: self.opts.n_ctx,
+            });
+        }
+        let nb = self.opts.n_batch;
+        for (chunk, logits) in tokens.chunks(nb).zip(out.chunks_mut(nb * n_vocab)) {
+            self.step(chunk, false);
+            self.output_rows(chunk.len(), logits);
+        }
+        Ok(())
+    }
+
+    /// The output projection of every row of the last step into `out` (`[n x n_vocab]`).
+    fn output_rows(&mut self, n: usize, out: &mut [f32]) {
+        let m = self.model;
+        let (c, w) = (&m.config, &m.weights);
+        let (isa, design, d) = (self.opts.isa, self.opts.design, c.n_embd);
+        let b = &mut self.buf;
+        for t in 0..n {
+            let row = t * d..(t + 1) * d;
+            ops::rmsnorm(
+                isa,
+                &b.x[row.clone()],
+                w.output_norm,
+                c.rms_eps,
+                &mut b.xb[row],
+            );
+        }
+        let ctx = Ctx {
+            pool: &self.pool,
+            scratch: &self.scratch,
+            isa,
+            design,
+        };
+        let x = prepare(&b.xb[..n * d], n, d, &[&w.output], design, isa, &mut b.q8k);
+        ctx.matmuls(&x, [&w.output], [&mut out[..n * c.n_vocab]]);
+    }
+
     /// One token: the logits that follow it.
     pub fn decode(&mut self, token: u32) -> Result<&[f32], ModelError> {
         self.prefill(std::slice::from_ref(&token))
