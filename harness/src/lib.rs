@@ -5,6 +5,7 @@ pub mod bench;
 pub mod compare;
 pub mod host;
 pub mod inspect;
+pub mod perplexity;
 pub mod planted_attention;
 pub mod planted_ops;
 pub mod record;

@@ -35,6 +35,8 @@ enum Command {
     Report(harness::report::ReportArgs),
     /// Speedup of NEW over BASE per row with bootstrap intervals; non-zero exit on a regression.
     Compare(harness::compare::CompareArgs),
+    /// Perplexity of a text file, by llama-perplexity's method (chunks of --ctx, second half scored).
+    Perplexity(harness::perplexity::PerplexityArgs),
 }
 
 #[derive(clap::Args)]
@@ -63,6 +65,25 @@ struct VerifyArgs {
     /// List the kernel families and exit.
     #[arg(long)]
     list: bool,
+    /// Verify a whole model instead of the kernels: this GGUF file's forward pass against the
+    /// reference's (f64), per design x ISA x thread count; rows go to --csv.
+    #[arg(long, conflicts_with_all = ["kernel", "list"])]
+    model: Option<PathBuf>,
+    /// With --model: the text whose tokens both forward passes run.
+    #[arg(long, requires = "model", conflicts_with = "tokens")]
+    prompt: Option<String>,
+    /// With --model: run this many seeded random tokens instead of a prompt (default 24).
+    #[arg(long, requires = "model")]
+    tokens: Option<usize>,
+    /// With --model: designs, comma-separated (q8, f32; default both).
+    #[arg(long, value_delimiter = ',', requires = "model")]
+    design: Vec<String>,
+    /// With --model: thread counts, comma-separated (default 1,2).
+    #[arg(long, value_delimiter = ',', requires = "model")]
+    threads: Vec<usize>,
+    /// With --model: the KV cache format (f16 or f32).
+    #[arg(long, default_value = "f16", requires = "model")]
+    kv: String,
 }
 
 fn main() -> ExitCode {
@@ -79,6 +100,9 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
+        Command::Perplexity(args) => {
+            harness::perplexity::run(&args, &mut std::io::stdout()).map(|_| ExitCode::SUCCESS)
+        }
         Command::Inspect(args) => harness::inspect::run(args).map(|()| ExitCode::SUCCESS),
         Command::Synth(args) => harness::synth::run(args).map(|()| ExitCode::SUCCESS),
         Command::Tokenize(args) => {
@@ -93,6 +117,107 @@ fn run() -> Result<ExitCode> {
     }
 }
 
+fn verify_model_cmd(
+    args: &VerifyArgs,
+    path: &std::path::Path,
+    selection: &IsaSelection,
+) -> Result<ExitCode> {
+    use harness::verify::model::{self, ModelCheck, Tokens};
+    use kernels::model::Design;
+    if let Some(csv) = &args.csv {
+        std::fs::File::create(csv).with_context(|| format!("cannot write {}", csv.display()))?;
+    }
+    let designs = if args.design.is_empty() {
+        Design::ALL.to_vec()
+    } else {
+        args.design
+            .iter()
+            .map(|d| {
+                Design::from_name(d)
+                    .ok_or_else(|| anyhow::anyhow!("--design {d}: not a design (q8, f32)"))
+            })
+            .collect::<Result<_>>()?
+    };
+    let threads = if args.threads.is_empty() {
+        vec![1, 2]
+    } else {
+        args.threads.clone()
+    };
+    if let Some(t) = threads
+        .iter()
+        .find(|&&t| t == 0 || t > kernels::model::split::MAX_PARTS)
+    {
+        bail!(
+            "--threads {t}: must be 1 to {}",
+            kernels::model::split::MAX_PARTS
+        );
+    }
+    let kv = match args.kv.as_str() {
+        "f16" => kernels::attention::KvFormat::F16,
+        "f32" => kernels::attention::KvFormat::F32,
+        other => bail!("--kv {other}: not a KV cache format (f16, f32)"),
+    };
+    let isas = if selection.rows.is_empty() {
+        kernels::Isa::of_target_arch().collect()
+    } else {
+        selection.rows.clone()
+    };
+    let check = ModelCheck {
+        path: path.to_path_buf(),
+        tokens: match (&args.prompt, args.tokens) {
+            (Some(p), _) => Tokens::Prompt(p.clone()),
+            (None, n) => Tokens::Random(n.unwrap_or(24)),
+        },
+        isas,
+        designs,
+        threads,
+        kv,
+        seed: args.seed,
+    };
+    if args.self_test {
+        let results = model::self_test(&check, &mut std::io::stdout())?;
+        let missed = results.iter().filter(|r| r.applies && !r.caught).count();
+        let applicable = results.iter().filter(|r| r.applies).count();
+        println!(
+            "verify --model --self-test: {} of {applicable} planted model bugs caught",
+            applicable - missed
+        );
+        return Ok(if missed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let started = std::time::Instant::now();
+    let rows = model::run(&check, &mut std::io::stdout())?;
+    if let Some(csv) = &args.csv {
+        model::write_csv(&rows, csv).with_context(|| format!("writing {}", csv.display()))?;
+    }
+    let failed = rows.iter().filter(|r| r.status == "FAIL").count();
+    let skipped: Vec<_> = rows.iter().filter(|r| r.status == "SKIPPED").collect();
+    println!(
+        "verify --model: {} passed, {failed} failed, {} skipped ({:.1} s)",
+        rows.len() - failed - skipped.len(),
+        skipped.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(row) = skipped
+        .iter()
+        .find(|r| kernels::Isa::from_name(&r.isa).is_some_and(|i| selection.requires(i)))
+    {
+        eprintln!(
+            "harness: error: --isa {} was asked for but cannot run here: {}",
+            row.isa, row.note
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
     if args.list {
         for k in verify::KERNELS {
@@ -105,6 +230,9 @@ fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
     }
     let selection = IsaSelection::parse(&args.isa)?;
     let mut stdout = std::io::stdout();
+    if let Some(path) = &args.model {
+        return verify_model_cmd(&args, path, &selection);
+    }
     if args.self_test {
         let results = verify::selftest::run(args.cases, args.seed, &mut stdout)?;
         let missed = results.iter().filter(|r| !r.caught).count();

@@ -14,6 +14,7 @@ pub mod attention;
 pub mod block32;
 pub mod bounds;
 pub mod matmul;
+pub mod model;
 pub mod ops;
 pub mod planted32;
 pub mod qemu;

@@ -31,6 +31,36 @@ use crate::Isa;
 pub const ROW_ALIGN: usize = 64;
 const CHUNK_ROWS: usize = 2 * ROW_ALIGN;
 
+/// Bugs the gate's self-test plants into the forward pass (`harness verify --model FILE
+/// --self-test`), each the kind a real refactor introduces, so that the model-level gate is shown
+/// to catch them. Never set outside that test: see [`Session::plant`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PlantedBug {
+    /// A decode step after a prefill rotates Q and K at the previous position.
+    RopeDecodePosition,
+    /// A batch after the first stores its K/V one cache row early, over the previous token's.
+    KvRowOffByOne,
+    /// K/V heads stored rotated by one slot: query head h reads the wrong KV head.
+    KvHeadsRotated,
+    /// Layer 0's attention RMSNorm leaves out its weight.
+    AttnNormWeightIgnored,
+    /// A file with a tied output (no `output.weight`) gets no output projection: logits stay 0.
+    TiedOutputIgnored,
+    /// A prefill batch after a boundary sees the previous batch's last token as zeros.
+    BatchBoundaryDropsToken,
+}
+
+impl PlantedBug {
+    pub const ALL: [PlantedBug; 6] = [
+        PlantedBug::RopeDecodePosition,
+        PlantedBug::KvRowOffByOne,
+        PlantedBug::KvHeadsRotated,
+        PlantedBug::AttnNormWeightIgnored,
+        PlantedBug::TiedOutputIgnored,
+        PlantedBug::BatchBoundaryDropsToken,
+    ];
+}
+
 /// How a session runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SessionOptions {
@@ -98,6 +128,7 @@ pub struct Session<'m, 'a> {
     buf: Buffers,
     scratch: Vec<Mutex<WorkerScratch>>,
     pos: usize,
+    planted: Option<PlantedBug>,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -166,7 +197,15 @@ impl<'m, 'a> Session<'m, 'a> {
             },
             scratch,
             pos: 0,
+            planted: None,
         })
+    }
+
+    /// Plants `bug` into this session's forward pass. For the gate's self-test only: a session
+    /// with a planted bug computes wrong logits on purpose.
+    #[doc(hidden)]
+    pub fn plant(&mut self, bug: PlantedBug) {
+        self.planted = Some(bug);
     }
 
     pub fn options(&self) -> &SessionOptions {
@@ -216,6 +255,70 @@ impl<'m, 'a> Session<'m, 'a> {
         Ok(&self.buf.logits)
     }
 
+    /// Runs `tokens` (in batches of up to `n_batch`) and writes the logits after every one of
+    /// them into `out` (`[tokens.len() x n_vocab]`), as perplexity needs. Allocates nothing; the
+    /// output projection then runs on whole batches.
+    ///
+    /// # Errors
+    /// As [`Session::prefill`], and an `out` of the wrong length.
+    pub fn prefill_all_logits(
+        &mut self,
+        tokens: &[u32],
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
+        let n_vocab = self.model.config.n_vocab;
+        if out.len() != tokens.len() * n_vocab {
+            return Err(ModelError::Options(format!(
+                "logits buffer holds {} values, {} tokens need {}",
+                out.len(),
+                tokens.len(),
+                tokens.len() * n_vocab
+            )));
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(ModelError::TokenOutOfRange { id, n_vocab });
+        }
+        if tokens.len() > self.opts.n_ctx - self.pos {
+            return Err(ModelError::ContextFull {
+                pos: self.pos,
+                more: tokens.len(),
+                n_ctx: self.opts.n_ctx,
+            });
+        }
+        let nb = self.opts.n_batch;
+        for (chunk, logits) in tokens.chunks(nb).zip(out.chunks_mut(nb * n_vocab)) {
+            self.step(chunk, false);
+            self.output_rows(chunk.len(), logits);
+        }
+        Ok(())
+    }
+
+    /// The output projection of every row of the last step into `out` (`[n x n_vocab]`).
+    fn output_rows(&mut self, n: usize, out: &mut [f32]) {
+        let m = self.model;
+        let (c, w) = (&m.config, &m.weights);
+        let (isa, design, d) = (self.opts.isa, self.opts.design, c.n_embd);
+        let b = &mut self.buf;
+        for t in 0..n {
+            let row = t * d..(t + 1) * d;
+            ops::rmsnorm(
+                isa,
+                &b.x[row.clone()],
+                w.output_norm,
+                c.rms_eps,
+                &mut b.xb[row],
+            );
+        }
+        let ctx = Ctx {
+            pool: &self.pool,
+            scratch: &self.scratch,
+            isa,
+            design,
+        };
+        let x = prepare(&b.xb[..n * d], n, d, &[&w.output], design, isa, &mut b.q8k);
+        ctx.matmuls(&x, [&w.output], [&mut out[..n * c.n_vocab]]);
+    }
+
     /// One token: the logits that follow it.
     pub fn decode(&mut self, token: u32) -> Result<&[f32], ModelError> {
         self.prefill(std::slice::from_ref(&token))
@@ -245,16 +348,21 @@ impl<'m, 'a> Session<'m, 'a> {
             w.token_embd
                 .lookup(tok as usize, &mut b.x[t * d..(t + 1) * d]);
         }
+        let planted = self.planted;
         for (l, lw) in w.layers.iter().enumerate() {
+            let ignore_weight = l == 0 && planted == Some(PlantedBug::AttnNormWeightIgnored);
+            if ignore_weight {
+                // `up` is free until the FFN of this layer writes it.
+                b.up[..d].fill(1.0);
+            }
             for t in 0..n {
                 let row = t * d..(t + 1) * d;
-                ops::rmsnorm(
-                    isa,
-                    &b.x[row.clone()],
-                    lw.attn_norm,
-                    c.rms_eps,
-                    &mut b.xb[row],
-                );
+                let weight = if ignore_weight {
+                    &b.up[..d]
+                } else {
+                    lw.attn_norm
+                };
+                ops::rmsnorm(isa, &b.x[row.clone()], weight, c.rms_eps, &mut b.xb[row]);
             }
             {
                 let x = prepare(
@@ -273,7 +381,8 @@ impl<'m, 'a> Session<'m, 'a> {
                 );
             }
             for t in 0..n {
-                let (cos, sin) = self.rope.cos_sin(pos0 + t);
+                let wrong = planted == Some(PlantedBug::RopeDecodePosition) && n == 1 && pos0 > 0;
+                let (cos, sin) = self.rope.cos_sin(if wrong { pos0 - 1 } else { pos0 + t });
                 ops::rope_adjacent(isa, &mut b.q[t * qd..(t + 1) * qd], hd, cos, sin);
                 ops::rope_adjacent(isa, &mut b.k[t * kvd..(t + 1) * kvd], hd, cos, sin);
             }
@@ -284,9 +393,15 @@ impl<'m, 'a> Session<'m, 'a> {
                 head_dim: hd,
                 pos0,
             };
+            if planted == Some(PlantedBug::KvHeadsRotated) {
+                for t in 0..n {
+                    b.k[t * kvd..(t + 1) * kvd].rotate_right(hd);
+                    b.v[t * kvd..(t + 1) * kvd].rotate_right(hd);
+                }
+            }
             match &mut self.kv {
-                KvCache::F16(layers) => ctx.attention(&mut layers[l], b, dims, kvd),
-                KvCache::F32(layers) => ctx.attention(&mut layers[l], b, dims, kvd),
+                KvCache::F16(layers) => ctx.attention(&mut layers[l], b, dims, kvd, planted),
+                KvCache::F32(layers) => ctx.attention(&mut layers[l], b, dims, kvd, planted),
             }
             {
                 let x = prepare(
@@ -357,6 +472,9 @@ impl<'m, 'a> Session<'m, 'a> {
                 (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
             );
             ctx.matmuls(&x, [&w.output], [&mut b.logits[..]]);
+            if planted == Some(PlantedBug::TiedOutputIgnored) && w.output_tied {
+                b.logits.fill(0.0);
+            }
         }
     }
 }
@@ -468,10 +586,22 @@ impl Ctx<'_> {
         b: &mut Buffers,
         dims: AttentionDims,
         kvd: usize,
+        planted: Option<PlantedBug>,
     ) {
         let (n, pos0) = (dims.n_q, dims.pos0);
-        store(&mut cache.k[pos0 * kvd..(pos0 + n) * kvd], &b.k[..n * kvd]);
-        store(&mut cache.v[pos0 * kvd..(pos0 + n) * kvd], &b.v[..n * kvd]);
+        let at = if planted == Some(PlantedBug::KvRowOffByOne) && n > 1 && pos0 > 0 {
+            pos0 - 1
+        } else {
+            pos0
+        };
+        store(&mut cache.k[at * kvd..(at + n) * kvd], &b.k[..n * kvd]);
+        store(&mut cache.v[at * kvd..(at + n) * kvd], &b.v[..n * kvd]);
+        if planted == Some(PlantedBug::BatchBoundaryDropsToken) && n > 1 && pos0 > 0 {
+            let row = (pos0 - 1) * kvd..pos0 * kvd;
+            for e in cache.k[row.clone()].iter_mut().chain(&mut cache.v[row]) {
+                *e = T::from_f32(0.0);
+            }
+        }
         let kv_len = (pos0 + n) * kvd;
         let (k, v) = (&cache.k[..kv_len], &cache.v[..kv_len]);
         let qd = dims.n_head * dims.head_dim;

@@ -15,7 +15,7 @@ pub mod split;
 mod weights;
 
 pub use config::Config;
-pub use forward::{Session, SessionOptions, ROW_ALIGN};
+pub use forward::{PlantedBug, Session, SessionOptions, ROW_ALIGN};
 pub use kv_cache::KvCache;
 pub use pool::Pool;
 pub use sampler::{Sampler, SamplerOptions};

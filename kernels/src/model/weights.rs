@@ -272,6 +272,8 @@ pub struct Weights<'a> {
     pub output_norm: &'a [f32],
     /// `[n_vocab x n_embd]`: `output.weight`, or `token_embd.weight` when the file ties them.
     pub output: Matrix<'a>,
+    /// Whether `output` is `token_embd.weight` (the file has no `output.weight`).
+    pub output_tied: bool,
 }
 
 impl<'a> Weights<'a> {
@@ -306,6 +308,7 @@ impl<'a> Weights<'a> {
             });
         }
         let embd = t("token_embd.weight")?;
+        let output_tied = g.tensor("output.weight").is_none();
         let output = match g.tensor("output.weight") {
             Some(out) => Matrix::from_tensor(out, c.n_embd, c.n_vocab)?,
             None => Matrix::from_tensor(embd, c.n_embd, c.n_vocab)?,
@@ -315,6 +318,7 @@ impl<'a> Weights<'a> {
             layers,
             output_norm: norm("output_norm.weight")?,
             output,
+            output_tied,
         })
     }
 }
