@@ -256,7 +256,9 @@ mod x86 {
                 // An empty asm that "changes" `w` keeps the compiler from hoisting or merging
                 // the products, which would otherwise be loop-invariant; it emits nothing.
                 // SAFETY: the asm is an empty comment: it reads and writes only `w`'s register.
-                unsafe { core::arch::asm!("/* {0} */", inout(ymm_reg) w, options(pure, nomem, nostack)) };
+                unsafe {
+                    core::arch::asm!("/* {0} */", inout(ymm_reg) w, options(pure, nomem, nostack))
+                };
                 let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
                 *v = _mm256_add_epi32(*v, p);
             }
@@ -295,7 +297,9 @@ mod x86 {
             for v in acc.iter_mut() {
                 // As in `int8_avx2`: keeps the products in the loop, emits nothing.
                 // SAFETY: the asm is an empty comment: it reads and writes only `w`'s register.
-                unsafe { core::arch::asm!("/* {0} */", inout(zmm_reg) w, options(pure, nomem, nostack)) };
+                unsafe {
+                    core::arch::asm!("/* {0} */", inout(zmm_reg) w, options(pure, nomem, nostack))
+                };
                 let p = _mm512_madd_epi16(_mm512_maddubs_epi16(w, x), ones);
                 *v = _mm512_add_epi32(*v, p);
             }

@@ -315,7 +315,15 @@ impl<'m, 'a> Session<'m, 'a> {
             isa,
             design,
         };
-        let x = prepare(&b.xb[..n * d], n, d, &[&w.output], design, isa, &mut b.q8k);
+        let x = prepare(
+            &b.xb[..n * d],
+            n,
+            d,
+            &[&w.output],
+            design,
+            isa,
+            (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
+        );
         ctx.matmuls(&x, [&w.output], [&mut out[..n * c.n_vocab]]);
     }
 
