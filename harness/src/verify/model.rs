@@ -15,18 +15,30 @@
 //!   the probability of the sequence's next token (`Δp`), and the same-top-token fraction.
 //!
 //! # Bounds
-//! What the kernels change against exact arithmetic, per layer: activations quantized to 8 bits
-//! before every matmul in the `q8` design (relative error up to `1/254` of each block's largest
-//! value, about 0.2% RMS on Gaussian-like activations), K and V rounded to f16 in the cache
-//! (`2^-11` relative), and f32 accumulation (`gamma(k)`, negligible beside those). Through a
-//! residual network these errors do not grow exponentially: each layer adds its own and passes
-//! the earlier ones on about unchanged, so the logit error grows like the square root of the
-//! layer count. Measured (`reports/verify-model.csv`; 24 tokens, every design and ISA), the worst
-//! row on SmolLM2-135M (30 layers, trained) has a mean KLD of 3e-4 and a max of 2e-3 for `q8`
-//! (1e-6 for `f32`), and a largest logit error of 2% of the logit spread; on a synthesized
-//! TinyLlama (random weights) the logit error is below 0.5% of the spread. The bounds below
-//! leave a margin of about 5x over those; every planted model bug of the self-test exceeds
-//! them by a wider factor still (see `--self-test`), so the margin costs no sensitivity.
+//! What the kernels change against exact arithmetic, per layer: in the `q8` design every matmul
+//! input is quantized to 8 bits (relative error up to `1/254` of each block's largest value,
+//! about 0.3-0.7% RMS per value; Q8_1's f16 block sum saturates for very large blocks), K and V
+//! are rounded to f16 in the default cache (`2^-11` relative), and f32 accumulation adds
+//! `gamma(k)` per dot product. Through a residual network each layer adds its own error and
+//! passes the earlier ones on about unchanged, so the logit error grows with the layer count
+//! and is largest on a deep trained model with outlier activations. Measured with
+//! `harness verify --model FILE --isa native --tokens 24` (both designs, 1 and 2 threads; Zen 3,
+//! AVX2 and scalar):
+//!
+//! | model | design, KV | mean KLD | max KLD | RMS logit error / spread | top-1 |
+//! |---|---|---|---|---|---|
+//! | SmolLM2-135M Q4_1 (30 layers) | f32, f16 | 8.1e-7 | 1.3e-6 | 0.0010 | 1.000 |
+//! | SmolLM2-135M Q4_1 | q8, f16 | 7.9e-3 | 1.5e-2 | 0.129 | 0.846 |
+//! | TinyLlama Q4_K_M, 2 layers, random | f32, f16 | 7.1e-8 | 8.6e-8 | 0.0004 | 1.000 |
+//! | TinyLlama Q4_K_M, 2 layers, random | f32, f32 | 2.3e-13 | 3.0e-13 | 1e-6 | 1.000 |
+//! | TinyLlama Q4_K_M, 2 layers, random | q8, f16 | 3.6e-4 | 4.0e-4 | 0.030 | 1.000 |
+//!
+//! [`Bounds::for_run`] allows about 2.5x the worst measured `q8` row (SmolLM2) and 10x the `f32`
+//! ones, and for `f32` with an f32 cache, where only f32 rounding remains, 100x. The self-test
+//! (`--self-test`) plants six model bugs into the `f32`/f32-cache session: on SmolLM2 the
+//! weakest (a batch boundary that drops a token) moves the mean KLD to 3.6e-2 and the RMS logit
+//! error to 0.21 of the spread, far beyond that design's bounds; most planted bugs would also
+//! exceed the looser `q8` bounds.
 
 use anyhow::{anyhow, bail, Context, Result};
 use kernels::attention::KvFormat;
@@ -85,10 +97,10 @@ impl Bounds {
             },
             // 8-bit activations before every matmul on top of that.
             Design::Int8 => Bounds {
-                mean_kld: 5e-3,
-                max_kld: 3e-2,
-                rms_rel_logit_err: 0.1,
-                top1: 0.8,
+                mean_kld: 2e-2,
+                max_kld: 5e-2,
+                rms_rel_logit_err: 0.3,
+                top1: 0.6,
             },
         }
     }
