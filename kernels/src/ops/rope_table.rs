@@ -117,3 +117,22 @@ impl RopeTable {
         (&self.cos[row.clone()], &self.sin[row])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_scaling_by_one_half_is_the_unscaled_table_at_half_the_position() {
+        // (2p * 0.5) is exact in f64, so both paths compute the same angle bit for bit.
+        let plain = RopeTable::new(64, 10_000.0, 1024);
+        let scaled = RopeTable::new_scaled(64, 10_000.0, 2048, 0.5);
+        for p in 0..1024 {
+            assert_eq!(plain.cos_sin(p), scaled.cos_sin(2 * p), "position {p}");
+        }
+        let same = RopeTable::new_scaled(64, 10_000.0, 16, 1.0);
+        for p in 0..16 {
+            assert_eq!(plain.cos_sin(p), same.cos_sin(p));
+        }
+    }
+}
