@@ -45,8 +45,23 @@ target/release/harness verify --isa native,neon --csv reports/verify.csv
 echo "== harness verify --self-test"
 target/release/harness verify --self-test
 
-echo "== GGUF files read by llama.cpp's gguf Python package (an independent reader)"
 cache="${KERNELBENCH_CACHE:-$HOME/.cache/kernelbench}"
+echo "== harness verify --model: SmolLM2 and a synthesized 2-layer TinyLlama against the reference forward pass"
+tl2="$cache/tinyllama-1.1b-2layers-q4_k_m-seed0.gguf"
+if [ ! -s "$tl2" ]; then
+    target/release/harness synth --arch tinyllama-1.1b --quant q4_k_m --layers 2 --seed 0 \
+        --vocab ../shared/assets/llama-spm-vocab.gguf --out "$tl2.tmp" && mv "$tl2.tmp" "$tl2"
+fi
+for m in "$smol" "$tl2"; do
+    name=$(basename "$m" .gguf)
+    target/release/harness verify --model "$m" --isa native --tokens 24 --csv "reports/verify-model-$name.csv"
+    target/release/harness verify --model "$m" --self-test --tokens 24
+    echo "-- NEON under qemu-aarch64: $name"
+    qemu-aarch64 -L /usr/aarch64-linux-gnu target/aarch64-unknown-linux-gnu/release/harness \
+        verify --model "$m" --isa neon --tokens 16 --threads 2
+done
+
+echo "== GGUF files read by llama.cpp's gguf Python package (an independent reader)"
 venv="$cache/gguf-venv"
 if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then
     python3 -m venv "$venv"
