@@ -31,6 +31,14 @@ pub(crate) trait RowDots {
     const W_VALUES: usize;
     /// Values one activation element holds.
     const X_VALUES: usize;
+    /// `k` must be a multiple of this: the values `row_dots` consumes per step. At least both
+    /// element sizes; more where an element is smaller than a step (F16 weights are read 32 at
+    /// a time).
+    const K_MULTIPLE: usize = if Self::W_VALUES > Self::X_VALUES {
+        Self::W_VALUES
+    } else {
+        Self::X_VALUES
+    };
 
     /// `[dot(w_row, x_rows[i]) for i in 0..R]`, `1 <= R <= ACT_TILE`.
     unsafe fn row_dots<const R: usize>(w_row: &[Self::W], x_rows: &[Self::X]) -> [f32; R];
@@ -44,7 +52,7 @@ pub(crate) trait RowDots {
 /// implementations there are none).
 ///
 /// # Panics
-/// If the slices do not match `dims` or `k` is not a whole number of both element sizes.
+/// If the slices do not match `dims` or `k` is not a multiple of `K::K_MULTIPLE`.
 #[inline(always)]
 pub(crate) unsafe fn matmul_tiled<K: RowDots>(
     x: &[K::X],
@@ -54,14 +62,7 @@ pub(crate) unsafe fn matmul_tiled<K: RowDots>(
 ) {
     let x_row = dims.k / K::X_VALUES;
     let w_row = dims.k / K::W_VALUES;
-    dims.check_elements(
-        K::W_VALUES.max(K::X_VALUES),
-        x.len(),
-        x_row,
-        w.len(),
-        w_row,
-        y.len(),
-    );
+    dims.check_elements(K::K_MULTIPLE, x.len(), x_row, w.len(), w_row, y.len());
     let mut i0 = 0;
     while i0 < dims.n {
         let tile = (dims.n - i0).min(ACT_TILE);

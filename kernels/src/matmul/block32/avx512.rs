@@ -151,6 +151,8 @@ impl<W: Values16x2> RowDots for F32Dots<W> {
     type X = f32;
     const W_VALUES: usize = <W as Values16x2>::W_VALUES;
     const X_VALUES: usize = 1;
+    // Every design step reads 32 values, also of F16 weights (one element each).
+    const K_MULTIPLE: usize = 32;
 
     #[inline(always)]
     unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[f32]) -> [f32; R] {

@@ -413,4 +413,22 @@ mod tests {
             }
         }
     }
+
+    /// F16 weights are single elements, but every design step reads 32 of them: a `k` that is
+    /// not a multiple of 32 must be refused, not have its tail silently dropped.
+    #[test]
+    fn f16_refuses_k_not_a_multiple_of_32_in_every_isa() {
+        use crate::matmul::MatmulDims;
+        for isa in Isa::available() {
+            let (n, k, rows) = (1, 40, 2);
+            let x = vec![1.0f32; n * k];
+            let w = vec![f16::ONE; rows * k];
+            let mut y = vec![0.0f32; n * rows];
+            let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::matmul::matmul_f16_f32(isa, &x, &w, &mut y, MatmulDims::new(n, k, rows))
+            }))
+            .is_err();
+            assert!(refused, "{isa}: k = 40 accepted");
+        }
+    }
 }
