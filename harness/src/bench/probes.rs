@@ -347,7 +347,10 @@ mod arm {
         for _ in 0..iters {
             for v in acc.iter_mut() {
                 // As in the x86 probes: keeps the products in the loop, emits nothing.
-                core::arch::asm!("/* {0:v} */", inout(vreg) w, options(pure, nomem, nostack));
+                // SAFETY: the asm is an empty comment: it reads and writes only `w`'s register.
+                unsafe {
+                    core::arch::asm!("/* {0:v} */", inout(vreg) w, options(pure, nomem, nostack))
+                };
                 let p = vmlal_high_s8(vmull_s8(vget_low_s8(w), vget_low_s8(x)), w, x);
                 *v = vpadalq_s16(*v, p);
             }
