@@ -12,11 +12,9 @@
 //! (the delta method on exp of the mean), as llama.cpp reports it.
 
 use anyhow::{anyhow, bail, Context, Result};
-use kernels::attention::KvFormat;
 use kernels::gguf::GgufFile;
-use kernels::model::{Design, Model, Session, SessionOptions};
+use kernels::model::{Model, Session, SessionOptions};
 use kernels::tokenizer::Tokenizer;
-use kernels::Isa;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -100,24 +98,7 @@ pub fn nll(logits: &[f32], target: usize) -> f64 {
 }
 
 pub fn run(args: &PerplexityArgs, out: &mut impl Write) -> Result<Perplexity> {
-    let isa = match &args.isa {
-        None => Isa::best(),
-        Some(name) => {
-            let isa = Isa::from_name(name)
-                .ok_or_else(|| anyhow!("--isa {name}: not an ISA (scalar, avx2, avx512, neon)"))?;
-            if let Some(reason) = isa.unavailable_reason() {
-                bail!("--isa {name} cannot run here: {reason}");
-            }
-            isa
-        }
-    };
-    let design = Design::from_name(&args.design)
-        .ok_or_else(|| anyhow!("--design {}: not a design (q8, f32)", args.design))?;
-    let kv = match args.kv.as_str() {
-        "f16" => KvFormat::F16,
-        "f32" => KvFormat::F32,
-        other => bail!("--kv {other}: not a KV cache format (f16, f32)"),
-    };
+    let (isa, design, kv) = crate::run::session_flags(args.isa.as_deref(), &args.design, &args.kv)?;
     if args.ctx < 4 {
         bail!("--ctx {}: a chunk needs at least 4 tokens", args.ctx);
     }

@@ -176,9 +176,10 @@ fn one_line_open(path: &std::path::Path) -> Result<GgufFile> {
     })
 }
 
-/// Runs the command, writing the text to `out` and the summary line to stderr.
-pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<RunOutput> {
-    let isa = match &args.isa {
+/// The `--isa` (default: the best this CPU runs), `--design` and `--kv` flags of the commands
+/// that run a model, checked: one-line errors for a name that is not one or an ISA this CPU lacks.
+pub fn session_flags(isa: Option<&str>, design: &str, kv: &str) -> Result<(Isa, Design, KvFormat)> {
+    let isa = match isa {
         None => Isa::best(),
         Some(name) => {
             let isa = Isa::from_name(name)
@@ -189,13 +190,19 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<RunOutput> {
             isa
         }
     };
-    let design = Design::from_name(&args.design)
-        .ok_or_else(|| anyhow!("--design {}: not a design (q8, f32)", args.design))?;
-    let kv = match args.kv.as_str() {
+    let design = Design::from_name(design)
+        .ok_or_else(|| anyhow!("--design {design}: not a design (q8, f32)"))?;
+    let kv = match kv {
         "f16" => KvFormat::F16,
         "f32" => KvFormat::F32,
         other => bail!("--kv {other}: not a KV cache format (f16, f32)"),
     };
+    Ok((isa, design, kv))
+}
+
+/// Runs the command, writing the text to `out` and the summary line to stderr.
+pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<RunOutput> {
+    let (isa, design, kv) = session_flags(args.isa.as_deref(), &args.design, &args.kv)?;
     let threads = args.threads.unwrap_or_else(default_threads);
     if threads == 0 || threads > kernels::model::split::MAX_PARTS {
         bail!(
