@@ -124,18 +124,83 @@ pub(crate) fn check_row<B: QuantBlock>(values: usize, blocks: usize) {
 }
 
 /// Nearest integer, ties away from zero, as an `i32`. The one rounding rule every quantizer uses.
-#[inline]
+///
+/// Exactly `x.round() as i32` for every input (NaN gives 0, out-of-range values saturate), without
+/// the `roundf` call that baseline x86_64 makes of `round`: the truncation is one instruction,
+/// `x - trunc(x)` is exact (the fraction has no more significant bits than `x`; for
+/// `|x| >= 2^23` it is 0), and the fraction alone decides whether to step away from zero.
+#[inline(always)]
 pub(crate) fn round_i32(x: f32) -> i32 {
-    x.round() as i32
+    let t = x as i32;
+    let frac = x - t as f32;
+    t.saturating_add((frac >= 0.5) as i32)
+        .saturating_sub((frac <= -0.5) as i32)
 }
 
-/// `round_i32` for `x >= 0` only, without the `roundf` call: truncating `x + 0.5` rounds ties
-/// upwards, which for non-negative `x` is the same rule. The scale searches run it tens of
-/// times per value, so it is worth the restriction.
+/// [`round_i32`] for `x >= 0`: the same result, a name that says what the caller relies on.
 #[inline(always)]
 pub(crate) fn round_nonneg_i32(x: f32) -> i32 {
     debug_assert!(x >= 0.0 || x.is_nan(), "round_nonneg_i32({x})");
-    (x + 0.5) as i32
+    round_i32(x)
+}
+
+/// The nearest integer of a non-negative `x` as f32, ties to even: adding and removing `2^23`
+/// rounds in the FPU's default mode. Exact for `x < 2^23`; larger values come back at least as
+/// large (the callers clamp them), infinity stays infinite, NaN stays NaN. Four vector ops, no
+/// integer conversion, so the fits' level assignments vectorize.
+#[inline(always)]
+pub(crate) fn round_small(x: f32) -> f32 {
+    const SHIFT: f32 = 8_388_608.0;
+    (x + SHIFT) - SHIFT
+}
+
+/// Defines `quantize_rows(src, dst)` for block type `$ty`: quantizes block by block with
+/// `$block`, compiled twice, for the baseline ISA (`quantize_rows_baseline`) and, on x86_64, with
+/// AVX2 (`quantize_rows_avx2`), chosen at run time. Both run the same IEEE operations in the same
+/// order (Rust never contracts `a*b+c` into an FMA), so the bytes are identical on every machine
+/// (a test per format checks); AVX2 only widens the vectors the fits' sums compile to. `$block`
+/// and everything it calls are `#[inline(always)]`, so they compile inside each version.
+macro_rules! quantize_row_multiversion {
+    ($ty:ty, $block:path) => {
+        #[inline(always)]
+        fn quantize_rows_baseline(src: &[f32], dst: &mut [$ty]) {
+            check_row::<$ty>(src.len(), dst.len());
+            for (x, block) in src.chunks_exact(QK_K).zip(dst.iter_mut()) {
+                *block = $block(x.try_into().expect("chunk of QK_K"));
+            }
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        fn quantize_rows_avx2(src: &[f32], dst: &mut [$ty]) {
+            quantize_rows_baseline(src, dst)
+        }
+
+        fn quantize_rows(src: &[f32], dst: &mut [$ty]) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, the only feature `quantize_rows_avx2` enables.
+                return unsafe { quantize_rows_avx2(src, dst) };
+            }
+            quantize_rows_baseline(src, dst)
+        }
+    };
+}
+pub(crate) use quantize_row_multiversion;
+
+/// `sum_i f(i)` for `i < N` (`N` a multiple of 8) in eight interleaved partial sums added by a
+/// fixed tree: a fixed order, so every machine gets the same bits, and one the compiler turns
+/// into vector adds instead of a chain of `N` dependent scalar ones. The quantizers' fits run
+/// these sums tens of times per value.
+#[inline(always)]
+pub(crate) fn lane_sum<const N: usize>(f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    for i in (0..N).step_by(8) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            *a += f(i + j);
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
 /// The nearest finite f16: a block scale beyond the f16 range saturates at +-65504 instead of
@@ -169,4 +234,65 @@ pub(crate) fn normalized_block<const N: usize>(x: &[f32; N]) -> Option<([f32; N]
 #[inline]
 pub(crate) fn scale_up_pow2(x: f32, e: i32) -> f32 {
     (x as f64 * 2f64.powi(e)) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast rounding equals `f32::round` on ties, near-ties, huge, tiny, infinite and NaN
+    /// values, and on a sweep of random bit patterns.
+    #[test]
+    fn round_i32_is_round_for_every_kind_of_input() {
+        let mut cases = vec![
+            0.0f32,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.49999997,
+            -0.49999997,
+            0.50000006,
+            8388607.5,
+            -8388607.5,
+            8388608.0,
+            16777217.0,
+            2147483520.0,
+            2147483648.0,
+            -2147483648.0,
+            -2147483904.0,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            1e-45,
+        ];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..1_000_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            cases.push(f32::from_bits(state as u32));
+        }
+        for x in cases {
+            assert_eq!(
+                round_i32(x),
+                x.round() as i32,
+                "round_i32({x:e}) [{:#x}]",
+                x.to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn lane_sum_adds_every_term_once() {
+        let v: Vec<f32> = (0..32).map(|i| (i * i) as f32).collect();
+        assert_eq!(lane_sum::<32>(|i| v[i]), v.iter().sum::<f32>());
+        assert_eq!(lane_sum::<16>(|i| v[i]), v[..16].iter().sum::<f32>());
+    }
 }

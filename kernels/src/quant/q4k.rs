@@ -1,8 +1,8 @@
 //! Q4_K: 256 values in 8 sub-blocks of 32, 4-bit values with a 6-bit scale and min per sub-block.
 
 use super::{
-    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2,
-    GgmlType, QuantBlock, QK_K,
+    check_row, f16_saturating, lane_sum, normalized_block, quantize_row_multiversion,
+    round_nonneg_i32, round_small, scale_up_pow2, GgmlType, QuantBlock, QK_K,
 };
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -87,16 +87,15 @@ pub(crate) fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     out
 }
 
+quantize_row_multiversion!(BlockQ4K, quantize_block);
+
 impl QuantBlock for BlockQ4K {
     const NAME: &'static str = "q4_K";
     const TYPE: GgmlType = GgmlType::Q4K;
     const VALUES: usize = QK_K;
 
     fn quantize_row(src: &[f32], dst: &mut [Self]) {
-        check_row::<Self>(src.len(), dst.len());
-        for (x, block) in src.chunks_exact(QK_K).zip(dst.iter_mut()) {
-            *block = quantize_block(x.try_into().expect("chunk of QK_K"));
-        }
+        quantize_rows(src, dst)
     }
 
     fn dequantize_row(src: &[Self], dst: &mut [f32]) {
@@ -131,6 +130,7 @@ impl QuantBlock for BlockQ4K {
 ///
 /// The fits run on a power-of-two rescaled copy of the block (see [`normalized_block`]) so that
 /// any finite input is safe; `d`/`dmin` saturate at the largest finite f16.
+#[inline(always)]
 fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
     let Some((xn, exp)) = normalized_block(x) else {
         return BlockQ4K::zeroed();
@@ -155,10 +155,15 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
     let d = f16_saturating(scale_up_pow2(max_scale / 63.0, exp));
     let dmin = f16_saturating(scale_up_pow2(max_offset / 63.0, exp));
 
-    let (d_f32, dmin_f32) = (d.to_f32(), dmin.to_f32());
+    // The stored d and dmin on the normalized scale (exact: a power-of-two factor of f32 values
+    // that stay normal, since the normalized maximum is about 1).
+    let (d_f32, dmin_f32) = (
+        scale_up_pow2(d.to_f32(), -exp),
+        scale_up_pow2(dmin.to_f32(), -exp),
+    );
     let mut q = [0u8; QK_K];
     for j in 0..8 {
-        let sub: &[f32; 32] = x[32 * j..32 * j + 32].try_into().expect("32 values");
+        let sub: &[f32; 32] = xn[32 * j..32 * j + 32].try_into().expect("32 values");
         let out: &mut [u8; 32] = (&mut q[32 * j..32 * j + 32]).try_into().expect("32 values");
         (sc[j], m[j]) = refine_scale_min(sub, d_f32, dmin_f32, sc[j], m[j], out);
     }
@@ -182,44 +187,50 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ4K {
 ///
 /// Rounding the scale and min separately to 6 bits ignores that the two errors interact (a
 /// slightly smaller step can be compensated by the offset, and vice versa); trying the
-/// neighbours recovers part of that. Errors are summed in f64 so huge inputs cannot overflow.
+/// neighbours recovers part of that. `x`, `d` and `dmin` are on the block's normalized scale
+/// (see [`normalized_block`]), so the f32 sums cannot overflow; the nibbles are the same as on
+/// the original scale, which differs by a power of two.
+#[inline(always)]
 fn refine_scale_min(x: &[f32; 32], d: f32, dmin: f32, sc: u8, m: u8, q: &mut [u8; 32]) -> (u8, u8) {
-    let mut best: Option<(f64, u8, u8)> = None;
-    let mut candidate = [0u8; 32];
+    let mut best: Option<(f32, u8, u8, [f32; 32])> = None;
     for try_sc in sc.saturating_sub(1)..=(sc + 1).min(63) {
         for try_m in m.saturating_sub(1)..=(m + 1).min(63) {
             let step = d * try_sc as f32;
             let offset = dmin * try_m as f32;
-            if step > 0.0 {
+            let candidate: [f32; 32] = if step > 0.0 {
                 let inv_step = 1.0 / step;
-                for (c, &v) in candidate.iter_mut().zip(x) {
-                    *c = round_i32((v + offset) * inv_step).clamp(0, 15) as u8;
-                }
-            } else {
-                candidate.fill(0);
-            }
-            let error: f64 = candidate
-                .iter()
-                .zip(x)
-                .map(|(&c, &v)| {
-                    let diff = step as f64 * c as f64 - offset as f64 - v as f64;
-                    diff * diff
+                std::array::from_fn(|i| {
+                    round_small(((x[i] + offset) * inv_step).max(0.0)).min(15.0)
                 })
-                .sum();
-            if best.is_none_or(|(e, _, _)| error < e) {
-                best = Some((error, try_sc, try_m));
-                q.copy_from_slice(&candidate);
+            } else {
+                [0.0; 32]
+            };
+            let error = lane_sum::<32>(|i| {
+                let diff = step * candidate[i] - offset - x[i];
+                diff * diff
+            });
+            if best.is_none_or(|(e, ..)| error < e) {
+                best = Some((error, try_sc, try_m, candidate));
             }
         }
     }
-    best.map_or((sc, m), |(_, s, mm)| (s, mm))
+    match best {
+        Some((_, s, mm, levels)) => {
+            for (qi, l) in q.iter_mut().zip(levels) {
+                *qi = l as u8;
+            }
+            (s, mm)
+        }
+        None => (sc, m),
+    }
 }
 
 /// Weight of each value's squared error in the sub-block fit: the sub-block's RMS plus the
 /// value's own magnitude (llama.cpp's weighting without an importance matrix). Large values get
 /// more say, which keeps the fit from sacrificing the extremes that dominate the RMSE.
+#[inline(always)]
 fn sub_block_weights(x: &[f32; 32]) -> [f32; 32] {
-    let rms = (x.iter().map(|v| v * v).sum::<f32>() / 32.0).sqrt();
+    let rms = (lane_sum::<32>(|i| x[i] * x[i]) / 32.0).sqrt();
     x.map(|v| rms + v.abs())
 }
 
@@ -238,6 +249,7 @@ const FIT_DELTA: f32 = 0.1;
 /// divided into slightly fewer or more steps) assigns the integers, and for that assignment the
 /// closed-form weighted least-squares scale and offset are computed; the candidate with the
 /// smallest weighted squared error wins. (The method of llama.cpp's `make_qkx2_quants`.)
+#[inline(always)]
 fn fit_sub_block(x: &[f32; 32], w: &[f32; 32]) -> (f32, f32) {
     let lo = x.iter().fold(0f32, |a, &v| a.min(v));
     let hi = x.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v));
@@ -246,37 +258,27 @@ fn fit_sub_block(x: &[f32; 32], w: &[f32; 32]) -> (f32, f32) {
         return (0.0, -lo);
     }
     let range = hi - lo;
-    let sum_w: f32 = w.iter().sum();
-    let sum_wx: f32 = w.iter().zip(x).map(|(w, x)| w * x).sum();
-    let weighted_error = |scale: f32, min: f32, q: &[u8; 32]| -> f32 {
-        (0..32)
-            .map(|i| {
-                let diff = scale * q[i] as f32 + min - x[i];
-                w[i] * diff * diff
-            })
-            .sum()
+    let sum_w = lane_sum::<32>(|i| w[i]);
+    let sum_wx = lane_sum::<32>(|i| w[i] * x[i]);
+    let weighted_error = |scale: f32, min: f32, q: &[f32; 32]| -> f32 {
+        lane_sum::<32>(|i| {
+            let diff = scale * q[i] + min - x[i];
+            w[i] * diff * diff
+        })
     };
-
-    let mut q = [0u8; 32];
-    let assign = |inv_step: f32, min: f32, q: &mut [u8; 32]| {
-        for (qi, &v) in q.iter_mut().zip(x) {
-            *qi = round_nonneg_i32((inv_step * (v - min)).max(0.0)).min(15) as u8;
-        }
+    // The levels as f32 (0..=15, exact): the sums below use them as such.
+    let assign = |inv_step: f32, min: f32| -> [f32; 32] {
+        std::array::from_fn(|i| round_small((inv_step * (x[i] - min)).max(0.0)).min(15.0))
     };
     let (mut best_scale, mut best_min) = (range / 15.0, lo);
-    assign(15.0 / range, lo, &mut q);
-    let mut best_error = weighted_error(best_scale, best_min, &q);
+    let mut best_error = weighted_error(best_scale, best_min, &assign(15.0 / range, lo));
 
     for k in 0..=FIT_STEPS {
         let inv_step = (15.0 + FIT_FIRST + FIT_DELTA * k as f32) / range;
-        assign(inv_step, lo, &mut q);
-        let (mut sum_l, mut sum_l2, mut sum_xl) = (0f32, 0f32, 0f32);
-        for i in 0..32 {
-            let l = q[i] as f32;
-            sum_l += w[i] * l;
-            sum_l2 += w[i] * l * l;
-            sum_xl += w[i] * l * x[i];
-        }
+        let q = assign(inv_step, lo);
+        let sum_l = lane_sum::<32>(|i| w[i] * q[i]);
+        let sum_l2 = lane_sum::<32>(|i| w[i] * q[i] * q[i]);
+        let sum_xl = lane_sum::<32>(|i| w[i] * q[i] * x[i]);
         let det = sum_w * sum_l2 - sum_l * sum_l;
         // Also skips a NaN determinant.
         if det.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
@@ -319,6 +321,7 @@ mod tests {
     }
 
     use super::*;
+    use crate::quant::round_i32;
 
     /// Every (scale, min) pair at every sub-block position survives pack then unpack, with the
     /// other seven positions holding values that differ from it, so a bit leaking into or out
@@ -374,5 +377,36 @@ mod tests {
                 "({sc}, {m}) -> ({sc2}, {m2})"
             );
         }
+    }
+
+    /// The AVX2 build of the quantizer writes the same bytes as the baseline one.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_baseline_quantizers_write_the_same_bytes() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("SKIPPED avx2_and_baseline_quantizers_write_the_same_bytes: CPU lacks AVX2");
+            return;
+        }
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let src: Vec<f32> = (0..64 * QK_K)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                // Blocks of very different magnitudes, some all zero.
+                if (i / QK_K) % 9 == 4 {
+                    0.0
+                } else {
+                    u * 10f32.powi((i / QK_K) as i32 % 7 - 3)
+                }
+            })
+            .collect();
+        let mut a = vec![BlockQ4K::zeroed(); 64];
+        let mut b = vec![BlockQ4K::zeroed(); 64];
+        quantize_rows_baseline(&src, &mut a);
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { quantize_rows_avx2(&src, &mut b) };
+        assert!(bytemuck::cast_slice::<_, u8>(&a) == bytemuck::cast_slice::<_, u8>(&b));
     }
 }

@@ -1,8 +1,8 @@
 //! Q6_K: 256 values in 16 groups of 16, 6-bit values with a signed 8-bit scale per group.
 
 use super::{
-    check_row, f16_saturating, normalized_block, round_i32, round_nonneg_i32, scale_up_pow2,
-    GgmlType, QuantBlock, QK_K,
+    check_row, f16_saturating, lane_sum, normalized_block, quantize_row_multiversion, round_i32,
+    round_small, scale_up_pow2, GgmlType, QuantBlock, QK_K,
 };
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -69,16 +69,15 @@ impl BlockQ6K {
     }
 }
 
+quantize_row_multiversion!(BlockQ6K, quantize_block);
+
 impl QuantBlock for BlockQ6K {
     const NAME: &'static str = "q6_K";
     const TYPE: GgmlType = GgmlType::Q6K;
     const VALUES: usize = QK_K;
 
     fn quantize_row(src: &[f32], dst: &mut [Self]) {
-        check_row::<Self>(src.len(), dst.len());
-        for (x, block) in src.chunks_exact(QK_K).zip(dst.iter_mut()) {
-            *block = quantize_block(x.try_into().expect("chunk of QK_K"));
-        }
+        quantize_rows(src, dst)
     }
 
     fn dequantize_row(src: &[Self], dst: &mut [f32]) {
@@ -101,6 +100,7 @@ impl QuantBlock for BlockQ6K {
 /// The search runs on a power-of-two rescaled copy of the block (see [`normalized_block`]):
 /// its weights are squares and its comparisons products of squared sums, which would overflow
 /// or underflow f32 for inputs far from 1. `d` saturates at the largest finite f16.
+#[inline(always)]
 fn quantize_block(x: &[f32; QK_K]) -> BlockQ6K {
     let mut block = BlockQ6K::zeroed();
     let Some((xn, exp)) = normalized_block(x) else {
@@ -125,9 +125,10 @@ fn quantize_block(x: &[f32; QK_K]) -> BlockQ6K {
         }
         block.d = f16_saturating(scale_up_pow2(max_scale / -128.0, exp));
     }
-    let d = block.d.to_f32();
+    // The stored d on the normalized scale: exact, a power-of-two factor.
+    let d = scale_up_pow2(block.d.to_f32(), -exp);
     for g in 0..16 {
-        let group: &[f32; 16] = x[16 * g..16 * g + 16].try_into().expect("16 values");
+        let group: &[f32; 16] = xn[16 * g..16 * g + 16].try_into().expect("16 values");
         let (scale, q) = refine_group_scale(group, d, block.scales[g]);
         block.scales[g] = scale;
         for (l, &ql) in q.iter().enumerate() {
@@ -146,9 +147,11 @@ const REFINE_RADIUS: i32 = 2;
 ///
 /// The search in [`fit_group`] weights errors by `x^2`; this last step only moves the scale by
 /// a step or two of its i8 grid, so it keeps that choice while taking the rounding of `d` and
-/// of the scale itself into account. Errors are summed in f64 so huge inputs cannot overflow.
+/// of the scale itself into account. It runs on the normalized block, so the f32 error sums
+/// cannot overflow.
+#[inline(always)]
 fn refine_group_scale(x: &[f32; 16], d: f32, scale: i8) -> (i8, [u8; 16]) {
-    let mut best: Option<(f64, i8, [u8; 16])> = None;
+    let mut best: Option<(f32, i8, [f32; 16])> = None;
     let lo = (scale as i32 - REFINE_RADIUS).max(-128);
     let hi = (scale as i32 + REFINE_RADIUS).min(127);
     for try_scale in lo..=hi {
@@ -158,26 +161,27 @@ fn refine_group_scale(x: &[f32; 16], d: f32, scale: i8) -> (i8, [u8; 16]) {
             continue;
         }
         let step = d * try_scale as f32;
-        let mut q = [32u8; 16];
-        if step != 0.0 {
+        // Signed levels -32..=31; the shift by 64 keeps `round_small`'s argument non-negative
+        // (NaN-free: `x` is normalized and finite, `step` non-zero).
+        let q: [f32; 16] = if step != 0.0 {
             let inv_step = 1.0 / step;
-            for (qi, &v) in q.iter_mut().zip(x) {
-                *qi = (round_i32(v * inv_step).clamp(-32, 31) + 32) as u8;
-            }
-        }
-        let error: f64 = q
-            .iter()
-            .zip(x)
-            .map(|(&qi, &v)| {
-                let diff = step as f64 * (qi as i32 - 32) as f64 - v as f64;
-                diff * diff
+            std::array::from_fn(|i| {
+                (round_small((x[i] * inv_step).clamp(-64.0, 64.0) + 64.0) - 64.0).clamp(-32.0, 31.0)
             })
-            .sum();
+        } else {
+            [0.0; 16]
+        };
+        let error = lane_sum::<16>(|i| {
+            let diff = step * q[i] - x[i];
+            diff * diff
+        });
         if best.as_ref().is_none_or(|(e, _, _)| error < *e) {
             best = Some((error, try_scale as i8, q));
         }
     }
-    best.map_or((scale, [32; 16]), |(_, s, q)| (s, q))
+    best.map_or((scale, [32; 16]), |(_, s, q)| {
+        (s, q.map(|l| (l + 32.0) as u8))
+    })
 }
 
 /// Candidate grids [`fit_group`] tries: the largest-magnitude value maps to `-(32 + STEP*k)` for
@@ -194,6 +198,7 @@ const FIT_STEP: f32 = 0.1;
 /// is `sum(w*x^2) - sum(w*x*q)^2/sum(w*q^2)`; so each candidate grid assigns the integers, and the
 /// one with the largest `sum(w*x*q)^2/sum(w*q^2)` wins. (The method of llama.cpp's
 /// `make_qx_quants` with its squared-value weights.) Expects `|x| <= 2` or so (normalized input).
+#[inline(always)]
 fn fit_group(x: &[f32; 16]) -> f32 {
     let extreme = x
         .iter()
@@ -206,14 +211,12 @@ fn fit_group(x: &[f32; 16]) -> f32 {
     let mut best: Option<(f32, f32)> = None; // (sum_xq^2 / sum_q2, scale)
     for k in -FIT_RANGE..=FIT_RANGE {
         let inv = -(32.0 + FIT_STEP * k as f32) / extreme;
-        let (mut sum_xq, mut sum_q2) = (0f32, 0f32);
-        for &v in x {
-            // inv*v lies within +-32.9, so the shift keeps round_nonneg's argument non-negative.
-            let q = (round_nonneg_i32(inv * v + 64.0) - 64).clamp(-32, 31) as f32;
-            let w = v * v;
-            sum_xq += w * v * q;
-            sum_q2 += w * q * q;
-        }
+        // inv*v lies within +-32.9, so the shift keeps round_nonneg's argument non-negative.
+        let q: [f32; 16] =
+            std::array::from_fn(|i| (round_small(inv * x[i] + 64.0) - 64.0).clamp(-32.0, 31.0));
+        // Weights x^2.
+        let sum_xq = lane_sum::<16>(|i| x[i] * x[i] * x[i] * q[i]);
+        let sum_q2 = lane_sum::<16>(|i| x[i] * x[i] * q[i] * q[i]);
         if sum_q2 <= 0.0 {
             continue;
         }
@@ -259,5 +262,36 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The AVX2 build of the quantizer writes the same bytes as the baseline one.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_baseline_quantizers_write_the_same_bytes() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            eprintln!("SKIPPED avx2_and_baseline_quantizers_write_the_same_bytes: CPU lacks AVX2");
+            return;
+        }
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let src: Vec<f32> = (0..64 * QK_K)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let u = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+                // Blocks of very different magnitudes, some all zero.
+                if (i / QK_K) % 9 == 4 {
+                    0.0
+                } else {
+                    u * 10f32.powi((i / QK_K) as i32 % 7 - 3)
+                }
+            })
+            .collect();
+        let mut a = vec![BlockQ6K::zeroed(); 64];
+        let mut b = vec![BlockQ6K::zeroed(); 64];
+        quantize_rows_baseline(&src, &mut a);
+        // SAFETY: the CPU has AVX2 (checked above).
+        unsafe { quantize_rows_avx2(&src, &mut b) };
+        assert!(bytemuck::cast_slice::<_, u8>(&a) == bytemuck::cast_slice::<_, u8>(&b));
     }
 }
