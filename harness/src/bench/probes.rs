@@ -23,8 +23,8 @@ use std::time::Instant;
 pub enum ComputeKind {
     /// f32 fused multiply-add (mul + add in the scalar code).
     FmaF32,
-    /// u8 x i8 products accumulated into i32 (AVX2/AVX-512 `maddubs`+`madd`, NEON
-    /// `smull`+`smlal2`+`sadalp`).
+    /// u8 x i8 products: AVX2/AVX-512 `maddubs` summed in i16 lanes (the kernels' inner step;
+    /// they widen with `madd` only once per group of products), NEON `smull`+`smlal2`+`sadalp`.
     Int8Dot,
 }
 
@@ -249,7 +249,6 @@ mod x86 {
     pub unsafe fn int8_avx2(iters: usize) -> i32 {
         let mut w = _mm256_set1_epi8(7);
         let x = _mm256_set1_epi8(-3);
-        let ones = _mm256_set1_epi16(1);
         let mut acc = [_mm256_setzero_si256(); ACC];
         for _ in 0..iters {
             for v in acc.iter_mut() {
@@ -259,13 +258,14 @@ mod x86 {
                 unsafe {
                     core::arch::asm!("/* {0} */", inout(ymm_reg) w, options(pure, nomem, nostack))
                 };
-                let p = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
-                *v = _mm256_add_epi32(*v, p);
+                // The kernels' inner step: `maddubs` products summed in i16 lanes (wrapping
+                // here; the kernels stay in range). The multiply pipes run only `maddubs`.
+                *v = _mm256_add_epi16(*v, _mm256_maddubs_epi16(w, x));
             }
         }
         let mut s = _mm256_setzero_si256();
         for v in acc {
-            s = _mm256_add_epi32(s, v);
+            s = _mm256_add_epi16(s, v);
         }
         _mm256_cvtsi256_si32(s)
     }
@@ -291,7 +291,6 @@ mod x86 {
     pub unsafe fn int8_avx512(iters: usize) -> i32 {
         let mut w = _mm512_set1_epi8(7);
         let x = _mm512_set1_epi8(-3);
-        let ones = _mm512_set1_epi16(1);
         let mut acc = [_mm512_setzero_si512(); ACC];
         for _ in 0..iters {
             for v in acc.iter_mut() {
@@ -300,13 +299,14 @@ mod x86 {
                 unsafe {
                     core::arch::asm!("/* {0} */", inout(zmm_reg) w, options(pure, nomem, nostack))
                 };
-                let p = _mm512_madd_epi16(_mm512_maddubs_epi16(w, x), ones);
-                *v = _mm512_add_epi32(*v, p);
+                // The kernels' inner step: `maddubs` products summed in i16 lanes (wrapping
+                // here; the kernels stay in range). The multiply pipes run only `maddubs`.
+                *v = _mm512_add_epi16(*v, _mm512_maddubs_epi16(w, x));
             }
         }
         let mut s = _mm512_setzero_si512();
         for v in acc {
-            s = _mm512_add_epi32(s, v);
+            s = _mm512_add_epi16(s, v);
         }
         _mm512_reduce_add_epi32(s)
     }
