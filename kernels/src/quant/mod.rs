@@ -184,7 +184,45 @@ macro_rules! quantize_row_multiversion {
             }
             quantize_rows_baseline(src, dst)
         }
+
+        /// The AVX2 build of the quantizer writes the same bytes as the baseline one.
+        #[cfg(all(test, target_arch = "x86_64"))]
+        #[test]
+        fn avx2_and_baseline_quantizers_write_the_same_bytes() {
+            if !std::arch::is_x86_feature_detected!("avx2") {
+                eprintln!(
+                    "SKIPPED avx2_and_baseline_quantizers_write_the_same_bytes: CPU lacks AVX2"
+                );
+                return;
+            }
+            let src = $crate::quant::multiversion_test_input();
+            let mut a = vec![<$ty as bytemuck::Zeroable>::zeroed(); src.len() / QK_K];
+            let mut b = a.clone();
+            quantize_rows_baseline(&src, &mut a);
+            // SAFETY: the CPU has AVX2 (checked above).
+            unsafe { quantize_rows_avx2(&src, &mut b) };
+            assert!(bytemuck::cast_slice::<_, u8>(&a) == bytemuck::cast_slice::<_, u8>(&b));
+        }
     };
+}
+
+/// 64 blocks of uniform values of very different magnitudes (10^-3 to 10^3), some all zero.
+#[cfg(test)]
+pub(crate) fn multiversion_test_input() -> Vec<f32> {
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    (0..64 * QK_K)
+        .map(|i| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let u = (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            if (i / QK_K) % 9 == 4 {
+                0.0
+            } else {
+                u * 10f32.powi((i / QK_K) as i32 % 7 - 3)
+            }
+        })
+        .collect()
 }
 pub(crate) use quantize_row_multiversion;
 
