@@ -64,9 +64,9 @@ const _: () = assert!(std::mem::size_of::<BlockQ6Kx8>() == 1680);
 /// Writes byte `o` of `rows[r]` to `out[(o / 4) * 32 + 4 * r + o % 4]`.
 fn interleave4<const L: usize>(rows: [&[u8; L]; ROWS], out: &mut [u8]) {
     debug_assert_eq!(out.len(), ROWS * L);
-    for (r, row) in rows.iter().enumerate() {
-        for (o, &v) in row.iter().enumerate() {
-            out[(o / 4) * 32 + 4 * r + o % 4] = v;
+    for (group, dst) in out.chunks_exact_mut(4 * ROWS).enumerate() {
+        for (r, row) in rows.iter().enumerate() {
+            dst[4 * r..4 * r + 4].copy_from_slice(&row[4 * group..4 * group + 4]);
         }
     }
 }
