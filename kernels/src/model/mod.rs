@@ -118,7 +118,9 @@ impl<'a> Model<'a> {
     ) -> Result<Model<'a>, ModelError> {
         let mut model = Model::from_gguf(file.gguf())?;
         if design == Design::Int8 && crate::matmul::x8::runs_on(isa) {
-            let threads = threads.max(1);
+            // Loading runs before any session: every core may take part.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = threads.max(cores).max(1);
             for m in model.weights.matrices_mut() {
                 if let Some(bytes) = m.pack_x8(threads) {
                     file.release_pages(bytes);

@@ -226,33 +226,145 @@ unsafe fn q6k_tile<const R: usize>(wp: &[BlockQ6Kx8], xs: [*const BlockQ8K; R]) 
                     }
                 }
             }
-            // The -32 offset: sum_g sc_g * 32 * bsum_g, with (sc_2i, sc_2i+1) x (bsum_2i,
-            // bsum_2i+1) `madd`s (at most 2*128*2048 each, 8 of them, times 32: < 2^28).
-            let mut off = [_mm256_setzero_si256(); R];
-            for p in 0..8 {
-                let sp = pair_i8(
-                    w.scales.as_ptr().add(8 * (2 * p)),
-                    w.scales.as_ptr().add(8 * (2 * p + 1)),
-                );
-                for i in 0..R {
-                    let bs = _mm256_set1_epi32(std::ptr::read_unaligned(
-                        xb[i].bsums.as_ptr().add(2 * p).cast::<i32>(),
-                    ));
-                    off[i] = _mm256_add_epi32(off[i], _mm256_madd_epi16(sp, bs));
-                }
-            }
-            // Scalar's `combine`: `acc + (d*xd) * sumi`, each operation rounded once.
-            let d = f16x8(&w.d);
-            for i in 0..R {
-                let s = _mm256_sub_epi32(sumi[i], _mm256_slli_epi32::<5>(off[i]));
-                let xd = _mm256_set1_ps(xb[i].d);
-                let t = _mm256_mul_ps(_mm256_mul_ps(d, xd), _mm256_cvtepi32_ps(s));
-                acc[i] = _mm256_add_ps(acc[i], t);
-            }
+            q6k_finish(w, &xb, &mut sumi, &mut acc);
         }
         acc
     }
 }
+
+/// [`q6k_tile`] with the value vectors shared across parts: each `(h, t)` loads its `ql`
+/// pair and `qh` once and unpacks all four parts, which feed four i16 accumulators (one per
+/// part) per activation row. Less unpacking per `maddubs`, more registers per row: the
+/// decode (`R = 1`) tile.
+///
+/// # Safety
+/// As [`q4k_tile`].
+#[inline(always)]
+unsafe fn q6k_tile_shared<const R: usize>(
+    wp: &[BlockQ6Kx8],
+    xs: [*const BlockQ8K; R],
+) -> [__m256; R] {
+    // SAFETY: as in `q4k_tile`.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0xF);
+        let high2 = _mm256_set1_epi8(0x30);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in wp.iter().enumerate() {
+            let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
+            let mut sumi = [_mm256_setzero_si256(); R];
+            for h in 0..2 {
+                for u in 0..2 {
+                    for pair in 0..2 {
+                        // Per part, two `maddubs` (t0, t0+1) of at most 2*63*128 = 16128 each:
+                        // their sum (<= 32256) fits i16.
+                        let mut s = [[_mm256_setzero_si256(); 4]; R];
+                        for dt in 0..2 {
+                            let t = 4 * u + 2 * pair + dt;
+                            let a = _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t) * 32).cast());
+                            let bq =
+                                _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t + 8) * 32).cast());
+                            let qh = _mm256_loadu_si256(w.qh.as_ptr().add((8 * h + t) * 32).cast());
+                            let v = [
+                                _mm256_or_si256(
+                                    _mm256_and_si256(a, low4),
+                                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), high2),
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(bq, low4),
+                                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), high2),
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16::<4>(a), low4),
+                                    _mm256_and_si256(qh, high2),
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16::<4>(bq), low4),
+                                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), high2),
+                                ),
+                            ];
+                            for i in 0..R {
+                                let xq = xb[i].qs.as_ptr().add(128 * h + 4 * t);
+                                for part in 0..4 {
+                                    let p =
+                                        _mm256_maddubs_epi16(v[part], bcast4(xq.add(32 * part)));
+                                    s[i][part] = _mm256_add_epi16(s[i][part], p);
+                                }
+                            }
+                        }
+                        for part in 0..4 {
+                            let sc = dup_i8(w.scales.as_ptr().add(8 * (8 * h + 2 * part + u)));
+                            for i in 0..R {
+                                let m = _mm256_madd_epi16(s[i][part], sc);
+                                sumi[i] = _mm256_add_epi32(sumi[i], m);
+                            }
+                        }
+                    }
+                }
+            }
+            q6k_finish(w, &xb, &mut sumi, &mut acc);
+        }
+        acc
+    }
+}
+
+/// The end of a Q6_K block for every row of a tile: the `-32` offset from the bsums and
+/// scalar's combine `acc + (d*xd) * sumi`, each operation rounded once.
+///
+/// # Safety
+/// AVX2 + F16C enabled.
+#[inline(always)]
+unsafe fn q6k_finish<const R: usize>(
+    w: &BlockQ6Kx8,
+    xb: &[&BlockQ8K; R],
+    sumi: &mut [__m256i; R],
+    acc: &mut [__m256; R],
+) {
+    // SAFETY: every pointer stays inside `w.scales` (128 bytes) or a block's `bsums`.
+    unsafe {
+        // sum_g sc_g * bsum_g as (sc_2p, sc_2p+1) x (bsum_2p, bsum_2p+1) `madd`s (at most
+        // 2*128*2048 each, 8 of them; times 32 still < 2^28).
+        let mut off = [_mm256_setzero_si256(); R];
+        for p in 0..8 {
+            let sp = pair_i8(
+                w.scales.as_ptr().add(8 * (2 * p)),
+                w.scales.as_ptr().add(8 * (2 * p + 1)),
+            );
+            for i in 0..R {
+                let bs = _mm256_set1_epi32(std::ptr::read_unaligned(
+                    xb[i].bsums.as_ptr().add(2 * p).cast::<i32>(),
+                ));
+                off[i] = _mm256_add_epi32(off[i], _mm256_madd_epi16(sp, bs));
+            }
+        }
+        let d = f16x8(&w.d);
+        for i in 0..R {
+            let s = _mm256_sub_epi32(sumi[i], _mm256_slli_epi32::<5>(off[i]));
+            let xd = _mm256_set1_ps(xb[i].d);
+            let t = _mm256_mul_ps(_mm256_mul_ps(d, xd), _mm256_cvtepi32_ps(s));
+            acc[i] = _mm256_add_ps(acc[i], t);
+        }
+    }
+}
+
+/// The Q6_K tile of each size: measured on the Zen 3, the shared unpacking wins for one
+/// row (decode) and the per-part loop for tiles that share each load over more rows.
+#[inline(always)]
+unsafe fn q6k_tile_best<const R: usize>(
+    wp: &[BlockQ6Kx8],
+    xs: [*const BlockQ8K; R],
+) -> [__m256; R] {
+    // SAFETY: the caller's contract is that of both tiles.
+    unsafe {
+        if R <= Q6K_SHARED_MAX_R {
+            q6k_tile_shared::<R>(wp, xs)
+        } else {
+            q6k_tile::<R>(wp, xs)
+        }
+    }
+}
+
+/// Largest tile that takes [`q6k_tile_shared`].
+const Q6K_SHARED_MAX_R: usize = 4;
 
 /// The loop nest shared by both formats: `tile::<R>(panel, rows)` computes one register tile.
 macro_rules! x8_driver {
@@ -317,4 +429,4 @@ macro_rules! x8_driver {
 }
 
 x8_driver!(matmul_q4kx8_q8k, BlockQ4Kx8, q4k_tile);
-x8_driver!(matmul_q6kx8_q8k, BlockQ6Kx8, q6k_tile);
+x8_driver!(matmul_q6kx8_q8k, BlockQ6Kx8, q6k_tile_best);

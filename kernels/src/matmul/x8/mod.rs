@@ -158,7 +158,9 @@ pub fn repack_q4k(
     threads: usize,
 ) -> Result<Vec<BlockQ4Kx8>, RepackError> {
     let nb = check_shape(src.len(), rows)?;
-    let mut out = vec![BlockQ4Kx8::zeroed(); src.len() / ROWS];
+    // `zeroed_vec` takes fresh zero pages from the allocator: no zeroing pass before the
+    // repack writes them.
+    let mut out: Vec<BlockQ4Kx8> = bytemuck::allocation::zeroed_vec(src.len() / ROWS);
     for_panels(src, &mut out, nb, threads, repack_q4k_panel);
     Ok(out)
 }
@@ -171,7 +173,7 @@ pub fn repack_q6k(
     threads: usize,
 ) -> Result<Vec<BlockQ6Kx8>, RepackError> {
     let nb = check_shape(src.len(), rows)?;
-    let mut out = vec![BlockQ6Kx8::zeroed(); src.len() / ROWS];
+    let mut out: Vec<BlockQ6Kx8> = bytemuck::allocation::zeroed_vec(src.len() / ROWS);
     for_panels(src, &mut out, nb, threads, repack_q6k_panel);
     Ok(out)
 }
