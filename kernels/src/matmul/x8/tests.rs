@@ -1,5 +1,5 @@
 use super::*;
-use crate::matmul::{q4k, q6k};
+#[cfg(target_arch = "x86_64")]
 use crate::quant::QK_K;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -48,6 +48,7 @@ fn q6k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ6K> {
         .collect()
 }
 
+#[cfg(target_arch = "x86_64")]
 /// Activations with random `qs` (some blocks all -128 or all 127) and consistent `bsums`.
 fn q8k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ8K> {
     (0..count)
@@ -101,6 +102,7 @@ fn repack_refuses_ragged_rows() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn kernels_match_scalar_bit_for_bit() {
+    use crate::matmul::{q4k, q6k};
     if !Isa::Avx2.is_available() {
         eprintln!("skipped: no AVX2");
         return;
