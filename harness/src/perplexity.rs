@@ -114,7 +114,7 @@ pub fn run(args: &PerplexityArgs, out: &mut impl Write) -> Result<Perplexity> {
     let file = GgufFile::open(&args.model).map_err(|e| anyhow!("{e}"))?;
     let g = file.gguf();
     let name = args.model.display().to_string();
-    let model = Model::from_gguf(g).with_context(|| name.clone())?;
+    let model = Model::load(&file, isa, design, threads).with_context(|| name.clone())?;
     let tok = Tokenizer::from_gguf(g).with_context(|| name.clone())?;
     let n_vocab = model.config.n_vocab;
     let tokens = tok.encode(&text, true, false)?;

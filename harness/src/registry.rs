@@ -76,6 +76,10 @@ pub enum Design {
     /// Activations in Q8_K, integer dot per 256-value block.
     #[serde(rename = "q8k")]
     Q8K,
+    /// Q8_K activations against weights repacked at load into 8-row interleaved blocks
+    /// (`kernels::matmul::x8`): the model's fast x86 path (AVX2 kernels, also on AVX-512).
+    #[serde(rename = "q8k-x8")]
+    Q8KX8,
     /// Activations in Q8_0, integer dot per 32-value block.
     #[serde(rename = "q8_0")]
     Q8_0,
@@ -156,7 +160,7 @@ impl Kernel {
     /// The designs this family has, in report order.
     pub fn designs(self) -> &'static [Design] {
         match self {
-            Kernel::MatmulQ4K | Kernel::MatmulQ6K => &[Design::F32, Design::Q8K],
+            Kernel::MatmulQ4K | Kernel::MatmulQ6K => &[Design::F32, Design::Q8K, Design::Q8KX8],
             Kernel::MatmulQ8_0 | Kernel::MatmulQ4_0 | Kernel::MatmulQ5_0 => {
                 &[Design::F32, Design::Q8_0]
             }
@@ -185,9 +189,10 @@ impl Kernel {
 
 impl Design {
     /// Every design.
-    pub const ALL: [Design; 9] = [
+    pub const ALL: [Design; 10] = [
         Design::F32,
         Design::Q8K,
+        Design::Q8KX8,
         Design::Q8_0,
         Design::Q8_1,
         Design::FlashF32Kv,
@@ -202,6 +207,7 @@ impl Design {
         match self {
             Design::F32 => "f32",
             Design::Q8K => "q8k",
+            Design::Q8KX8 => "q8k-x8",
             Design::Q8_0 => "q8_0",
             Design::Q8_1 => "q8_1",
             Design::FlashF32Kv => "flash-f32kv",
@@ -260,8 +266,22 @@ pub struct Variant {
     pub isa: Isa,
 }
 
+impl Variant {
+    /// Why this variant cannot run on this machine, if it cannot: the CPU lacks its ISA, or it
+    /// is an x86-only layout (`q8k-x8`) asked for on another ISA.
+    pub fn unavailable_reason(&self) -> Option<String> {
+        if self.design == Design::Q8KX8 && !matmul::x8::runs_on(self.isa) {
+            return Some(X8_ONLY.into());
+        }
+        self.isa.unavailable_reason().map(|r| r.to_string())
+    }
+}
+
+/// Why a `q8k-x8` variant of a non-x86 ISA never runs.
+pub const X8_ONLY: &str = "the x8 layout is an x86 path (its AVX2 kernels serve avx2 and avx512)";
+
 /// Every variant, in report order (kernel, then design, then ISA). Which ones run here is a
-/// separate question ([`Isa::unavailable_reason`]): a variant the CPU lacks is reported as
+/// separate question ([`Variant::unavailable_reason`]): a variant the CPU lacks is reported as
 /// skipped, never left out.
 pub fn variants() -> impl Iterator<Item = Variant> {
     Kernel::ALL.into_iter().flat_map(|kernel| {

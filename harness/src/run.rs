@@ -228,7 +228,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<RunOutput> {
     let file = one_line_open(&args.model)?;
     let g = file.gguf();
     let name = args.model.display().to_string();
-    let model = Model::from_gguf(g).with_context(|| name.clone())?;
+    let model = Model::load(&file, isa, design, threads).with_context(|| name.clone())?;
     let tok = Tokenizer::from_gguf(g).with_context(|| name.clone())?;
     let c = &model.config;
     if tok.n_tokens() > c.n_vocab {

@@ -172,7 +172,7 @@ fn plan(config: &BenchConfig, families: &[Kernel], log: &mut dyn FnMut(String)) 
             .filter(|v| {
                 config.designs.is_empty() || config.designs.iter().any(|d| d == v.design.name())
             })
-            .filter(|v| match v.isa.unavailable_reason() {
+            .filter(|v| match v.unavailable_reason() {
                 None => true,
                 Some(reason) => {
                     if !config.isas.is_empty() {

@@ -13,7 +13,7 @@ use anyhow::{bail, Result};
 use bytemuck::Zeroable;
 use half::f16;
 use kernels::attention::{self, AttentionDims};
-use kernels::matmul::{self, MatmulDims};
+use kernels::matmul::{self, x8, MatmulDims};
 use kernels::ops;
 use kernels::quant::{
     BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
@@ -110,8 +110,14 @@ impl Workload {
         let b = match *self {
             Workload::Matmul { rows, k, n, .. } => {
                 let w = rows * k / variants::weight_block(kernel) * weight_block_bytes(kernel);
+                // The x8 layout stores the Q4_K scales unpacked: slightly more bytes.
+                let w = match (variant.design, kernel) {
+                    (Design::Q8KX8, Kernel::MatmulQ4K) => rows * k / QK_K * 1184 / 8,
+                    (Design::Q8KX8, _) => rows * k / QK_K * 1680 / 8,
+                    _ => w,
+                };
                 let x = match variant.design {
-                    Design::Q8K => n * k / QK_K * std::mem::size_of::<BlockQ8K>(),
+                    Design::Q8K | Design::Q8KX8 => n * k / QK_K * std::mem::size_of::<BlockQ8K>(),
                     Design::Q8_0 => n * k / 32 * std::mem::size_of::<BlockQ8_0>(),
                     Design::Q8_1 => n * k / 32 * std::mem::size_of::<BlockQ8_1>(),
                     _ => n * k * 4,
@@ -304,6 +310,14 @@ pub fn unsupported(kernel: Kernel, workload: &Workload) -> Option<String> {
         (kind, w) if kind != w.kind() => Some("shape of another family".into()),
         (FamilyKind::Matmul, Workload::Matmul { k, .. }) if k % block != 0 => {
             Some(format!("k = {k} is not a multiple of {block}"))
+        }
+        (FamilyKind::Matmul, Workload::Matmul { rows, .. })
+            if matches!(kernel, Kernel::MatmulQ4K | Kernel::MatmulQ6K) && rows % 8 != 0 =>
+        {
+            // The x8 variants need whole 8-row panels; the family is benched on such shapes.
+            Some(format!(
+                "rows = {rows} is not a multiple of 8 (the q8k-x8 panels)"
+            ))
         }
         (FamilyKind::Op, Workload::Op { len, .. }) if len % block != 0 => {
             Some(format!("{len} values are not whole blocks of {block}"))
@@ -505,6 +519,20 @@ impl GroupInputs {
             }};
         }
         match (&self.inner, variant.design) {
+            (Inputs::Q4K(m), Design::Q8KX8) => x8_call(
+                m,
+                threads,
+                pool,
+                |w, rows| x8::repack_q4k(w, rows, 1).expect("x8 bench shapes have rows % 8 == 0"),
+                move |x, w, y, d| x8::matmul_q4kx8_q8k(isa, x, w, y, d),
+            ),
+            (Inputs::Q6K(m), Design::Q8KX8) => x8_call(
+                m,
+                threads,
+                pool,
+                |w, rows| x8::repack_q6k(w, rows, 1).expect("x8 bench shapes have rows % 8 == 0"),
+                move |x, w, y, d| x8::matmul_q6kx8_q8k(isa, x, w, y, d),
+            ),
             (Inputs::Q4K(m), Design::Q8K) => mm!(m, x8k, matmul::matmul_q4k_q8k),
             (Inputs::Q4K(m), _) => mm!(m, x, matmul::matmul_q4k_f32),
             (Inputs::Q6K(m), Design::Q8K) => mm!(m, x8k, matmul::matmul_q6k_q8k),
@@ -615,6 +643,44 @@ fn matmul_call<'a, B: QuantBlock + Sync>(
                         y,
                         MatmulDims::new(n, k, r.len()),
                     );
+                }
+            }
+        }
+        black_box(&mut ys);
+    })
+}
+
+/// [`matmul_call`] for the x8 layout: every weight copy is repacked once here (outside the
+/// timed call) and each thread takes whole 8-row panels; the threads' parts are
+/// [`row_split`]'s (multiples of 16 rows), so `rows % 8 == 0` is all a shape needs.
+fn x8_call<'a, B: QuantBlock + Sync, P: Send + Sync + 'a>(
+    m: &'a MatmulInputs<B>,
+    threads: usize,
+    pool: Option<&'a ThreadPool>,
+    repack: impl Fn(&[B], usize) -> Vec<P>,
+    kernel: impl Fn(&[BlockQ8K], &[P], &mut [f32], MatmulDims) + Send + Sync + Copy + 'a,
+) -> Call<'a> {
+    let MatmulDims { n, k, rows, .. } = m.dims;
+    let per_panel = k / QK_K;
+    let copies: Vec<Vec<P>> = m.copies.iter().map(|w| repack(w, rows)).collect();
+    let split = row_split(rows, threads.max(1));
+    let mut ys: Vec<Vec<f32>> = split.iter().map(|r| vec![0f32; n * r.len()]).collect();
+    let mut next = 0usize;
+    let x = &m.x8k;
+    Box::new(move || {
+        let w = &copies[next];
+        next = (next + 1) % copies.len();
+        let part = |r: &Range<usize>| &w[r.start / 8 * per_panel..r.end / 8 * per_panel];
+        match pool {
+            Some(pool) if split.len() > 1 => pool.scope(|s| {
+                for (r, y) in split.iter().zip(ys.iter_mut()) {
+                    let (w, d) = (part(r), MatmulDims::new(n, k, r.len()));
+                    s.spawn(move |_| kernel(x, w, y, d));
+                }
+            }),
+            _ => {
+                for (r, y) in split.iter().zip(ys.iter_mut()) {
+                    kernel(x, part(r), y, MatmulDims::new(n, k, r.len()));
                 }
             }
         }

@@ -15,12 +15,16 @@
 //!   |q - s x| <= 1/2 + 2^7 u, and d = fl(1/s), so |x^ - x| <= |d| (1/2 + 2^-16) + 4u|x|;
 //!   the total error against the f32 activations is bounded by the sum of the two.
 //! - SIMD `q8k` variants must equal `scalar` bit for bit (same integer sums, same f32 combine).
+//! - `q8k-x8` (weights repacked into 8-row interleaved blocks, `kernels::matmul::x8`): the
+//!   same two checks as `q8k` (the reference within the q8k bound, and bit for bit against
+//!   scalar `q8k` on the original blocks), on the same cases with the rows rounded up to whole
+//!   8-row panels.
 
 use super::{gamma_f32, run_property, Metrics, Row, VerifyConfig};
 use crate::registry::Kernel;
 use anyhow::Result;
 use half::f16;
-use kernels::matmul::{self, Design, MatmulDims};
+use kernels::matmul::{self, x8, Design, MatmulDims};
 use kernels::quant::{BlockQ4K, BlockQ6K, BlockQ8K, QuantBlock, QK_K};
 use kernels::Isa;
 use proptest::prelude::*;
@@ -157,6 +161,17 @@ pub trait WeightFormat: QuantBlock {
     fn generate(style: WeightStyle, rng: &mut StdRng, rows: usize, k_blocks: usize) -> Vec<Self>;
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims);
     fn q8k_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims);
+    /// Repacks `w` into the x8 layout, then runs the x8 kernel (`dims.rows % 8 == 0`).
+    fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims);
+}
+
+/// [`case_strategy`] with the rows rounded up to a multiple of 8 (the x8 panels): 8 to 72
+/// rows, one to nine panels.
+pub fn x8_case_strategy() -> impl Strategy<Value = MatmulCase> {
+    case_strategy().prop_map(|mut case| {
+        case.rows = case.rows.next_multiple_of(x8::ROWS);
+        case
+    })
 }
 
 fn gaussian(rng: &mut StdRng) -> f32 {
@@ -269,6 +284,11 @@ impl WeightFormat for BlockQ4K {
     fn q8k_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
         matmul::matmul_q4k_q8k(isa, xq, w, y, dims)
     }
+
+    fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
+        let packed = x8::repack_q4k(w, dims.rows, 1).expect("x8 cases have whole panels");
+        x8::matmul_q4kx8_q8k(isa, xq, &packed, y, dims)
+    }
 }
 
 impl WeightFormat for BlockQ6K {
@@ -334,6 +354,11 @@ impl WeightFormat for BlockQ6K {
 
     fn q8k_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
         matmul::matmul_q6k_q8k(isa, xq, w, y, dims)
+    }
+
+    fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
+        let packed = x8::repack_q6k(w, dims.rows, 1).expect("x8 cases have whole panels");
+        x8::matmul_q6kx8_q8k(isa, xq, &packed, y, dims)
     }
 }
 
@@ -630,6 +655,26 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
     )
 }
 
+/// The `q8k-x8` row of format `B` on `isa`: repack, x8 kernel, then the `q8k` checks with
+/// scalar `q8k` on the original blocks as the bit-exact oracle.
+pub fn verify_x8_variant<B: WeightFormat>(isa: Isa, cases: u32, seed: u64) -> Row {
+    let design = crate::registry::Design::Q8KX8;
+    if !x8::runs_on(isa) {
+        return Row::skipped(B::KERNEL, design, isa, crate::registry::X8_ONLY);
+    }
+    if let Some(reason) = isa.unavailable_reason() {
+        return Row::skipped(B::KERNEL, design, isa, reason);
+    }
+    let kernel = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::x8_kernel(isa, x, w, y, d);
+    let scalar = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::q8k_kernel(Isa::Scalar, x, w, y, d);
+    let outcome = run_property(x8_case_strategy(), cases, seed, |case| {
+        check_q8k_case::<B>(case, &kernel, Some(&scalar))
+    });
+    super::row_with_note(B::KERNEL, design, isa, cases, outcome, |_| {
+        "vs reference; bit-exact vs scalar q8k on the original blocks"
+    })
+}
+
 /// The rows this family contributes, as deferred jobs so they can be printed as they finish.
 pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
     let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
@@ -649,6 +694,16 @@ pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> 
                     })
                 }));
             }
+        }
+        for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
+            let q4k = family == BlockQ4K::FAMILY;
+            jobs.push(Box::new(move || {
+                Ok(if q4k {
+                    verify_x8_variant::<BlockQ4K>(isa, cases, seed)
+                } else {
+                    verify_x8_variant::<BlockQ6K>(isa, cases, seed)
+                })
+            }));
         }
     }
     jobs

@@ -4,7 +4,9 @@
 //! never modified). The copy is run through exactly the checks `verify` applies to a real
 //! variant; the self-test passes only if every planted bug is caught.
 
-use super::matmul::{case_strategy, check_f32_case, check_q8k_case, F32Kernel, Q8kKernel};
+use super::matmul::{
+    case_strategy, check_f32_case, check_q8k_case, x8_case_strategy, F32Kernel, Q8kKernel,
+};
 use super::ops::{self, PlantedOp};
 use super::{quantizers, run_property, PropertyOutcome};
 use crate::planted_attention::{flash_attention_planted, AttentionBug};
@@ -12,7 +14,7 @@ use crate::planted_ops::{
     planted_exp_unsplit_ln2, planted_quantize_q8k, planted_rope_table_base_ignored, Q8kBug,
 };
 use kernels::attention::AttentionDims;
-use kernels::matmul::MatmulDims;
+use kernels::matmul::{x8, MatmulDims};
 use kernels::quant::{q4k_scale_min, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
 use kernels::Isa;
 use std::io::Write;
@@ -190,6 +192,38 @@ pub fn planted_q6k_wrong_scale_pair(x: &[f32], w: &[BlockQ6K], y: &mut [f32], di
     }
 }
 
+/// Bugs planted into a test-only copy of the x8 repacking, run through the real x8 kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum X8Bug {
+    /// Q4_K: each row's mins taken from the next row of the panel (the min term of the wrong
+    /// row).
+    Q4kMinsFromNextRow,
+    /// Q6_K: each scale applied to the neighbouring 16 values (groups 2i and 2i+1 swapped).
+    Q6kScalesOnWrongGroup,
+}
+
+/// The planted x8 Q4_K call: correct repack, then the bug, then the real kernel.
+fn planted_q4k_x8(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
+    let mut packed = x8::repack_q4k(w, dims.rows, 1).expect("x8 cases have whole panels");
+    for b in &mut packed {
+        for j in 0..8 {
+            b.mins[8 * j..8 * j + 8].rotate_left(1);
+        }
+    }
+    x8::matmul_q4kx8_q8k(Isa::Avx2, xq, &packed, y, dims)
+}
+
+fn planted_q6k_x8(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
+    let mut packed = x8::repack_q6k(w, dims.rows, 1).expect("x8 cases have whole panels");
+    for b in &mut packed {
+        for g in (0..16).step_by(2) {
+            let (lo, hi) = b.scales.split_at_mut(8 * (g + 1));
+            lo[8 * g..].swap_with_slice(&mut hi[..8]);
+        }
+    }
+    x8::matmul_q6kx8_q8k(Isa::Avx2, xq, &packed, y, dims)
+}
+
 /// One planted bug's outcome.
 pub struct SelfTestResult {
     pub name: String,
@@ -254,6 +288,44 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
     );
     report(out, &result)?;
     results.push(result);
+    // The x8 bugs need the x8 kernels, which need AVX2; without it they cannot be planted
+    // (and the gate's x8 rows are SKIPPED).
+    if Isa::Avx2.is_available() {
+        let q4k_oracle = |x: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], d| {
+            kernels::matmul::matmul_q4k_q8k(Isa::Scalar, x, w, y, d)
+        };
+        let q6k_oracle = |x: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], d| {
+            kernels::matmul::matmul_q6k_q8k(Isa::Scalar, x, w, y, d)
+        };
+        let runs = [
+            (
+                X8Bug::Q4kMinsFromNextRow,
+                run_property(x8_case_strategy(), cases, seed, |case| {
+                    check_q8k_case::<BlockQ4K>(case, &planted_q4k_x8, Some(&q4k_oracle))
+                }),
+            ),
+            (
+                X8Bug::Q6kScalesOnWrongGroup,
+                run_property(x8_case_strategy(), cases, seed, |case| {
+                    check_q8k_case::<BlockQ6K>(case, &planted_q6k_x8, Some(&q6k_oracle))
+                }),
+            ),
+        ];
+        for (bug, outcome) in runs {
+            let family = match bug {
+                X8Bug::Q4kMinsFromNextRow => "matmul_q4k",
+                X8Bug::Q6kScalesOnWrongGroup => "matmul_q6k",
+            };
+            let result = outcome_to_result(
+                format!("{family}/q8k-x8: {bug:?}"),
+                outcome.failure,
+                cases,
+                seed,
+            );
+            report(out, &result)?;
+            results.push(result);
+        }
+    }
     for bug in AttentionBug::ALL {
         let planted = move |q: &[f32],
                             k: &[f32],

@@ -60,4 +60,24 @@ impl GgufFile {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Drops the resident pages of `data` (a slice of this file's mapping, e.g. a tensor whose
+    /// contents were copied elsewhere) from this process: a later read pages them in again
+    /// from the file, so nothing observable changes but the resident size. A slice outside
+    /// the mapping, or an `madvise` the OS refuses, is ignored: releasing is only a hint.
+    pub fn release_pages(&self, data: &[u8]) {
+        let Some(map) = &self.map else { return };
+        let base = map.as_ptr() as usize;
+        let start = data.as_ptr() as usize;
+        if data.is_empty() || start < base || start + data.len() > base + map.len() {
+            return;
+        }
+        // SAFETY: `MADV_DONTNEED` on this read-only, never-written private file mapping only
+        // discards pages that the kernel re-reads from the file on the next access, so every
+        // borrow of the mapping keeps seeing the same bytes (memmap2 calls it unchecked because
+        // on a written private mapping it would revert the writes; this one is never written).
+        let _ = unsafe {
+            map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start - base, data.len())
+        };
+    }
 }

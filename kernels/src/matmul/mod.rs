@@ -22,6 +22,7 @@ pub mod block32;
 pub(crate) mod driver;
 pub mod q4k;
 pub mod q6k;
+pub mod x8;
 
 pub use block32::{
     matmul_f16_f32, matmul_q4_0_f32, matmul_q4_0_q8_0, matmul_q4_1_f32, matmul_q4_1_q8_1,

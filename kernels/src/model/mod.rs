@@ -20,9 +20,12 @@ pub use kv_cache::KvCache;
 pub use pool::Pool;
 pub use sampler::{Sampler, SamplerOptions};
 pub use split::{ColumnSplit, Columns};
-pub use weights::{ActFormat, Blocks, Embedding, LayerWeights, Matrix, Weights, MATRIX_TYPES};
+pub use weights::{
+    ActFormat, Blocks, Embedding, LayerWeights, Matrix, Packed, Weights, MATRIX_TYPES,
+};
 
-use crate::gguf::{Gguf, GgufError};
+use crate::gguf::{Gguf, GgufError, GgufFile};
+use crate::Isa;
 
 /// How the matmuls take their activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,5 +102,31 @@ impl<'a> Model<'a> {
         let config = Config::from_gguf(g)?;
         let weights = Weights::from_gguf(g, &config)?;
         Ok(Model { config, weights })
+    }
+
+    /// [`Model::from_gguf`] of a mapped file, then made ready for sessions of `isa` and
+    /// `design`: for the `q8` design on the ISAs the x8 kernels run on, the Q4_K and Q6_K
+    /// matrices are repacked (on up to `threads` threads) and the mapped pages of their
+    /// original blocks are released, so the process does not hold both copies. Sessions of
+    /// any other ISA or design still run from such a model (from the original blocks, paged in
+    /// again), with the same results.
+    pub fn load(
+        file: &'a GgufFile,
+        isa: Isa,
+        design: Design,
+        threads: usize,
+    ) -> Result<Model<'a>, ModelError> {
+        let mut model = Model::from_gguf(file.gguf())?;
+        if design == Design::Int8 && crate::matmul::x8::runs_on(isa) {
+            // Loading runs before any session: every core may take part.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let threads = threads.max(cores).max(1);
+            for m in model.weights.matrices_mut() {
+                if let Some(bytes) = m.pack_x8(threads) {
+                    file.release_pages(bytes);
+                }
+            }
+        }
+        Ok(model)
     }
 }

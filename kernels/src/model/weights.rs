@@ -1,15 +1,20 @@
-//! The model's tensors, borrowed from the file mapping: no quantized matrix is copied. Each
-//! matrix is a [`Matrix`], one variant per tensor type that has a matmul kernel, so a new
-//! kernel family is one more variant here and in [`Matrix::matmul_rows`].
+//! The model's tensors, borrowed from the file mapping. Each matrix is a [`Matrix`], one
+//! variant per tensor type that has a matmul kernel, so a new kernel family is one more variant
+//! here and in [`Matrix::matmul_rows`]. The one exception to borrowing: for the x86 `q8`
+//! design, Q4_K and Q6_K matrices with a multiple of 8 rows are repacked at load into the
+//! 8-row interleaved layout of [`x8`] ([`Matrix::pack_x8`]); the x8 kernels are bit-identical
+//! to the others, so which path runs never changes a result.
 
 use super::{Config, Design, ModelError};
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
+use crate::matmul::x8::{self, BlockQ4Kx8, BlockQ6Kx8};
 use crate::matmul::{self, MatmulDims};
 use crate::quant::{
     BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QuantBlock,
 };
 use crate::Isa;
 use half::f16;
+use std::sync::Arc;
 
 /// The activation format a matrix's kernel reads in a design.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,13 +37,23 @@ pub enum Blocks<'a> {
     F16(&'a [f16]),
 }
 
+/// A matrix's blocks repacked for the x8 kernels: owned, `rows / 8 * k/256` blocks.
+#[derive(Debug)]
+pub enum Packed {
+    Q4K(Vec<BlockQ4Kx8>),
+    Q6K(Vec<BlockQ6Kx8>),
+}
+
 /// A weight matrix `[rows x k]` (GGUF dims `[k, rows]`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Matrix<'a> {
     pub name: &'a str,
     pub rows: usize,
     pub k: usize,
     pub blocks: Blocks<'a>,
+    /// The same weights in the x8 layout, used by `matmul_rows` for the `q8` design on the ISAs
+    /// [`x8::runs_on`] admits. `blocks` stays valid (the other ISAs and designs read it).
+    pub packed: Option<Arc<Packed>>,
 }
 
 /// The activations of one matmul input: f32 always, quantized forms when a kernel needs them.
@@ -89,6 +104,21 @@ impl<'a> Matrix<'a> {
         };
         if rows.is_empty() || x.n == 0 {
             return;
+        }
+        if let Some(packed) = &self.packed {
+            let r8 = x8::ROWS;
+            let aligned = rows.start.is_multiple_of(r8) && rows.end.is_multiple_of(r8);
+            // Row ranges off the 8-row panels (no caller of the forward pass makes them) take
+            // the original blocks: same bits, slower.
+            if design == Design::Int8 && x8::runs_on(isa) && aligned {
+                let nb = self.k / crate::quant::QK_K;
+                let panels = rows.start / r8 * nb..rows.end / r8 * nb;
+                match &**packed {
+                    Packed::Q4K(w) => x8::matmul_q4kx8_q8k(isa, x.q8k, &w[panels], y, dims),
+                    Packed::Q6K(w) => x8::matmul_q6kx8_q8k(isa, x.q8k, &w[panels], y, dims),
+                }
+                return;
+            }
         }
         // Weight rows `rows` of a matrix of `B` blocks.
         fn sub<'w, B: QuantBlock>(w: &'w [B], k: usize, rows: &std::ops::Range<usize>) -> &'w [B] {
@@ -165,7 +195,31 @@ impl<'a> Matrix<'a> {
             rows,
             k,
             blocks,
+            packed: None,
         })
+    }
+
+    /// Repacks a Q4_K or Q6_K matrix of a multiple of 8 rows into the x8 layout (up to
+    /// `threads` threads) and returns the bytes of the original blocks, which the fast path no
+    /// longer reads. Other matrices stay as they are (`None`).
+    pub fn pack_x8(&mut self, threads: usize) -> Option<&'a [u8]> {
+        if self.packed.is_some() || !self.rows.is_multiple_of(x8::ROWS) {
+            return None;
+        }
+        // The shapes were checked at load, so repacking cannot fail.
+        let (packed, bytes) = match self.blocks {
+            Blocks::Q4K(w) => (
+                Packed::Q4K(x8::repack_q4k(w, self.rows, threads).ok()?),
+                bytemuck::cast_slice(w),
+            ),
+            Blocks::Q6K(w) => (
+                Packed::Q6K(x8::repack_q6k(w, self.rows, threads).ok()?),
+                bytemuck::cast_slice(w),
+            ),
+            _ => return None,
+        };
+        self.packed = Some(Arc::new(packed));
+        Some(bytes)
     }
 }
 
@@ -240,7 +294,7 @@ impl Embedding<'_> {
 }
 
 /// One layer's tensors. Shapes as `[rows x k]`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct LayerWeights<'a> {
     /// `[n_embd]`
     pub attn_norm: &'a [f32],
@@ -277,6 +331,24 @@ pub struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
+    /// Every matrix, mutably (the order is unspecified).
+    pub fn matrices_mut(&mut self) -> impl Iterator<Item = &mut Matrix<'a>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ]
+            })
+            .chain(std::iter::once(&mut self.output))
+    }
+
     pub fn from_gguf(g: &Gguf<'a>, c: &Config) -> Result<Weights<'a>, ModelError> {
         let t = |name: &str| g.require_tensor(name).map_err(ModelError::from);
         let norm = |name: &str| -> Result<&'a [f32], ModelError> {

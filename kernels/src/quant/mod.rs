@@ -16,7 +16,9 @@ mod q8k;
 
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
-pub use q4k::{q4k_scale_min, q4k_unpack_scales_mins, BlockQ4K};
+pub use q4k::{
+    pack_scale_min as q4k_pack_scales_mins, q4k_scale_min, q4k_unpack_scales_mins, BlockQ4K,
+};
 pub use q5_0::BlockQ5_0;
 pub use q6k::BlockQ6K;
 pub use q8_0::BlockQ8_0;

@@ -71,7 +71,7 @@ pub fn q4k_unpack_scales_mins(packed: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
 }
 
 /// Packs eight 6-bit scales and mins; the inverse of [`q4k_scale_min`].
-pub(crate) fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
+pub fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     let mut out = [0u8; 12];
     for j in 0..8 {
         debug_assert!(sc[j] < 64 && m[j] < 64);

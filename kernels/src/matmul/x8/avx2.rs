@@ -1,0 +1,432 @@
+//! AVX2 + FMA + F16C kernels on the 8-row interleaved layout: lanes are weight rows, the
+//! activation bytes are broadcast, and each (8 rows, block) ends in eight i32 sums, one per
+//! row, that are exactly the scalar oracle's integers; the f32 combine then runs on all eight
+//! rows at once with scalar's operations in scalar's order.
+//!
+//! Loop nest: activation rows in chunks that fit in L2 ([`chunk_rows`]), then 8-row weight
+//! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`TILE`]
+//! activation rows that share every weight load. `n = 1` (decode) is a single stream over the
+//! weights.
+
+use super::{BlockQ4Kx8, BlockQ6Kx8, ROWS};
+use crate::matmul::MatmulDims;
+use crate::quant::{BlockQ8K, QK_K};
+use std::arch::x86_64::*;
+
+/// Activation rows per register tile.
+pub const TILE: usize = 4;
+
+/// Bytes of activations one chunk may take: half of Zen 3's 512 KiB L2.
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Activation rows per chunk for `nb` blocks per row: a multiple of [`TILE`], at least one tile.
+fn chunk_rows(nb: usize) -> usize {
+    let rows = CHUNK_BYTES / (nb * std::mem::size_of::<BlockQ8K>()).max(1);
+    (rows / TILE * TILE).max(TILE)
+}
+
+/// Four activation bytes as one i32, broadcast to all eight lanes.
+///
+/// # Safety
+/// AVX2 enabled; `p .. p+4` readable.
+#[inline(always)]
+unsafe fn bcast4(p: *const i8) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe { _mm256_set1_epi32(std::ptr::read_unaligned(p.cast::<i32>())) }
+}
+
+/// Eight u8 (one per row) as eight i32 lanes of two equal i16 halves: the `madd` operand that
+/// multiplies both i16 sums of a lane by its row's value.
+///
+/// # Safety
+/// AVX2 enabled; `p .. p+8` readable.
+#[inline(always)]
+unsafe fn dup_u8(p: *const u8) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = _mm_loadl_epi64(p.cast());
+        _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(v, v))
+    }
+}
+
+/// [`dup_u8`] for signed bytes.
+///
+/// # Safety
+/// AVX2 enabled; `p .. p+8` readable.
+#[inline(always)]
+unsafe fn dup_i8(p: *const i8) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let v = _mm_loadl_epi64(p.cast());
+        _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(v, v))
+    }
+}
+
+/// Lane `r` = the i16 pair `(a[r], b[r])` of two rows of eight signed bytes.
+///
+/// # Safety
+/// AVX2 enabled; `a .. a+8` and `b .. b+8` readable.
+#[inline(always)]
+unsafe fn pair_i8(a: *const i8, b: *const i8) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let (a, b) = (_mm_loadl_epi64(a.cast()), _mm_loadl_epi64(b.cast()));
+        _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b))
+    }
+}
+
+/// Eight f16 as eight f32 (exact, as `half` converts).
+///
+/// # Safety
+/// AVX2 + F16C enabled.
+#[inline(always)]
+unsafe fn f16x8(v: &[half::f16; ROWS]) -> __m256 {
+    // SAFETY: 8 f16 = 16 readable bytes.
+    unsafe { _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().cast())) }
+}
+
+/// Rows `x_rows` (`R` rows of `nb` blocks, row `i` at `xs[i]`) times one Q4_K panel `wp`:
+/// lane `r` of result `i` is `dot(x_i, w_r)` accumulated exactly like scalar's row dot.
+///
+/// # Safety
+/// AVX2 + FMA + F16C enabled; every `xs[i]` points at `wp.len()` readable blocks.
+#[inline(always)]
+unsafe fn q4k_tile<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) -> [__m256; R] {
+    // SAFETY: every pointer below stays inside a block of `wp` or of an activation row, whose
+    // lengths the caller guarantees; the intrinsics need the features the caller enables.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0xF);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in wp.iter().enumerate() {
+            let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
+            let mut sumi = [_mm256_setzero_si256(); R];
+            for c in 0..4 {
+                // Sub-blocks 2c (low nibbles) and 2c+1 (high nibbles): per lane two i16 partial
+                // dots, each the sum of 8 `maddubs` pairs of at most 2*15*128 = 3840 in
+                // magnitude: |sum| <= 8*3840 = 30720 < 32768, so i16 adds never wrap.
+                let mut s_lo = [_mm256_setzero_si256(); R];
+                let mut s_hi = [_mm256_setzero_si256(); R];
+                for g in 0..8 {
+                    let v = _mm256_loadu_si256(w.qs.as_ptr().add((8 * c + g) * 32).cast());
+                    let lo = _mm256_and_si256(v, low4);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
+                    for i in 0..R {
+                        let xq = xb[i].qs.as_ptr().add(64 * c + 4 * g);
+                        let p_lo = _mm256_maddubs_epi16(lo, bcast4(xq));
+                        let p_hi = _mm256_maddubs_epi16(hi, bcast4(xq.add(32)));
+                        s_lo[i] = _mm256_add_epi16(s_lo[i], p_lo);
+                        s_hi[i] = _mm256_add_epi16(s_hi[i], p_hi);
+                    }
+                }
+                // `madd` with the 6-bit scale: at most 2*63*30720 per lane; the block's sum
+                // of eight such stays far inside i32.
+                let sc_lo = dup_u8(w.scales.as_ptr().add(8 * (2 * c)));
+                let sc_hi = dup_u8(w.scales.as_ptr().add(8 * (2 * c + 1)));
+                for i in 0..R {
+                    let t = _mm256_add_epi32(
+                        _mm256_madd_epi16(s_lo[i], sc_lo),
+                        _mm256_madd_epi16(s_hi[i], sc_hi),
+                    );
+                    sumi[i] = _mm256_add_epi32(sumi[i], t);
+                }
+            }
+            // Mins: sum_j m_j * (bsums[2j] + bsums[2j+1]) as `madd` of (m_j, m_j) with the
+            // pair of bsums (each at most 16*128 = 2048 in magnitude): exact in i32.
+            let mut summ = [_mm256_setzero_si256(); R];
+            for j in 0..8 {
+                let m = dup_u8(w.mins.as_ptr().add(8 * j));
+                for i in 0..R {
+                    let bs = _mm256_set1_epi32(std::ptr::read_unaligned(
+                        xb[i].bsums.as_ptr().add(2 * j).cast::<i32>(),
+                    ));
+                    summ[i] = _mm256_add_epi32(summ[i], _mm256_madd_epi16(m, bs));
+                }
+            }
+            // Scalar's `combine`, lane-wise: `acc + ((d*xd)*sumi - (dmin*xd)*summ)`, each
+            // operation rounded once (intrinsics are never contracted to FMA).
+            let d = f16x8(&w.d);
+            let dmin = f16x8(&w.dmin);
+            for i in 0..R {
+                let xd = _mm256_set1_ps(xb[i].d);
+                let t = _mm256_sub_ps(
+                    _mm256_mul_ps(_mm256_mul_ps(d, xd), _mm256_cvtepi32_ps(sumi[i])),
+                    _mm256_mul_ps(_mm256_mul_ps(dmin, xd), _mm256_cvtepi32_ps(summ[i])),
+                );
+                acc[i] = _mm256_add_ps(acc[i], t);
+            }
+        }
+        acc
+    }
+}
+
+/// The 6-bit values of part `part` (0..4) of positions `4t .. 4t+4` of half `h` of eight rows:
+/// low nibble from `ql` group `t` (parts 0, 2) or `t + 8` (parts 1, 3), the two high bits from
+/// bits `2*part` of `qh` group `t`.
+///
+/// # Safety
+/// AVX2 enabled; `t < 8`, `h < 2`.
+#[inline(always)]
+unsafe fn q6_values(w: &BlockQ6Kx8, h: usize, part: usize, t: usize) -> __m256i {
+    // SAFETY: `(16h + t + 8) * 32 + 32 <= 1024` and `(8h + t) * 32 + 32 <= 512`.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0xF);
+        let high2 = _mm256_set1_epi8(0x30);
+        let a = _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t + 8 * (part & 1)) * 32).cast());
+        let qh = _mm256_loadu_si256(w.qh.as_ptr().add((8 * h + t) * 32).cast());
+        let lo = if part < 2 {
+            _mm256_and_si256(a, low4)
+        } else {
+            _mm256_and_si256(_mm256_srli_epi16::<4>(a), low4)
+        };
+        // Bits 2*part..2*part+2 of each qh byte moved to bits 4..6 (16-bit shifts move no
+        // bit of another byte into bits 4..6).
+        let hi = match part {
+            0 => _mm256_slli_epi16::<4>(qh),
+            1 => _mm256_slli_epi16::<2>(qh),
+            2 => qh,
+            _ => _mm256_srli_epi16::<2>(qh),
+        };
+        _mm256_or_si256(lo, _mm256_and_si256(hi, high2))
+    }
+}
+
+/// [`q4k_tile`] for Q6_K.
+///
+/// # Safety
+/// As [`q4k_tile`].
+#[inline(always)]
+unsafe fn q6k_tile<const R: usize>(wp: &[BlockQ6Kx8], xs: [*const BlockQ8K; R]) -> [__m256; R] {
+    // SAFETY: as in `q4k_tile`.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in wp.iter().enumerate() {
+            let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
+            let mut sumi = [_mm256_setzero_si256(); R];
+            for h in 0..2 {
+                for part in 0..4 {
+                    for u in 0..2 {
+                        // Group `8h + 2part + u`: positions 128h + 32part + 16u .. +16.
+                        let g = 8 * h + 2 * part + u;
+                        let sc = dup_i8(w.scales.as_ptr().add(8 * g));
+                        for pair in 0..2 {
+                            let t0 = 4 * u + 2 * pair;
+                            let v0 = q6_values(w, h, part, t0);
+                            let v1 = q6_values(w, h, part, t0 + 1);
+                            for i in 0..R {
+                                let xq = xb[i].qs.as_ptr().add(128 * h + 32 * part + 4 * t0);
+                                // Two `maddubs` of at most 2*63*128 = 16128 each: their sum
+                                // (<= 32256) fits i16; one more would not.
+                                let s = _mm256_add_epi16(
+                                    _mm256_maddubs_epi16(v0, bcast4(xq)),
+                                    _mm256_maddubs_epi16(v1, bcast4(xq.add(4))),
+                                );
+                                sumi[i] = _mm256_add_epi32(sumi[i], _mm256_madd_epi16(s, sc));
+                            }
+                        }
+                    }
+                }
+            }
+            q6k_finish(w, &xb, &mut sumi, &mut acc);
+        }
+        acc
+    }
+}
+
+/// [`q6k_tile`] with the value vectors shared across parts: each `(h, t)` loads its `ql`
+/// pair and `qh` once and unpacks all four parts, which feed four i16 accumulators (one per
+/// part) per activation row. Less unpacking per `maddubs`, more registers per row: the
+/// decode (`R = 1`) tile.
+///
+/// # Safety
+/// As [`q4k_tile`].
+#[inline(always)]
+unsafe fn q6k_tile_shared<const R: usize>(
+    wp: &[BlockQ6Kx8],
+    xs: [*const BlockQ8K; R],
+) -> [__m256; R] {
+    // SAFETY: as in `q4k_tile`.
+    unsafe {
+        let low4 = _mm256_set1_epi8(0xF);
+        let high2 = _mm256_set1_epi8(0x30);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in wp.iter().enumerate() {
+            let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
+            let mut sumi = [_mm256_setzero_si256(); R];
+            for h in 0..2 {
+                for u in 0..2 {
+                    for pair in 0..2 {
+                        // Per part, two `maddubs` (t0, t0+1) of at most 2*63*128 = 16128 each:
+                        // their sum (<= 32256) fits i16.
+                        let mut s = [[_mm256_setzero_si256(); 4]; R];
+                        for dt in 0..2 {
+                            let t = 4 * u + 2 * pair + dt;
+                            let a = _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t) * 32).cast());
+                            let bq =
+                                _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t + 8) * 32).cast());
+                            let qh = _mm256_loadu_si256(w.qh.as_ptr().add((8 * h + t) * 32).cast());
+                            let v = [
+                                _mm256_or_si256(
+                                    _mm256_and_si256(a, low4),
+                                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), high2),
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(bq, low4),
+                                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), high2),
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16::<4>(a), low4),
+                                    _mm256_and_si256(qh, high2),
+                                ),
+                                _mm256_or_si256(
+                                    _mm256_and_si256(_mm256_srli_epi16::<4>(bq), low4),
+                                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), high2),
+                                ),
+                            ];
+                            for i in 0..R {
+                                let xq = xb[i].qs.as_ptr().add(128 * h + 4 * t);
+                                for part in 0..4 {
+                                    let p =
+                                        _mm256_maddubs_epi16(v[part], bcast4(xq.add(32 * part)));
+                                    s[i][part] = _mm256_add_epi16(s[i][part], p);
+                                }
+                            }
+                        }
+                        for part in 0..4 {
+                            let sc = dup_i8(w.scales.as_ptr().add(8 * (8 * h + 2 * part + u)));
+                            for i in 0..R {
+                                let m = _mm256_madd_epi16(s[i][part], sc);
+                                sumi[i] = _mm256_add_epi32(sumi[i], m);
+                            }
+                        }
+                    }
+                }
+            }
+            q6k_finish(w, &xb, &mut sumi, &mut acc);
+        }
+        acc
+    }
+}
+
+/// The end of a Q6_K block for every row of a tile: the `-32` offset from the bsums and
+/// scalar's combine `acc + (d*xd) * sumi`, each operation rounded once.
+///
+/// # Safety
+/// AVX2 + F16C enabled.
+#[inline(always)]
+unsafe fn q6k_finish<const R: usize>(
+    w: &BlockQ6Kx8,
+    xb: &[&BlockQ8K; R],
+    sumi: &mut [__m256i; R],
+    acc: &mut [__m256; R],
+) {
+    // SAFETY: every pointer stays inside `w.scales` (128 bytes) or a block's `bsums`.
+    unsafe {
+        // sum_g sc_g * bsum_g as (sc_2p, sc_2p+1) x (bsum_2p, bsum_2p+1) `madd`s (at most
+        // 2*128*2048 each, 8 of them; times 32 still < 2^28).
+        let mut off = [_mm256_setzero_si256(); R];
+        for p in 0..8 {
+            let sp = pair_i8(
+                w.scales.as_ptr().add(8 * (2 * p)),
+                w.scales.as_ptr().add(8 * (2 * p + 1)),
+            );
+            for i in 0..R {
+                let bs = _mm256_set1_epi32(std::ptr::read_unaligned(
+                    xb[i].bsums.as_ptr().add(2 * p).cast::<i32>(),
+                ));
+                off[i] = _mm256_add_epi32(off[i], _mm256_madd_epi16(sp, bs));
+            }
+        }
+        let d = f16x8(&w.d);
+        for i in 0..R {
+            let s = _mm256_sub_epi32(sumi[i], _mm256_slli_epi32::<5>(off[i]));
+            let xd = _mm256_set1_ps(xb[i].d);
+            let t = _mm256_mul_ps(_mm256_mul_ps(d, xd), _mm256_cvtepi32_ps(s));
+            acc[i] = _mm256_add_ps(acc[i], t);
+        }
+    }
+}
+
+/// The Q6_K tile of each size: measured on the Zen 3, the shared unpacking wins for one
+/// row (decode) and the per-part loop for tiles that share each load over more rows.
+#[inline(always)]
+unsafe fn q6k_tile_best<const R: usize>(
+    wp: &[BlockQ6Kx8],
+    xs: [*const BlockQ8K; R],
+) -> [__m256; R] {
+    // SAFETY: the caller's contract is that of both tiles.
+    unsafe {
+        if R <= Q6K_SHARED_MAX_R {
+            q6k_tile_shared::<R>(wp, xs)
+        } else {
+            q6k_tile::<R>(wp, xs)
+        }
+    }
+}
+
+/// Largest tile that takes [`q6k_tile_shared`].
+const Q6K_SHARED_MAX_R: usize = 4;
+
+/// The loop nest shared by both formats: `tile::<R>(panel, rows)` computes one register tile.
+macro_rules! x8_driver {
+    ($name:ident, $w:ty, $tile:ident) => {
+        /// # Safety
+        /// The CPU has AVX2 + FMA + F16C, and the slices match `dims` (checked by the safe
+        /// wrapper in `x8`): `rows % 8 == 0`, `w` holds `rows / 8 * k/256` blocks, `xq`
+        /// `n * k/256`, `y` at least `(n-1) * y_stride + rows` values.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $name(xq: &[BlockQ8K], w: &[$w], y: &mut [f32], dims: MatmulDims) {
+            let nb = dims.k / QK_K;
+            let panels = dims.rows / ROWS;
+            let chunk = chunk_rows(nb);
+            let x = xq.as_ptr();
+            let yp = y.as_mut_ptr();
+            let mut i0 = 0;
+            while i0 < dims.n {
+                let i_end = (i0 + chunk).min(dims.n);
+                for p in 0..panels {
+                    let wp = &w[p * nb..(p + 1) * nb];
+                    let mut i = i0;
+                    while i < i_end {
+                        let t = (i_end - i).min(TILE);
+                        // SAFETY: rows `i .. i+t` are below `n`, so each row pointer has `nb`
+                        // blocks of `xq` behind it; the stores write 8 values at
+                        // `row * y_stride + 8p`, inside `(n-1) * y_stride + rows`.
+                        unsafe {
+                            let row = |j: usize| x.add((i + j) * nb);
+                            let out = |j: usize| yp.add((i + j) * dims.y_stride + ROWS * p);
+                            match t {
+                                4 => {
+                                    let a = $tile::<4>(wp, [row(0), row(1), row(2), row(3)]);
+                                    for (j, a) in a.into_iter().enumerate() {
+                                        _mm256_storeu_ps(out(j), a);
+                                    }
+                                }
+                                3 => {
+                                    let a = $tile::<3>(wp, [row(0), row(1), row(2)]);
+                                    for (j, a) in a.into_iter().enumerate() {
+                                        _mm256_storeu_ps(out(j), a);
+                                    }
+                                }
+                                2 => {
+                                    let a = $tile::<2>(wp, [row(0), row(1)]);
+                                    for (j, a) in a.into_iter().enumerate() {
+                                        _mm256_storeu_ps(out(j), a);
+                                    }
+                                }
+                                _ => {
+                                    let [a] = $tile::<1>(wp, [row(0)]);
+                                    _mm256_storeu_ps(out(0), a);
+                                }
+                            }
+                        }
+                        i += t;
+                    }
+                }
+                i0 = i_end;
+            }
+        }
+    };
+}
+
+x8_driver!(matmul_q4kx8_q8k, BlockQ4Kx8, q4k_tile);
+x8_driver!(matmul_q6kx8_q8k, BlockQ6Kx8, q6k_tile_best);

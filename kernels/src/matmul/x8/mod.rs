@@ -1,0 +1,289 @@
+//! Q4_K and Q6_K weights repacked at load into 8-row interleaved blocks, for the x86 `q8k`
+//! kernels in [`avx2`]: one 32-byte load holds the same four byte positions of eight
+//! consecutive weight rows, so the eight rows are the eight i32 lanes of every vector, the
+//! activations are broadcast, and no per-block horizontal reduction is left.
+//!
+//! Block `b` of panel `p` holds block `b` of weight rows `8p..8p+8`; a matrix of `rows` rows
+//! (a multiple of 8: matrices with a tail keep the original layout and kernels) and `nb` blocks
+//! per row is `rows / 8 * nb` repacked blocks, panel-major. Every byte array of a block is
+//! interleaved the same way ([`interleave4`]): byte `o` of row `r` lands at
+//! `(o / 4) * 32 + 4 * r + o % 4`. Scales (and Q4_K mins) are stored unpacked as
+//! `[sub-block][row]` bytes.
+//!
+//! The kernels compute exactly the integers of the scalar oracle's `block_sums` / `block_sum`
+//! and combine them with the same f32 operations in the same block order, so their outputs are
+//! bit-identical to `q4k::scalar::matmul_q8k` / `q6k::scalar::matmul_q8k` on the original
+//! blocks (the `harness verify` rows check it).
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+
+use super::MatmulDims;
+use crate::quant::{q4k_unpack_scales_mins, BlockQ4K, BlockQ6K, BlockQ8K};
+use crate::Isa;
+use bytemuck::{Pod, Zeroable};
+use half::f16;
+
+/// Weight rows per repacked block: the eight i32 lanes of an AVX2 vector.
+pub const ROWS: usize = 8;
+
+/// Block `b` of 8 consecutive Q4_K weight rows (1184 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct BlockQ4Kx8 {
+    /// The 8 rows' `d`.
+    pub d: [f16; ROWS],
+    /// The 8 rows' `dmin`.
+    pub dmin: [f16; ROWS],
+    /// 6-bit scale of sub-block `j` of row `r` at `8 * j + r`.
+    pub scales: [u8; 64],
+    /// 6-bit min of sub-block `j` of row `r` at `8 * j + r`.
+    pub mins: [u8; 64],
+    /// The rows' `qs`, interleaved by [`interleave4`].
+    pub qs: [u8; 1024],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockQ4Kx8>() == 1184);
+
+/// Block `b` of 8 consecutive Q6_K weight rows (1680 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
+pub struct BlockQ6Kx8 {
+    /// The rows' `ql`, interleaved by [`interleave4`].
+    pub ql: [u8; 1024],
+    /// The rows' `qh`, interleaved by [`interleave4`].
+    pub qh: [u8; 512],
+    /// Scale of group `g` (16 values) of row `r` at `8 * g + r`.
+    pub scales: [i8; 128],
+    /// The 8 rows' `d`.
+    pub d: [f16; ROWS],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockQ6Kx8>() == 1680);
+
+/// Writes byte `o` of `rows[r]` to `out[(o / 4) * 32 + 4 * r + o % 4]`.
+fn interleave4<const L: usize>(rows: [&[u8; L]; ROWS], out: &mut [u8]) {
+    debug_assert_eq!(out.len(), ROWS * L);
+    for (group, dst) in out.chunks_exact_mut(4 * ROWS).enumerate() {
+        for (r, row) in rows.iter().enumerate() {
+            dst[4 * r..4 * r + 4].copy_from_slice(&row[4 * group..4 * group + 4]);
+        }
+    }
+}
+
+/// The inverse of [`interleave4`] for row `r`.
+fn deinterleave4<const L: usize>(src: &[u8], r: usize) -> [u8; L] {
+    std::array::from_fn(|o| src[(o / 4) * 32 + 4 * r + o % 4])
+}
+
+/// Why a matrix cannot be repacked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepackError {
+    #[error("{rows} weight rows is not a multiple of {ROWS}")]
+    Rows { rows: usize },
+    #[error("{blocks} blocks do not make {rows} rows of whole blocks")]
+    Blocks { blocks: usize, rows: usize },
+}
+
+fn check_shape(blocks: usize, rows: usize) -> Result<usize, RepackError> {
+    if !rows.is_multiple_of(ROWS) {
+        return Err(RepackError::Rows { rows });
+    }
+    if rows == 0 || !blocks.is_multiple_of(rows) {
+        return Err(RepackError::Blocks { blocks, rows });
+    }
+    Ok(blocks / rows)
+}
+
+/// Repacks one panel (`ROWS * nb` row-major blocks) into `out` (`nb` blocks).
+fn repack_q4k_panel(src: &[BlockQ4K], out: &mut [BlockQ4Kx8]) {
+    let nb = out.len();
+    for (b, o) in out.iter_mut().enumerate() {
+        let rows: [&BlockQ4K; ROWS] = std::array::from_fn(|r| &src[r * nb + b]);
+        for (r, w) in rows.iter().enumerate() {
+            o.d[r] = w.d;
+            o.dmin[r] = w.dmin;
+            let (sc, m) = q4k_unpack_scales_mins(&w.scales);
+            for j in 0..8 {
+                o.scales[8 * j + r] = sc[j];
+                o.mins[8 * j + r] = m[j];
+            }
+        }
+        interleave4(rows.map(|w| &w.qs), &mut o.qs);
+    }
+}
+
+fn repack_q6k_panel(src: &[BlockQ6K], out: &mut [BlockQ6Kx8]) {
+    let nb = out.len();
+    for (b, o) in out.iter_mut().enumerate() {
+        let rows: [&BlockQ6K; ROWS] = std::array::from_fn(|r| &src[r * nb + b]);
+        for (r, w) in rows.iter().enumerate() {
+            o.d[r] = w.d;
+            for g in 0..16 {
+                o.scales[8 * g + r] = w.scales[g];
+            }
+        }
+        interleave4(rows.map(|w| &w.ql), &mut o.ql);
+        interleave4(rows.map(|w| &w.qh), &mut o.qh);
+    }
+}
+
+/// Runs `f(src panel, out panel)` over the panels, split over up to `threads` scoped threads.
+fn for_panels<S: Sync, D: Send>(
+    src: &[S],
+    out: &mut [D],
+    nb: usize,
+    threads: usize,
+    f: impl Fn(&[S], &mut [D]) + Sync,
+) {
+    let panels = out.len() / nb;
+    let per = panels.div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        for (src, out) in src.chunks(per * nb * ROWS).zip(out.chunks_mut(per * nb)) {
+            let f = &f;
+            s.spawn(move || {
+                for (src, out) in src.chunks(nb * ROWS).zip(out.chunks_mut(nb)) {
+                    f(src, out);
+                }
+            });
+        }
+    });
+}
+
+/// Repacks a row-major Q4_K matrix of `rows` rows (a multiple of 8) using up to `threads`
+/// threads.
+pub fn repack_q4k(
+    src: &[BlockQ4K],
+    rows: usize,
+    threads: usize,
+) -> Result<Vec<BlockQ4Kx8>, RepackError> {
+    let nb = check_shape(src.len(), rows)?;
+    // `zeroed_vec` takes fresh zero pages from the allocator: no zeroing pass before the
+    // repack writes them.
+    let mut out: Vec<BlockQ4Kx8> = bytemuck::allocation::zeroed_vec(src.len() / ROWS);
+    for_panels(src, &mut out, nb, threads, repack_q4k_panel);
+    Ok(out)
+}
+
+/// Repacks a row-major Q6_K matrix of `rows` rows (a multiple of 8) using up to `threads`
+/// threads.
+pub fn repack_q6k(
+    src: &[BlockQ6K],
+    rows: usize,
+    threads: usize,
+) -> Result<Vec<BlockQ6Kx8>, RepackError> {
+    let nb = check_shape(src.len(), rows)?;
+    let mut out: Vec<BlockQ6Kx8> = bytemuck::allocation::zeroed_vec(src.len() / ROWS);
+    for_panels(src, &mut out, nb, threads, repack_q6k_panel);
+    Ok(out)
+}
+
+/// The original row-major blocks of a repacked matrix with `nb` blocks per row (the inverse of
+/// [`repack_q4k`]; the scales are packed again the one way `quant` packs them).
+pub fn unpack_q4k(x8: &[BlockQ4Kx8], nb: usize) -> Vec<BlockQ4K> {
+    let mut out = vec![BlockQ4K::zeroed(); x8.len() * ROWS];
+    for (p, panel) in x8.chunks(nb).enumerate() {
+        for (b, o) in panel.iter().enumerate() {
+            for r in 0..ROWS {
+                let w = &mut out[(p * ROWS + r) * nb + b];
+                w.d = o.d[r];
+                w.dmin = o.dmin[r];
+                let sc: [u8; 8] = std::array::from_fn(|j| o.scales[8 * j + r]);
+                let m: [u8; 8] = std::array::from_fn(|j| o.mins[8 * j + r]);
+                w.scales = crate::quant::q4k_pack_scales_mins(&sc, &m);
+                w.qs = deinterleave4(&o.qs, r);
+            }
+        }
+    }
+    out
+}
+
+/// The inverse of [`repack_q6k`].
+pub fn unpack_q6k(x8: &[BlockQ6Kx8], nb: usize) -> Vec<BlockQ6K> {
+    let mut out = vec![BlockQ6K::zeroed(); x8.len() * ROWS];
+    for (p, panel) in x8.chunks(nb).enumerate() {
+        for (b, o) in panel.iter().enumerate() {
+            for r in 0..ROWS {
+                let w = &mut out[(p * ROWS + r) * nb + b];
+                w.d = o.d[r];
+                w.scales = std::array::from_fn(|g| o.scales[8 * g + r]);
+                w.ql = deinterleave4(&o.ql, r);
+                w.qh = deinterleave4(&o.qh, r);
+            }
+        }
+    }
+    out
+}
+
+/// Whether the x8 kernels run for `isa`: the AVX2 kernels serve AVX-512 machines too (every
+/// AVX-512 CPU this project targets has AVX2 + FMA + F16C). Scalar and NEON keep the original
+/// layout.
+pub fn runs_on(isa: Isa) -> bool {
+    matches!(isa, Isa::Avx2 | Isa::Avx512)
+}
+
+/// Checks the shapes of an x8 call: `rows` a multiple of 8 and `w` `rows / 8 * k/256` blocks.
+#[track_caller]
+fn check(dims: &MatmulDims, x_len: usize, w_len: usize, y_len: usize) {
+    assert!(
+        dims.rows.is_multiple_of(ROWS),
+        "x8 rows = {} is not a multiple of 8",
+        dims.rows
+    );
+    let nb = dims.k / crate::quant::QK_K;
+    let w_rows_blocks = w_len.checked_mul(ROWS).expect("x8 weight length overflows");
+    dims.check_elements(crate::quant::QK_K, x_len, nb, w_rows_blocks, nb, y_len);
+}
+
+/// `y = xq * w^T` for a repacked Q4_K matrix, bit-identical to
+/// [`matmul_q4k_q8k`](super::matmul_q4k_q8k) on the original blocks.
+///
+/// # Panics
+/// If `isa` is not one [`runs_on`] admits or the CPU lacks it, or the slices do not match
+/// `dims`.
+pub fn matmul_q4kx8_q8k(
+    isa: Isa,
+    xq: &[BlockQ8K],
+    w: &[BlockQ4Kx8],
+    y: &mut [f32],
+    dims: MatmulDims,
+) {
+    assert!(runs_on(isa), "the x8 kernels do not run for ISA {isa}");
+    isa.assert_available();
+    check(&dims, xq.len(), w.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `assert_available` checked AVX2 (+FMA, F16C; AVX-512 implies them); `check` the
+    // shapes the kernel's unchecked loads rely on.
+    unsafe {
+        avx2::matmul_q4kx8_q8k(xq, w, y, dims)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("runs_on admits no ISA of this architecture")
+}
+
+/// `y = xq * w^T` for a repacked Q6_K matrix, bit-identical to
+/// [`matmul_q6k_q8k`](super::matmul_q6k_q8k) on the original blocks.
+///
+/// # Panics
+/// As [`matmul_q4kx8_q8k`].
+pub fn matmul_q6kx8_q8k(
+    isa: Isa,
+    xq: &[BlockQ8K],
+    w: &[BlockQ6Kx8],
+    y: &mut [f32],
+    dims: MatmulDims,
+) {
+    assert!(runs_on(isa), "the x8 kernels do not run for ISA {isa}");
+    isa.assert_available();
+    check(&dims, xq.len(), w.len(), y.len());
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `matmul_q4kx8_q8k`.
+    unsafe {
+        avx2::matmul_q6kx8_q8k(xq, w, y, dims)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("runs_on admits no ISA of this architecture")
+}
+
+#[cfg(test)]
+mod tests;
