@@ -7,8 +7,10 @@
 //! machine's measured bandwidth and compute roofs). Rows of several machines are told apart by
 //! their host columns (CPU model, cores).
 
+pub mod e2e_plots;
 pub mod plots;
 
+use crate::e2e::{self as e2e_mod, E2eRecord, BREAKDOWN};
 use crate::record::{self, BenchRow};
 use anyhow::{bail, Context, Result};
 use plots::Chart;
@@ -38,12 +40,13 @@ pub fn load(inputs: &[PathBuf]) -> Result<Vec<BenchRow>> {
                 .with_context(|| format!("cannot list {}", p.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.extension().is_some_and(|e| e == "csv" || e == "jsonl"))
+                .filter(|p| !is_e2e_file(p))
                 .collect();
             entries.sort();
             for f in entries {
                 files.push((f, false));
             }
-        } else {
+        } else if !is_e2e_file(p) {
             files.push((p.clone(), true));
         }
     }
@@ -71,14 +74,59 @@ pub fn load(inputs: &[PathBuf]) -> Result<Vec<BenchRow>> {
     Ok(rows)
 }
 
+/// End-to-end rows live in files named `e2e*.csv` / `e2e*.jsonl` (ours and llama-bench's).
+fn is_e2e_file(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("e2e"))
+}
+
+/// Collects the end-to-end rows (ours and llama-bench's) of every input; the same run saved as
+/// CSV and JSONL counts once.
+pub fn load_e2e(inputs: &[PathBuf]) -> Result<Vec<E2eRecord>> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "csv" || e == "jsonl"))
+                .filter(|p| is_e2e_file(p))
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else if is_e2e_file(p) {
+            files.push(p.clone());
+        }
+    }
+    let mut rows: Vec<E2eRecord> = Vec::new();
+    for f in files {
+        let r = e2e_mod::read_records(&f)?;
+        eprintln!("report: {} end-to-end rows from {}", r.len(), f.display());
+        for row in r {
+            if !rows.iter().any(|x| {
+                x.series() == row.series()
+                    && x.test_name() == row.test_name()
+                    && x.test_time == row.test_time
+                    && x.build_commit == row.build_commit
+                    && (x.avg_ns - row.avg_ns).abs() < 1.0
+            }) {
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
 pub fn run(args: ReportArgs) -> Result<ExitCode> {
     let rows = load(&args.inputs)?;
-    if rows.is_empty() {
-        bail!("no bench rows found in {:?}", args.inputs);
+    let e2e = load_e2e(&args.inputs)?;
+    if rows.is_empty() && e2e.is_empty() {
+        bail!("no bench or e2e rows found in {:?}", args.inputs);
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let written = write_report(&rows, &args.out, args.note.as_deref())?;
+    let written = write_report(&rows, &e2e, &args.out, args.note.as_deref())?;
     for w in written {
         eprintln!("report: wrote {}", w.display());
     }
@@ -120,7 +168,12 @@ struct Figure {
 }
 
 /// Writes the report into `out`; returns the files written.
-pub fn write_report(rows: &[BenchRow], out: &Path, note: Option<&str>) -> Result<Vec<PathBuf>> {
+pub fn write_report(
+    rows: &[BenchRow],
+    e2e: &[E2eRecord],
+    out: &Path,
+    note: Option<&str>,
+) -> Result<Vec<PathBuf>> {
     let hosts = hosts_of(rows);
     let mut families: Vec<&str> = Vec::new();
     for r in rows {
@@ -170,11 +223,59 @@ pub fn write_report(rows: &[BenchRow], out: &Path, note: Option<&str>) -> Result
         )?;
     }
 
-    let md = markdown(rows, &hosts, &families, &figures, note);
+    if !e2e.is_empty() {
+        let title = "end to end: tokens/s by test, ISA, design and threads".to_string();
+        let n_series = e2e
+            .iter()
+            .map(|r| r.series())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let n_tests = e2e
+            .iter()
+            .map(|r| r.test_name())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let width = (300 + 30 * (n_series * n_tests) as u32).clamp(900, 1600);
+        add(
+            Chart::E2eRates {
+                title: title.clone(),
+                rows: e2e.iter().collect(),
+            },
+            title,
+            "e2e_tokens_per_s".into(),
+            (width, 600),
+        )?;
+        let ours: Vec<&E2eRecord> = e2e.iter().filter(|r| r.breakdown().is_some()).collect();
+        if !ours.is_empty() {
+            let title = "end to end: where the time goes (ours)".to_string();
+            let height = (140 + 34 * ours.len() as u32).clamp(400, 1400);
+            add(
+                Chart::E2eBreakdown {
+                    title: title.clone(),
+                    rows: ours,
+                },
+                title,
+                "e2e_breakdown".into(),
+                (1200, height),
+            )?;
+        }
+    }
+    let figures_e2e: Vec<&Figure> = figures.iter().filter(|f| f.stem.starts_with("e2e")).collect();
+    let e2e_md = e2e_markdown(e2e, &figures_e2e);
+    let figures: Vec<Figure> = figures
+        .iter()
+        .filter(|f| !f.stem.starts_with("e2e"))
+        .map(|f| Figure {
+            title: f.title.clone(),
+            stem: f.stem.clone(),
+            svg: f.svg.clone(),
+        })
+        .collect();
+    let md = markdown(rows, &hosts, &families, &figures, note, &e2e_md);
     let md_path = out.join("REPORT.md");
     std::fs::write(&md_path, md).with_context(|| format!("cannot write {}", md_path.display()))?;
     written.push(md_path);
-    let html = html(rows, &hosts, &families, &figures, note);
+    let html = html(rows, &hosts, &families, &figures, note, &e2e_md, &figures_e2e);
     let html_path = out.join("REPORT.html");
     std::fs::write(&html_path, html)
         .with_context(|| format!("cannot write {}", html_path.display()))?;
@@ -256,6 +357,7 @@ fn markdown(
     families: &[&str],
     figures: &[Figure],
     note: Option<&str>,
+    e2e_md: &str,
 ) -> String {
     let mut s = String::from("# Kernel benchmark report\n\n");
     if let Some(n) = note {
@@ -281,10 +383,8 @@ fn markdown(
             f.title, f.title, f.stem, f.stem
         );
     }
-    let _ = writeln!(
-        s,
-        "End-to-end rows (tokens/s by ISA, design and threads; time breakdown): none yet in these inputs.\n\n## Tables\n\n{COLUMNS_NOTE}\n"
-    );
+    s.push_str(e2e_md);
+    let _ = writeln!(s, "## Kernel tables\n\n{COLUMNS_NOTE}\n");
     for fam in families {
         let _ = writeln!(s, "### {fam}\n\n{}", record::md_header());
         for r in rows.iter().filter(|r| r.kernel == *fam) {
@@ -325,6 +425,8 @@ fn html(
     families: &[&str],
     figures: &[Figure],
     note: Option<&str>,
+    e2e_md: &str,
+    e2e_figures: &[&Figure],
 ) -> String {
     let mut s = String::from(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Kernel benchmark report</title>\n<style>\n\
@@ -363,9 +465,10 @@ fn html(
             esc(&f.title)
         );
     }
+    s.push_str(&e2e_html(e2e_md, e2e_figures));
     let _ = writeln!(
         s,
-        "<p>End-to-end rows (tokens/s by ISA, design and threads; time breakdown): none yet in these inputs.</p><h2>Tables</h2><p>{}</p>",
+        "<h2>Kernel tables</h2><p>{}</p>",
         esc(&COLUMNS_NOTE.replace('`', ""))
     );
     let header = record::md_header();
@@ -386,6 +489,151 @@ fn html(
     s
 }
 
+/// The end-to-end section of REPORT.md: the charts, the rates table with llama.cpp beside ours
+/// and their ratio, and the time breakdown table. Empty without e2e rows.
+fn e2e_markdown(e2e: &[E2eRecord], figures: &[&Figure]) -> String {
+    let mut s = String::new();
+    if e2e.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "## End to end\n\n{E2E_NOTE}\n");
+    for f in figures {
+        let _ = writeln!(
+            s,
+            "### {}\n\n![{}]({}.png)\n\n([SVG]({}.svg))\n",
+            f.title, f.title, f.stem, f.stem
+        );
+    }
+    let _ = writeln!(
+        s,
+        "### Tokens/s\n\n| model | test | threads | ours (isa, design) | ours t/s | llama.cpp t/s | ours / llama.cpp | prompt t/s | gen t/s | TTFT ms | roofline | peak RSS MiB | load ms | machine | commit |\n|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|---|"
+    );
+    let opt = |v: Option<f64>, prec: usize| v.map_or("".to_string(), |x| format!("{x:.prec$}"));
+    for r in e2e.iter().filter(|r| r.is_ours()) {
+        let peer = e2e
+            .iter()
+            .filter(|p| {
+                !p.is_ours() && p.test_name() == r.test_name() && p.n_threads == r.n_threads
+            })
+            .max_by(|a, b| a.test_time.cmp(&b.test_time));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} {} | {:.2} ± {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.model_type,
+            r.test_name(),
+            r.n_threads,
+            r.isa.as_deref().unwrap_or(""),
+            r.design.as_deref().unwrap_or(""),
+            r.avg_ts,
+            r.stddev_ts,
+            peer.map_or("".into(), |p| format!("{:.2} ± {:.2}", p.avg_ts, p.stddev_ts)),
+            peer.map_or("".into(), |p| format!("{:.2}", r.avg_ts / p.avg_ts)),
+            opt(r.prompt_ts, 2),
+            opt(r.gen_ts, 2),
+            opt(r.ttft_ms, 1),
+            r.roofline_fraction
+                .map_or("".into(), |f| format!("{:.0}%", 100.0 * f)),
+            opt(r.peak_rss_bytes.map(|b| b / (1024.0 * 1024.0)), 0),
+            opt(r.load_ms, 0),
+            plots::short_cpu(&r.cpu_info),
+            r.build_commit,
+        );
+    }
+    let peers: Vec<&E2eRecord> = e2e.iter().filter(|r| !r.is_ours()).collect();
+    if let Some(p) = peers.first() {
+        let _ = writeln!(
+            s,
+            "\nllama.cpp rows: llama-bench build {} on {}, flash attention {} ({} rows).\n",
+            p.build_commit,
+            p.cpu_info,
+            p.flash_attn,
+            peers.len()
+        );
+    }
+    let _ = write!(s, "\n### Where the time goes (ours, ms per repetition)\n\n| test | threads | isa, design |");
+    for c in BREAKDOWN {
+        let _ = write!(s, " {c} |");
+    }
+    let _ = writeln!(s, " total |\n|---|--:|---|{}--:|", "--:|".repeat(BREAKDOWN.len()));
+    for r in e2e.iter().filter(|r| r.is_ours()) {
+        if let Some(b) = r.breakdown() {
+            let total: f64 = b.iter().sum();
+            let _ = write!(
+                s,
+                "| {} | {} | {} {} |",
+                r.test_name(),
+                r.n_threads,
+                r.isa.as_deref().unwrap_or(""),
+                r.design.as_deref().unwrap_or("")
+            );
+            for x in b {
+                let _ = write!(s, " {:.1} ({:.0}%) |", x / 1e6, 100.0 * x / total.max(1.0));
+            }
+            let _ = writeln!(s, " {:.1} |", total / 1e6);
+        }
+    }
+    s.push('\n');
+    s
+}
+
+const E2E_NOTE: &str = "`harness e2e` in llama-bench's manner: t/s is the mean of the per-repetition rates (stddev with n-1); \
+each repetition starts from an empty KV cache, after one untimed warm-up per test. `pp` = one batched prefill of random token ids, \
+`tg` = tokens generated one at a time (greedy), `pp+tg` = both (its t/s counts all tokens over the whole time; prompt and generation rates and \
+the time to first token separately). `roofline` = bytes streamed per generated token (weights + KV cache) x generation t/s over the measured read bandwidth. \
+The breakdown is the forward pass's own profile (matmuls by tensor class with their activation quantization, attention, norms, rope), \
+the sampling, and `other` (embedding, SwiGLU, residual adds, loop) = the repetition's wall time minus the rest. \
+Timings come from a shared 2-core machine: noisy.";
+
+/// The end-to-end section as HTML (tables from the markdown, figures inline).
+fn e2e_html(e2e_md: &str, figures: &[&Figure]) -> String {
+    let mut s = String::new();
+    if e2e_md.is_empty() {
+        return s;
+    }
+    let _ = writeln!(s, "<h2>End to end</h2><p>{}</p>", esc(&E2E_NOTE.replace('`', "")));
+    for f in figures {
+        let svg = match f.svg.find("<svg") {
+            Some(i) => &f.svg[i..],
+            None => &f.svg,
+        };
+        let _ = writeln!(
+            s,
+            "<figure><figcaption><b>{}</b></figcaption>\n{svg}\n</figure>",
+            esc(&f.title)
+        );
+    }
+    let mut in_table = false;
+    for line in e2e_md.lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            if h.starts_with("Tokens") || h.starts_with("Where") {
+                let _ = writeln!(s, "<h3>{}</h3>", esc(h));
+            }
+        } else if line.starts_with('|') {
+            if line.starts_with("|---") {
+                continue;
+            }
+            if !in_table {
+                let _ = writeln!(s, "<table class=\"e2e\">{}", md_line_to_html(line, "th"));
+                in_table = true;
+            } else {
+                let _ = writeln!(s, "{}", md_line_to_html(line, "td"));
+            }
+        } else {
+            if in_table {
+                s.push_str("</table>\n");
+                in_table = false;
+            }
+            if line.starts_with("llama.cpp rows") {
+                let _ = writeln!(s, "<p>{}</p>", esc(line));
+            }
+        }
+    }
+    if in_table {
+        s.push_str("</table>\n");
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,7 +651,7 @@ mod tests {
         let mut other = record::sample_row();
         other.cpu = "Other CPU".into();
         rows.push(other);
-        let written = write_report(&rows, &dir, Some("test note")).unwrap();
+        let written = write_report(&rows, &[], &dir, Some("test note")).unwrap();
         let html = std::fs::read_to_string(dir.join("REPORT.html")).unwrap();
         assert!(html.contains("<svg") && !html.contains("<script") && !html.contains("src=\"http"));
         assert!(html.contains("Other CPU") && html.contains("test note"));
