@@ -82,12 +82,17 @@ if ! "$cvenv/bin/python" -c 'import git, tabulate' 2>/dev/null; then
     "$cvenv/bin/pip" install --quiet 'GitPython==3.1.45' 'tabulate==0.9.0'
 fi
 commit=$(python3 -c 'import csv,sys; print(next(csv.DictReader(open(sys.argv[1])))["build_commit"])' "$e2e_dir/a.csv")
-cmp_out=$("$cvenv/bin/python" "$lcp/vendor/llama.cpp/scripts/compare-llama-bench.py" -i "$e2e_dir/a.csv" -b "$commit" -c "$commit")
+cmp_out=$("$cvenv/bin/python" "$lcp/vendor/llama.cpp/scripts/compare-llama-bench.py" -t llama-bench -i "$e2e_dir/a.csv" -b "$commit" -c "$commit")
 echo "$cmp_out"
 for t in pp8 tg4 pp8+tg4; do
     grep -q "$t" <<<"$cmp_out" || { echo "compare-llama-bench.py did not show $t" >&2; exit 1; }
 done
-target/release/harness compare "$e2e_dir/a.csv" "$e2e_dir/b.jsonl" --threshold 100 >/dev/null
+# Our CSV against our JSONL through harness compare: every row must join (exit 1 would be a
+# timing regression between two noisy runs, which is not what this checks; 2 is an error).
+rc=0
+cmp2=$(target/release/harness compare "$e2e_dir/a.csv" "$e2e_dir/b.jsonl" 2>&1) || rc=$?
+echo "$cmp2" | tail -1
+[ "$rc" -le 1 ] && grep -q "6 rows joined" <<<"$cmp2" || { echo "harness compare on e2e rows: exit $rc: $cmp2" >&2; exit 1; }
 rm -rf "$e2e_dir"
 
 echo "== GGUF files read by llama.cpp's gguf Python package (an independent reader)"

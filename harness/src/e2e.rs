@@ -139,7 +139,11 @@ pub fn tests_of(args: &E2eArgs, main_job: bool) -> Result<Vec<Test>> {
     for s in &args.pg {
         let parts: Vec<&str> = s.split(',').collect();
         let pair = match parts.as_slice() {
-            [p, n] => p.trim().parse::<usize>().ok().zip(n.trim().parse::<usize>().ok()),
+            [p, n] => p
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .zip(n.trim().parse::<usize>().ok()),
             _ => None,
         };
         match pair {
@@ -264,10 +268,22 @@ impl E2eResult {
             .collect()
     }
     pub fn avg_ns(&self) -> f64 {
-        mean(&self.samples_ns.iter().map(|&n| n as f64).collect::<Vec<_>>())
+        mean(
+            &self
+                .samples_ns
+                .iter()
+                .map(|&n| n as f64)
+                .collect::<Vec<_>>(),
+        )
     }
     pub fn stddev_ns(&self) -> f64 {
-        stddev(&self.samples_ns.iter().map(|&n| n as f64).collect::<Vec<_>>())
+        stddev(
+            &self
+                .samples_ns
+                .iter()
+                .map(|&n| n as f64)
+                .collect::<Vec<_>>(),
+        )
     }
     pub fn avg_ts(&self) -> f64 {
         mean(&self.samples_ts())
@@ -464,10 +480,7 @@ pub fn write_csv(rows: &[Vec<(&'static str, Value)>], out: &mut dyn Write) -> Re
 
 pub fn write_jsonl(rows: &[Vec<(&'static str, Value)>], out: &mut dyn Write) -> Result<()> {
     for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .map(|(k, v)| format!("\"{k}\": {v}"))
-            .collect();
+        let cells: Vec<String> = r.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect();
         writeln!(out, "{{{}}}", cells.join(", "))?;
     }
     Ok(())
@@ -776,15 +789,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
                 },
             )
             .with_context(|| name.clone())?;
-            let r = run_test(
-                &mut session,
-                *test,
-                reps,
-                !args.no_warmup,
-                bos,
-                &mut rng,
-                t,
-            )?;
+            let r = run_test(&mut session, *test, reps, !args.no_warmup, bos, &mut rng, t)?;
             let mean_pos = (test.n_depth + test.n_prompt) as f64 + test.n_gen as f64 / 2.0;
             let result = E2eResult {
                 bytes_per_token: (test.n_gen > 0)
@@ -804,11 +809,16 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     match format {
         "csv" => write_csv(&rows, &mut out)?,
         "jsonl" => write_jsonl(&rows, &mut out)?,
-        _ => writeln!(out, "\nbuild: {} ({})", info.build_commit, info.build_number)?,
+        _ => writeln!(
+            out,
+            "\nbuild: {} ({})",
+            info.build_commit, info.build_number
+        )?,
     }
     out.flush()?;
     if let Some(dir) = reports {
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let csv_path = dir.join("e2e.csv");
         let mut f = std::fs::File::create(&csv_path)
             .with_context(|| format!("cannot write {}", csv_path.display()))?;
@@ -822,10 +832,11 @@ pub fn run(args: &E2eArgs) -> Result<()> {
             csv_path.display(),
             jsonl_path.display()
         );
+        let note = crate::report::existing_note(&dir);
         crate::report::run(crate::report::ReportArgs {
             inputs: vec![dir.clone()],
             out: dir,
-            note: None,
+            note,
         })?;
     }
     Ok(())
@@ -857,7 +868,11 @@ fn one_rep(
     }
     session.clear_profile();
     let mut sampling_ns = 0u64;
-    let n_gen = if warmup { test.n_gen.min(1) } else { test.n_gen };
+    let n_gen = if warmup {
+        test.n_gen.min(1)
+    } else {
+        test.n_gen
+    };
     let t0 = Instant::now();
     let mut token = first_token;
     let mut prompt_ns = 0;
@@ -938,8 +953,7 @@ fn run_test(
     session.set_profiling(false);
     let mut breakdown_ns = [0u64; 10];
     for (i, b) in breakdown_ns.iter_mut().enumerate() {
-        *b = (done.iter().map(|r| r.breakdown[i] as f64).sum::<f64>() / reps as f64).round()
-            as u64;
+        *b = (done.iter().map(|r| r.breakdown[i] as f64).sum::<f64>() / reps as f64).round() as u64;
     }
     let rates = |f: &dyn Fn(&Rep) -> Option<f64>| -> Option<f64> {
         let v: Vec<f64> = done.iter().filter_map(f).collect();
@@ -1128,8 +1142,14 @@ mod tests {
         assert_eq!(test_name(0, 128, 0), "tg128");
         assert_eq!(test_name(512, 128, 0), "pp512+tg128");
         assert_eq!(test_name(0, 128, 512), "tg128 @ d512");
-        let a = args(&["-p", "40,512", "-n", "128", "--pg", "512,128", "-d", "0,512"]);
-        let names: Vec<String> = tests_of(&a, false).unwrap().iter().map(Test::name).collect();
+        let a = args(&[
+            "-p", "40,512", "-n", "128", "--pg", "512,128", "-d", "0,512",
+        ]);
+        let names: Vec<String> = tests_of(&a, false)
+            .unwrap()
+            .iter()
+            .map(Test::name)
+            .collect();
         assert_eq!(
             names,
             [

@@ -103,7 +103,13 @@ fn run() -> Result<ExitCode> {
     // llama-bench spells the prompt+generation flag `-pg`; clap's short flags are one letter.
     let argv: Vec<std::ffi::OsString> = std::env::args_os()
         .enumerate()
-        .map(|(i, a)| if i > 1 && a == "-pg" { "--pg".into() } else { a })
+        .map(|(i, a)| {
+            if i > 1 && a == "-pg" {
+                "--pg".into()
+            } else {
+                a
+            }
+        })
         .collect();
     let cli = Cli::parse_from(argv);
     match cli.command {

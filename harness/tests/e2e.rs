@@ -31,7 +31,11 @@ fn csv_and_jsonl_rows_in_llama_bench_order_with_breakdown_that_adds_up() {
     assert!(ok, "{err}");
     let mut r = csv::Reader::from_reader(csv_text.as_bytes());
     let header: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let want: Vec<&str> = LLAMA_BENCH_FIELDS.iter().chain(OUR_FIELDS.iter()).copied().collect();
+    let want: Vec<&str> = LLAMA_BENCH_FIELDS
+        .iter()
+        .chain(OUR_FIELDS.iter())
+        .copied()
+        .collect();
     assert_eq!(header, want);
     let recs = e2e::parse_records(&csv_text).unwrap();
     let names: Vec<(String, usize)> = recs.iter().map(|r| (r.test_name(), r.n_threads)).collect();
@@ -43,11 +47,17 @@ fn csv_and_jsonl_rows_in_llama_bench_order_with_breakdown_that_adds_up() {
     }
     assert_eq!(names, expect);
     for rec in &recs {
-        assert!(rec.is_ours() && rec.avg_ts > 0.0 && rec.avg_ns > 0.0, "{rec:?}");
+        assert!(
+            rec.is_ours() && rec.avg_ts > 0.0 && rec.avg_ns > 0.0,
+            "{rec:?}"
+        );
         // t/s is the mean of per-repetition rates: at least the rate of the mean time (Jensen),
         // equal when the repetitions agree.
         let tokens = (rec.n_prompt + rec.n_gen) as f64;
-        assert!(rec.avg_ts >= 1e9 * tokens / rec.avg_ns * (1.0 - 1e-6), "{rec:?}");
+        assert!(
+            rec.avg_ts >= 1e9 * tokens / rec.avg_ns * (1.0 - 1e-6),
+            "{rec:?}"
+        );
         // Each repetition's categories add up to its wall time by construction (`other` is the
         // remainder); the means are rounded to whole ns per category: 10 categories, <= 10 ns.
         let b = rec.breakdown().unwrap();
@@ -58,7 +68,11 @@ fn csv_and_jsonl_rows_in_llama_bench_order_with_breakdown_that_adds_up() {
         if rec.n_gen > 0 {
             assert!(rec.gen_ts.unwrap() > 0.0 && rec.roofline_fraction.unwrap() > 0.0);
         }
-        assert_eq!(rec.ttft_ms.is_some(), rec.n_prompt > 0 && rec.n_gen > 0, "{rec:?}");
+        assert_eq!(
+            rec.ttft_ms.is_some(),
+            rec.n_prompt > 0 && rec.n_gen > 0,
+            "{rec:?}"
+        );
     }
     let (ok, jsonl, err) = e2e_cmd(&[&["--model", m, "-o", "jsonl"][..], &tiny[..]].concat());
     assert!(ok, "{err}");
@@ -72,7 +86,10 @@ fn csv_and_jsonl_rows_in_llama_bench_order_with_breakdown_that_adds_up() {
     assert_eq!(e2e::parse_records(&jsonl).unwrap().len(), 6);
     let (ok, md, err) = e2e_cmd(&["--model", m, "-p", "8", "-n", "0", "-r", "1", "-d", "4"]);
     assert!(ok, "{err}");
-    assert!(md.starts_with("| model ") && md.contains("pp8 @ d4"), "{md}");
+    assert!(
+        md.starts_with("| model ") && md.contains("pp8 @ d4"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -97,7 +114,10 @@ fn bad_flags_fail_with_one_line() {
     }
     // clap's own errors (a flag that takes integers) end in a usage line; the error is line 1.
     let (ok, _, err) = e2e_cmd(&["--model", m, "-p", "x"]);
-    assert!(!ok && err.lines().next().unwrap().contains("invalid value"), "{err}");
+    assert!(
+        !ok && err.lines().next().unwrap().contains("invalid value"),
+        "{err}"
+    );
 }
 
 /// The profile is off by default (nothing recorded), and on it accounts for a decode's time:

@@ -64,9 +64,15 @@ where
         let mine: Vec<&&E2eRecord> = rows.iter().filter(|r| r.series() == *name).collect();
         let bar = |r: &E2eRecord| {
             let x0 = 0.1 + si as f64 * width;
-            let t = tests.iter().find(|t| **t == r.test_name()).unwrap_or(&tests[0]);
+            let t = tests
+                .iter()
+                .find(|t| **t == r.test_name())
+                .unwrap_or(&tests[0]);
             Rectangle::new(
-                [((t, x0).into(), 0.0), ((t, x0 + width * 0.9).into(), r.avg_ts)],
+                [
+                    ((t, x0).into(), 0.0),
+                    ((t, x0 + width * 0.9).into(), r.avg_ts),
+                ],
                 c.filled(),
             )
         };
@@ -78,7 +84,10 @@ where
         chart
             .draw_series(mine.iter().map(|r| {
                 let xm = 0.1 + si as f64 * width + width * 0.45;
-                let t = tests.iter().find(|t| **t == r.test_name()).unwrap_or(&tests[0]);
+                let t = tests
+                    .iter()
+                    .find(|t| **t == r.test_name())
+                    .unwrap_or(&tests[0]);
                 PathElement::new(
                     vec![
                         ((t, xm).into(), (r.avg_ts - r.stddev_ts).max(0.0)),
@@ -117,7 +126,11 @@ where
             let b = r.breakdown()?;
             let total: f64 = b.iter().sum();
             (total > 0.0).then(|| {
-                let label = format!("{} {}", r.test_name(), r.series().trim_start_matches("ours "));
+                let label = format!(
+                    "{} {}",
+                    r.test_name(),
+                    r.series().trim_start_matches("ours ")
+                );
                 (label, b.map(|x| 100.0 * x / total))
             })
         })
@@ -129,7 +142,8 @@ where
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(230)
-        .build_cartesian_2d(0f64..135f64, (0..n).into_segmented())
+        // `into_segmented` of `0..m` has the segments 0 to m inclusive: one per bar is `0..n-1`.
+        .build_cartesian_2d(0f64..135f64, (0..n - 1).into_segmented())
         .map_err(e)?;
     chart
         .configure_mesh()
@@ -139,7 +153,13 @@ where
             SegmentValue::CenterOf(i) => labels.get(*i as usize).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .x_label_formatter(&|x| if *x <= 100.0 { format!("{x:.0}") } else { String::new() })
+        .x_label_formatter(&|x| {
+            if *x <= 100.0 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
         .x_desc("per cent of the test's time")
         .axis_desc_style((FONT, 14))
         .label_style((FONT, 13))
