@@ -84,12 +84,37 @@ fn csv_and_jsonl_rows_in_llama_bench_order_with_breakdown_that_adds_up() {
         assert!(line.starts_with("{\"build_commit\": "), "{line}");
     }
     assert_eq!(e2e::parse_records(&jsonl).unwrap().len(), 6);
-    let (ok, md, err) = e2e_cmd(&["--model", m, "-p", "8", "-n", "0", "-r", "1", "-d", "4"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (ok, md, err) = e2e_cmd(&[
+        "--model",
+        m,
+        "-p",
+        "8",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "-d",
+        "4",
+        "--reports",
+        d,
+    ]);
     assert!(ok, "{err}");
     assert!(
         md.starts_with("| model ") && md.contains("pp8 @ d4"),
         "{md}"
     );
+    // The report of those rows: both e2e charts as real PNGs, the tables in REPORT.md.
+    let report = std::fs::read_to_string(dir.path().join("REPORT.md")).unwrap();
+    assert!(
+        report.contains("## End to end") && report.contains("| tg2 @ d4 |"),
+        "{report}"
+    );
+    for png in ["e2e_tokens_per_s.png", "e2e_breakdown.png"] {
+        let bytes = std::fs::read(dir.path().join(png)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{png}");
+    }
 }
 
 #[test]
