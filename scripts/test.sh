@@ -70,16 +70,16 @@ target/release/harness e2e --model "$tl2" -p 8 -n 4 -pg 8,4 -r 2 -t 1,2 -o jsonl
 # compare build; ours are one build, so it is given the same commit twice.
 lcp_ver=0.3.36
 lcp="$cache/llama-cpp-python-$lcp_ver"
-if [ ! -f "$lcp/vendor/llama.cpp/scripts/compare-llama-bench.py" ]; then
-    pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$lcp_ver" -d "$cache/sdist"
-    tar xzf "$cache/sdist/llama_cpp_python-$lcp_ver.tar.gz" -C "$cache" \
-        "llama_cpp_python-$lcp_ver/vendor/llama.cpp/scripts/compare-llama-bench.py"
-    mv "$cache/llama_cpp_python-$lcp_ver" "$lcp"
-fi
 cvenv="$cache/compare-venv"
 if ! "$cvenv/bin/python" -c 'import git, tabulate' 2>/dev/null; then
     python3 -m venv "$cvenv"
     "$cvenv/bin/pip" install --quiet 'GitPython==3.1.45' 'tabulate==0.9.0'
+fi
+if [ ! -f "$lcp/vendor/llama.cpp/scripts/compare-llama-bench.py" ]; then
+    "$cvenv/bin/pip" download --quiet --no-deps --no-binary :all: "llama-cpp-python==$lcp_ver" -d "$cache/sdist"
+    tar xzf "$cache/sdist/llama_cpp_python-$lcp_ver.tar.gz" -C "$cache" \
+        "llama_cpp_python-$lcp_ver/vendor/llama.cpp/scripts/compare-llama-bench.py"
+    mv "$cache/llama_cpp_python-$lcp_ver" "$lcp"
 fi
 commit=$(python3 -c 'import csv,sys; print(next(csv.DictReader(open(sys.argv[1])))["build_commit"])' "$e2e_dir/a.csv")
 cmp_out=$("$cvenv/bin/python" "$lcp/vendor/llama.cpp/scripts/compare-llama-bench.py" -t llama-bench -i "$e2e_dir/a.csv" -b "$commit" -c "$commit")
