@@ -61,6 +61,40 @@ for m in "$smol" "$tl2"; do
         verify --model "$m" --isa neon --tokens 16 --threads 2
 done
 
+echo "== harness e2e smoke run (2-layer TinyLlama, tiny tests) read by llama.cpp's compare-llama-bench.py and harness compare"
+e2e_dir=$(mktemp -d)
+target/release/harness e2e --model "$tl2" -p 8 -n 4 -pg 8,4 -r 2 -t 1,2 -o csv --out "$e2e_dir/a.csv"
+target/release/harness e2e --model "$tl2" -p 8 -n 4 -pg 8,4 -r 2 -t 1,2 -o jsonl --out "$e2e_dir/b.jsonl"
+# llama.cpp's script, from its sources as PyPI ships them (the llama-cpp-python sdist), with what
+# it imports (GitPython, tabulate) in a venv in the cache. It joins rows of a baseline and a
+# compare build; ours are one build, so it is given the same commit twice.
+lcp_ver=0.3.36
+lcp="$cache/llama-cpp-python-$lcp_ver"
+cvenv="$cache/compare-venv"
+if ! "$cvenv/bin/python" -c 'import git, tabulate' 2>/dev/null; then
+    python3 -m venv "$cvenv"
+    "$cvenv/bin/pip" install --quiet 'GitPython==3.1.45' 'tabulate==0.9.0'
+fi
+if [ ! -f "$lcp/vendor/llama.cpp/scripts/compare-llama-bench.py" ]; then
+    "$cvenv/bin/pip" download --quiet --no-deps --no-binary :all: "llama-cpp-python==$lcp_ver" -d "$cache/sdist"
+    tar xzf "$cache/sdist/llama_cpp_python-$lcp_ver.tar.gz" -C "$cache" \
+        "llama_cpp_python-$lcp_ver/vendor/llama.cpp/scripts/compare-llama-bench.py"
+    mv "$cache/llama_cpp_python-$lcp_ver" "$lcp"
+fi
+commit=$(python3 -c 'import csv,sys; print(next(csv.DictReader(open(sys.argv[1])))["build_commit"])' "$e2e_dir/a.csv")
+cmp_out=$("$cvenv/bin/python" "$lcp/vendor/llama.cpp/scripts/compare-llama-bench.py" -t llama-bench -i "$e2e_dir/a.csv" -b "$commit" -c "$commit")
+echo "$cmp_out"
+for t in pp8 tg4 pp8+tg4; do
+    grep -q "$t" <<<"$cmp_out" || { echo "compare-llama-bench.py did not show $t" >&2; exit 1; }
+done
+# Our CSV against our JSONL through harness compare: every row must join (exit 1 would be a
+# timing regression between two noisy runs, which is not what this checks; 2 is an error).
+rc=0
+cmp2=$(target/release/harness compare "$e2e_dir/a.csv" "$e2e_dir/b.jsonl" 2>&1) || rc=$?
+echo "$cmp2" | tail -1
+[ "$rc" -le 1 ] && grep -q "6 rows joined" <<<"$cmp2" || { echo "harness compare on e2e rows: exit $rc: $cmp2" >&2; exit 1; }
+rm -rf "$e2e_dir"
+
 echo "== GGUF files read by llama.cpp's gguf Python package (an independent reader)"
 venv="$cache/gguf-venv"
 if ! "$venv/bin/python" -c 'import gguf, numpy' 2>/dev/null; then

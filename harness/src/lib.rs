@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod compare;
+pub mod e2e;
 pub mod host;
 pub mod inspect;
 pub mod perplexity;

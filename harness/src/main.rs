@@ -35,6 +35,9 @@ enum Command {
     Report(harness::report::ReportArgs),
     /// Speedup of NEW over BASE per row with bootstrap intervals; non-zero exit on a regression.
     Compare(harness::compare::CompareArgs),
+    /// End-to-end model timing in llama-bench's manner (pp/tg tests, its CSV/JSONL fields);
+    /// without --model the main job on a synthesized TinyLlama-1.1B Q4_K_M.
+    E2e(harness::e2e::E2eArgs),
     /// Perplexity of a text file, by llama-perplexity's method (chunks of --ctx, second half scored).
     Perplexity(harness::perplexity::PerplexityArgs),
 }
@@ -97,7 +100,18 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<ExitCode> {
-    let cli = Cli::parse();
+    // llama-bench spells the prompt+generation flag `-pg`; clap's short flags are one letter.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os()
+        .enumerate()
+        .map(|(i, a)| {
+            if i > 1 && a == "-pg" {
+                "--pg".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let cli = Cli::parse_from(argv);
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
         Command::Perplexity(args) => {
@@ -114,6 +128,7 @@ fn run() -> Result<ExitCode> {
         Command::Bench(args) => harness::bench::cli::run(args),
         Command::Report(args) => harness::report::run(args),
         Command::Compare(args) => harness::compare::run(args),
+        Command::E2e(args) => harness::e2e::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }
 

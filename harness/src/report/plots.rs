@@ -33,6 +33,14 @@ pub enum Chart<'a> {
         title: String,
         rows: Vec<&'a BenchRow>,
     },
+    E2eRates {
+        title: String,
+        rows: Vec<&'a crate::e2e::E2eRecord>,
+    },
+    E2eBreakdown {
+        title: String,
+        rows: Vec<&'a crate::e2e::E2eRecord>,
+    },
 }
 
 impl Chart<'_> {
@@ -43,6 +51,10 @@ impl Chart<'_> {
         match self {
             Chart::Speedup { title, rows, hosts } => speedup_chart(root, title, rows, *hosts),
             Chart::Roofline { title, rows } => roofline_chart(root, title, rows),
+            Chart::E2eRates { title, rows } => super::e2e_plots::rates_chart(root, title, rows),
+            Chart::E2eBreakdown { title, rows } => {
+                super::e2e_plots::breakdown_chart(root, title, rows)
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use super::kv_cache::{store, KvCache, LayerCache, StoreElem};
 use super::pool::{part_range, Pool};
+use super::profile::{Phase, Profile, Profiler};
 use super::split::{ColumnSplit, MAX_PARTS};
 use super::weights::{ActFormat, Input, Matrix};
 use super::{Design, Model, ModelError};
@@ -129,6 +130,7 @@ pub struct Session<'m, 'a> {
     scratch: Vec<Mutex<WorkerScratch>>,
     pos: usize,
     planted: Option<PlantedBug>,
+    prof: Profiler,
 }
 
 impl<'m, 'a> Session<'m, 'a> {
@@ -198,6 +200,7 @@ impl<'m, 'a> Session<'m, 'a> {
             scratch,
             pos: 0,
             planted: None,
+            prof: Profiler::default(),
         })
     }
 
@@ -225,6 +228,25 @@ impl<'m, 'a> Session<'m, 'a> {
     /// Forgets the cached positions (the buffers stay).
     pub fn reset(&mut self) {
         self.pos = 0;
+    }
+
+    /// Turns the time profile of the steps on or off (off by default; the accumulated profile
+    /// is kept either way, see [`Session::clear_profile`]).
+    pub fn set_profiling(&mut self, on: bool) {
+        self.prof.set(on);
+    }
+
+    pub fn profiling(&self) -> bool {
+        self.prof.is_on()
+    }
+
+    /// Nanoseconds per phase accumulated over the steps run while profiling was on.
+    pub fn profile(&self) -> Profile {
+        self.prof.profile()
+    }
+
+    pub fn clear_profile(&mut self) {
+        self.prof.clear();
     }
 
     /// Runs `tokens` (in batches of up to `n_batch`) and returns the logits after the last.
@@ -352,10 +374,13 @@ impl<'m, 'a> Session<'m, 'a> {
             design,
         };
         let b = &mut self.buf;
+        let prof = &mut self.prof;
+        prof.start();
         for (t, &tok) in tokens.iter().enumerate() {
             w.token_embd
                 .lookup(tok as usize, &mut b.x[t * d..(t + 1) * d]);
         }
+        prof.lap(Phase::Other);
         let planted = self.planted;
         for (l, lw) in w.layers.iter().enumerate() {
             let ignore_weight = l == 0 && planted == Some(PlantedBug::AttnNormWeightIgnored);
@@ -372,6 +397,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 };
                 ops::rmsnorm(isa, &b.x[row.clone()], weight, c.rms_eps, &mut b.xb[row]);
             }
+            prof.lap(Phase::Norms);
             {
                 let x = prepare(
                     &b.xb[..n * d],
@@ -388,12 +414,14 @@ impl<'m, 'a> Session<'m, 'a> {
                     [&mut b.q[..], &mut b.k[..], &mut b.v[..]],
                 );
             }
+            prof.lap(Phase::AttnQkv);
             for t in 0..n {
                 let wrong = planted == Some(PlantedBug::RopeDecodePosition) && n == 1 && pos0 > 0;
                 let (cos, sin) = self.rope.cos_sin(if wrong { pos0 - 1 } else { pos0 + t });
                 ops::rope_adjacent(isa, &mut b.q[t * qd..(t + 1) * qd], hd, cos, sin);
                 ops::rope_adjacent(isa, &mut b.k[t * kvd..(t + 1) * kvd], hd, cos, sin);
             }
+            prof.lap(Phase::Rope);
             let dims = AttentionDims {
                 n_q: n,
                 n_head: c.n_head,
@@ -411,6 +439,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 KvCache::F16(layers) => ctx.attention(&mut layers[l], b, dims, kvd, planted),
                 KvCache::F32(layers) => ctx.attention(&mut layers[l], b, dims, kvd, planted),
             }
+            prof.lap(Phase::Attention);
             {
                 let x = prepare(
                     &b.att[..n * qd],
@@ -423,7 +452,9 @@ impl<'m, 'a> Session<'m, 'a> {
                 );
                 ctx.matmuls(&x, [&lw.wo], [&mut b.xb[..]]);
             }
+            prof.lap(Phase::AttnOutput);
             ops::residual_add(isa, &mut b.x[..n * d], &b.xb[..n * d]);
+            prof.lap(Phase::Other);
             for t in 0..n {
                 let row = t * d..(t + 1) * d;
                 ops::rmsnorm(
@@ -434,6 +465,7 @@ impl<'m, 'a> Session<'m, 'a> {
                     &mut b.xb[row],
                 );
             }
+            prof.lap(Phase::Norms);
             {
                 let x = prepare(
                     &b.xb[..n * d],
@@ -446,12 +478,14 @@ impl<'m, 'a> Session<'m, 'a> {
                 );
                 ctx.matmuls(&x, [&lw.w_gate, &lw.w_up], [&mut b.gate[..], &mut b.up[..]]);
             }
+            prof.lap(Phase::FfnGateUp);
             ops::swiglu(
                 isa,
                 &b.gate[..n * ff],
                 &b.up[..n * ff],
                 &mut b.hidden[..n * ff],
             );
+            prof.lap(Phase::Other);
             {
                 let x = prepare(
                     &b.hidden[..n * ff],
@@ -464,12 +498,15 @@ impl<'m, 'a> Session<'m, 'a> {
                 );
                 ctx.matmuls(&x, [&lw.w_down], [&mut b.xb[..]]);
             }
+            prof.lap(Phase::FfnDown);
             ops::residual_add(isa, &mut b.x[..n * d], &b.xb[..n * d]);
+            prof.lap(Phase::Other);
         }
         self.pos += n;
         if want_logits {
             let last = (n - 1) * d..n * d;
             ops::rmsnorm(isa, &b.x[last], w.output_norm, c.rms_eps, &mut b.xb[..d]);
+            prof.lap(Phase::Norms);
             let x = prepare(
                 &b.xb[..d],
                 1,
@@ -480,6 +517,7 @@ impl<'m, 'a> Session<'m, 'a> {
                 (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
             );
             ctx.matmuls(&x, [&w.output], [&mut b.logits[..]]);
+            prof.lap(Phase::Output);
             if planted == Some(PlantedBug::TiedOutputIgnored) && w.output_tied {
                 b.logits.fill(0.0);
             }

@@ -10,6 +10,7 @@ mod config;
 mod forward;
 mod kv_cache;
 pub mod pool;
+mod profile;
 pub mod sampler;
 pub mod split;
 mod weights;
@@ -18,6 +19,7 @@ pub use config::Config;
 pub use forward::{PlantedBug, Session, SessionOptions, ROW_ALIGN};
 pub use kv_cache::KvCache;
 pub use pool::Pool;
+pub use profile::{Phase, Profile};
 pub use sampler::{Sampler, SamplerOptions};
 pub use split::{ColumnSplit, Columns};
 pub use weights::{
