@@ -701,7 +701,8 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     })?;
     let g = file.gguf();
     let name = path.display().to_string();
-    let model = Model::from_gguf(g).with_context(|| name.clone())?;
+    let max_threads = args.threads.iter().copied().max().unwrap_or(1);
+    let model = Model::load(&file, isa, design, max_threads).with_context(|| name.clone())?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let c = &model.config;
     for t in &tests {
