@@ -16,7 +16,8 @@ peer-llamacpp: no llama-bench binary given (or not executable); nothing run.
 To get one (outside this repository), from llama.cpp's sources as PyPI ships them:
     pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d /tmp/lcp
     tar xzf /tmp/lcp/llama_cpp_python-0.3.36.tar.gz -C /tmp/lcp
-    cmake -S /tmp/lcp/llama_cpp_python-0.3.36/vendor/llama.cpp -B /tmp/lcp/build -DCMAKE_BUILD_TYPE=Release
+    cmake -S /tmp/lcp/llama_cpp_python-0.3.36/vendor/llama.cpp -B /tmp/lcp/build \
+        -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF
     cmake --build /tmp/lcp/build --target llama-bench -j 2
 then: bash scripts/peer-llamacpp.sh /tmp/lcp/build/bin/llama-bench
 MSG
@@ -34,7 +35,7 @@ threads=${THREADS:-1,2}
 reps=${REPS:-3}
 out=${OUT:-reports/e2e-llamacpp.csv}
 # shellcheck disable=SC2086
-nice "$bench" -m "$model" $tests -t "$threads" -r "$reps" -fa 1 -o csv > "$out.tmp"
+"$bench" -m "$model" $tests -t "$threads" -r "$reps" -fa 1 -o csv > "$out.tmp"
 mv "$out.tmp" "$out"
 echo "peer-llamacpp: wrote $out ($(($(wc -l < "$out") - 1)) rows) with $bench"
 if [[ "${NO_REPORT:-0}" != 1 ]]; then
