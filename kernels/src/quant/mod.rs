@@ -209,7 +209,7 @@ macro_rules! quantize_row_multiversion {
 }
 
 /// 64 blocks of uniform values of very different magnitudes (10^-3 to 10^3), some all zero.
-#[cfg(test)]
+#[cfg(all(test, target_arch = "x86_64"))]
 pub(crate) fn multiversion_test_input() -> Vec<f32> {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     (0..64 * QK_K)
