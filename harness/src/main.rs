@@ -292,11 +292,7 @@ fn verify_cmd(args: VerifyArgs) -> Result<ExitCode> {
     // An ISA that must run (named, or `native` and run by this CPU) must not be skipped: a gate
     // that skips what it was asked to check must not pass. A variant that does not exist for an
     // ISA (the x8 layout has no scalar or NEON kernel) is not something it was asked to check.
-    if let Some(row) = rows.iter().find(|r| {
-        matches!(r.status, Status::Skipped(_))
-            && selection.requires(r.isa)
-            && r.note != harness::registry::X8_ONLY
-    }) {
+    if let Some(row) = selection.first_missing(&rows) {
         eprintln!(
             "harness: error: --isa {} was asked for but cannot run here: {}",
             row.isa, row.note

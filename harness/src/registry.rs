@@ -270,10 +270,17 @@ impl Variant {
     /// Why this variant cannot run on this machine, if it cannot: the CPU lacks its ISA, or it
     /// is an x86-only layout (`q8k-x8`) asked for on another ISA.
     pub fn unavailable_reason(&self) -> Option<String> {
-        if self.design == Design::Q8KX8 && !matmul::x8::runs_on(self.isa) {
+        if self.is_absent_by_design() {
             return Some(X8_ONLY.into());
         }
         self.isa.unavailable_reason().map(|r| r.to_string())
+    }
+
+    /// Whether this variant does not exist at all (the x86-only `q8k-x8` layout on scalar or
+    /// NEON), as opposed to existing but needing a CPU feature this machine lacks. A gate asked
+    /// to check an ISA must not fail on a variant that ISA never has.
+    pub fn is_absent_by_design(&self) -> bool {
+        self.design == Design::Q8KX8 && !matmul::x8::runs_on(self.isa)
     }
 }
 

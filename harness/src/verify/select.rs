@@ -10,6 +10,9 @@
 use anyhow::{bail, Result};
 use kernels::Isa;
 
+use super::{Row, Status};
+use crate::registry::Variant;
+
 /// The word that names every level of this build's architecture.
 pub const NATIVE: &str = "native";
 
@@ -63,6 +66,22 @@ impl IsaSelection {
     pub fn requires(&self, isa: Isa) -> bool {
         self.required.contains(&isa)
     }
+
+    /// The first row that was asked to run but was SKIPPED, which fails the run. A variant that
+    /// does not exist for its ISA (the x86-only x8 layout on scalar or NEON) is not one: it is
+    /// decided by the variant, never by the note, which the NEON rows carry prefixed.
+    pub fn first_missing<'a>(&self, rows: &'a [Row]) -> Option<&'a Row> {
+        rows.iter().find(|r| {
+            matches!(r.status, Status::Skipped(_))
+                && self.requires(r.isa)
+                && !Variant {
+                    kernel: r.kernel,
+                    design: r.design,
+                    isa: r.isa,
+                }
+                .is_absent_by_design()
+        })
+    }
 }
 
 #[cfg(test)]
@@ -96,6 +115,27 @@ mod tests {
     fn unknown_level_is_an_error_naming_native() {
         let err = IsaSelection::parse(&["sse9"]).unwrap_err().to_string();
         assert!(err.contains("sse9") && err.contains("native"), "{err}");
+    }
+
+    #[test]
+    fn absent_variants_never_fail_a_required_level_but_skipped_ones_do() {
+        use crate::registry::{Design, Kernel, X8_ONLY};
+        let sel = IsaSelection::parse(&["scalar", "neon"]).unwrap();
+        // as the NEON rows come back from qemu: the note prefixed
+        let x8_neon = Row::skipped(
+            Kernel::MatmulQ4K,
+            Design::Q8KX8,
+            Isa::Neon,
+            &format!("qemu-aarch64: {X8_ONLY}"),
+        );
+        let x8_scalar = Row::skipped(Kernel::MatmulQ4K, Design::Q8KX8, Isa::Scalar, X8_ONLY);
+        assert!(sel.first_missing(&[x8_neon.clone(), x8_scalar]).is_none());
+        let q8k_neon = Row::skipped(Kernel::MatmulQ4K, Design::Q8K, Isa::Neon, "qemu missing");
+        let rows = [x8_neon, q8k_neon];
+        let missing = sel
+            .first_missing(&rows)
+            .expect("a skipped required row fails");
+        assert_eq!((missing.design, missing.isa), (Design::Q8K, Isa::Neon));
     }
 
     #[test]
