@@ -1,5 +1,9 @@
 //! Small lane helpers several kernel families share, one copy per architecture. Each is
 //! `#[inline(always)]` so it compiles inside the caller's `#[target_feature]` entry function.
+//! [`lanes`] holds the f32 vector trait the ops and attention are written once over.
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) mod lanes;
 
 /// x86-64 helpers. Callers run with AVX2 + F16C enabled (the `avx2` and `avx512` levels).
 #[cfg(target_arch = "x86_64")]

@@ -1,51 +1,271 @@
 //! The flash-attention loop every SIMD variant runs: query rows, GQA groups, KV tiles, the running
 //! max and sum, the final normalisation. It owns the memory-safety argument for the whole call;
-//! the per-ISA files supply only the vector primitives of [`TileOps`] and a `#[target_feature]`
-//! entry function that calls [`flash_attention_tiled`], into which everything inlines.
+//! the per-ISA files supply only their lanes ([`AttentionLanes`], over [`crate::simd::lanes`])
+//! and, through [`flash_attention_entry`], a `#[target_feature]` entry function that calls
+//! [`flash_attention_tiled`], into which everything inlines.
 
 use std::ops::Range;
 
-use super::{AttentionDims, KvElem, TILE};
+use super::{AttentionDims, KvElem, KvFormat, TILE};
+use crate::ops::exp::exp_lanes;
+use crate::simd::lanes::{F32Lanes, F32Math};
 
-/// The vector primitives of one ISA. Every method is `#[inline(always)]` in its implementation,
-/// so it compiles inside the `#[target_feature]` entry function that calls the driver.
+/// The lanes one ISA's attention runs on. The loop, the dot products, the exponentials, the
+/// rescaling and `p*V` are written once below over these; an ISA supplies its lane types and,
+/// where its reduction differs, the four-row score reduction.
+pub(crate) trait AttentionLanes {
+    /// The lanes of the `q.k` dot products.
+    type Dot: F32Lanes;
+    /// The lanes of the exponentials, the rescaling and `p*V`.
+    type Acc: F32Math;
+    /// Whether a one-row dot product (the `tile_len % 4` rows after the four-row blocks) keeps
+    /// two accumulators, `Dot::LANES` values apart, instead of one.
+    const ROW_DOT_PAIR: bool;
+
+    /// `scores[r] = scale * sum(a[r])` for `r < 4`; by default each row reduced by itself.
+    ///
+    /// # Safety
+    /// The caller runs with this ISA's target features; `scores` covers 4 values.
+    #[inline(always)]
+    unsafe fn scores4(a: [<Self::Dot as F32Lanes>::V; 4], scale: f32, scores: *mut f32) {
+        for (r, ar) in a.iter().enumerate() {
+            // SAFETY: the caller's contract above.
+            unsafe { *scores.add(r) = Self::Dot::hsum(*ar) * scale };
+        }
+    }
+}
+
+/// The entry function of one SIMD ISA: `flash_attention` with the `#[target_feature]`s its
+/// lanes need, running [`flash_attention_tiled`] (into which everything inlines).
+macro_rules! flash_attention_entry {
+    ($features:literal, $lanes:ty, $cpu:literal) => {
+        /// Causal GQA attention over the query heads `heads`; same contract as
+        /// [`scalar::flash_attention`](super::scalar::flash_attention).
+        ///
+        /// # Safety
+        #[doc = concat!("The CPU must support ", $cpu, ".")]
+        ///
+        /// # Panics
+        /// If the slices do not match `dims` (see
+        /// [`AttentionDims::check`](super::AttentionDims::check)).
+        #[target_feature(enable = $features)]
+        pub unsafe fn flash_attention<KV: $crate::attention::KvElem>(
+            q: &[f32],
+            k: &[KV],
+            v: &[KV],
+            out: &mut [f32],
+            scratch: &mut [f32],
+            dims: $crate::attention::AttentionDims,
+            heads: std::ops::Range<usize>,
+        ) {
+            // SAFETY: this function enables the target features the lanes need.
+            unsafe {
+                super::driver::flash_attention_tiled::<$lanes, KV>(
+                    q, k, v, out, scratch, dims, heads,
+                )
+            }
+        }
+    };
+}
+pub(crate) use flash_attention_entry;
+
+/// `Dot::LANES` (or `Acc::LANES`) elements at `p` widened to f32 as `KvFormat` says.
 ///
-/// # Safety (for every method)
-/// The caller runs with the implementing ISA's target features enabled, and every pointer
-/// covers what the method's doc names.
-pub(crate) trait TileOps {
-    /// `scores[j] = scale * q . k_j` for `j < tile_len`; returns their max. `q` holds
-    /// `head_dim` values, `k_tile` `tile_len` rows of `head_dim` values `kv_stride` apart,
-    /// `scores` `TILE` values (`tile_len <= TILE`).
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile_scores<KV: KvElem>(
-        q: *const f32,
-        k_tile: *const KV,
-        kv_stride: usize,
-        head_dim: usize,
-        tile_len: usize,
-        scale: f32,
-        scores: *mut f32,
-    ) -> f32;
+/// # Safety
+/// The caller runs with `L`'s target features; `p` covers `L::LANES` elements.
+#[inline(always)]
+unsafe fn load_kv<L: F32Lanes, KV: KvElem>(p: *const KV) -> L::V {
+    // SAFETY: the caller's contract; `KvFormat` names the element's layout.
+    unsafe {
+        match KV::FORMAT {
+            KvFormat::F32 => L::load(p.cast()),
+            KvFormat::F16 => L::load_f16(p.cast()),
+        }
+    }
+}
 
-    /// Replaces `scores[..tile_len]` by `exp(score - max)` and returns their sum. `scores`
-    /// holds `TILE` values (a multiple of every vector width), of which only the first
-    /// `tile_len <= TILE` are summed.
-    unsafe fn exp_tile(scores: *mut f32, tile_len: usize, max: f32) -> f32;
+/// `scores[j] = scale * q . k_j` for `j < tile_len`; returns their max. `q` holds `head_dim`
+/// values, `k_tile` `tile_len` rows of `head_dim` values `kv_stride` apart, `scores` `TILE`
+/// values (`tile_len <= TILE`). Four K rows share each `q` load.
+///
+/// # Safety
+/// The caller runs with `T`'s target features and the pointers cover what is named above.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn tile_scores<T: AttentionLanes, KV: KvElem>(
+    q: *const f32,
+    k_tile: *const KV,
+    kv_stride: usize,
+    head_dim: usize,
+    tile_len: usize,
+    scale: f32,
+    scores: *mut f32,
+) -> f32 {
+    let lanes = T::Dot::LANES;
+    // SAFETY: the caller guarantees `tile_len` rows of `head_dim` values `kv_stride` apart,
+    // `head_dim` values at `q` (a multiple of 16, so of every `Dot::LANES` step below) and
+    // `tile_len <= TILE` scores.
+    unsafe {
+        // The max is exact whatever the order it is taken in.
+        let mut max = f32::NEG_INFINITY;
+        let mut j = 0;
+        while j + 4 <= tile_len {
+            let rows = [0, 1, 2, 3].map(|r| k_tile.add((j + r) * kv_stride));
+            let mut a = [T::Dot::zero(); 4];
+            for i in (0..head_dim).step_by(lanes) {
+                let qv = T::Dot::load(q.add(i));
+                for r in 0..4 {
+                    a[r] = T::Dot::fma(qv, load_kv::<T::Dot, KV>(rows[r].add(i)), a[r]);
+                }
+            }
+            T::scores4(a, scale, scores.add(j));
+            for r in 0..4 {
+                max = max.max(*scores.add(j + r));
+            }
+            j += 4;
+        }
+        while j < tile_len {
+            let row = k_tile.add(j * kv_stride);
+            let dot = if T::ROW_DOT_PAIR {
+                let (mut a0, mut a1) = (T::Dot::zero(), T::Dot::zero());
+                for i in (0..head_dim).step_by(2 * lanes) {
+                    a0 = T::Dot::fma(
+                        T::Dot::load(q.add(i)),
+                        load_kv::<T::Dot, KV>(row.add(i)),
+                        a0,
+                    );
+                    let (qi, ki) = (q.add(i + lanes), row.add(i + lanes));
+                    a1 = T::Dot::fma(T::Dot::load(qi), load_kv::<T::Dot, KV>(ki), a1);
+                }
+                T::Dot::hsum(T::Dot::add(a0, a1))
+            } else {
+                let mut a = T::Dot::zero();
+                for i in (0..head_dim).step_by(lanes) {
+                    a = T::Dot::fma(T::Dot::load(q.add(i)), load_kv::<T::Dot, KV>(row.add(i)), a);
+                }
+                T::Dot::hsum(a)
+            };
+            let s = dot * scale;
+            *scores.add(j) = s;
+            max = max.max(s);
+            j += 1;
+        }
+        max
+    }
+}
 
-    /// `acc[..head_dim] *= factor`. `acc` holds `head_dim` (a multiple of 16) values.
-    unsafe fn scale_row(acc: *mut f32, head_dim: usize, factor: f32);
+/// Replaces `scores[..tile_len]` by `exp(score - max)` and returns their sum. `scores` holds
+/// `TILE` values (a multiple of every vector width), of which only the first `tile_len <= TILE`
+/// are summed; the lanes past `tile_len` are zeroed.
+///
+/// # Safety
+/// The caller runs with `A`'s target features; `scores` covers `TILE` values.
+#[inline(always)]
+unsafe fn exp_tile<A: F32Math>(scores: *mut f32, tile_len: usize, max: f32) -> f32 {
+    // SAFETY: `scores` holds `TILE` values, a multiple of `A::LANES`, so each vector access is
+    // in bounds; lanes past `tile_len` are zeroed, never summed.
+    unsafe {
+        // Live lanes hold `score - max <= 0` (`max` is the running max, at least every score of
+        // the tile) or NaN, the overflow-free exp's domain; other lanes are masked out.
+        let max_v = A::splat(max);
+        let mut sum = A::zero();
+        for base in (0..tile_len).step_by(A::LANES) {
+            let x = A::sub(A::load(scores.add(base)), max_v);
+            let p = A::keep_first(exp_lanes::<A, false>(x), tile_len - base);
+            A::store(scores.add(base), p);
+            sum = A::add(sum, p);
+        }
+        A::hsum(sum)
+    }
+}
 
-    /// `acc += sum_j p_j * v_j` over the tile. `acc` holds `head_dim` (a multiple of 16) values,
-    /// `p` `tile_len` weights, `v_tile` `tile_len` rows of `head_dim` values `kv_stride` apart.
-    unsafe fn accumulate_pv<KV: KvElem>(
-        acc: *mut f32,
-        p: *const f32,
-        v_tile: *const KV,
-        kv_stride: usize,
-        head_dim: usize,
-        tile_len: usize,
-    );
+/// `acc[..head_dim] *= factor`.
+///
+/// # Safety
+/// The caller runs with `A`'s target features; `acc` covers `head_dim` (a multiple of 16).
+#[inline(always)]
+unsafe fn scale_row<A: F32Lanes>(acc: *mut f32, head_dim: usize, factor: f32) {
+    // SAFETY: the caller's contract; 16 is a multiple of `A::LANES`.
+    unsafe {
+        let f = A::splat(factor);
+        for i in (0..head_dim).step_by(A::LANES) {
+            A::store(acc.add(i), A::mul(A::load(acc.add(i)), f));
+        }
+    }
+}
+
+/// `acc += sum_j p_j * v_j` over the tile. `acc` holds `head_dim` (a multiple of 16) values,
+/// `p` `tile_len` weights, `v_tile` `tile_len` rows of `head_dim` values `kv_stride` apart.
+/// Chunks of `acc` stay in registers across the whole tile: 32 values (64 with 16 lanes, where
+/// there are 32 registers), then 16 at a time.
+///
+/// # Safety
+/// The caller runs with `A`'s target features and the pointers cover what is named above.
+#[inline(always)]
+unsafe fn accumulate_pv<A: F32Lanes, KV: KvElem>(
+    acc: *mut f32,
+    p: *const f32,
+    v_tile: *const KV,
+    kv_stride: usize,
+    head_dim: usize,
+    tile_len: usize,
+) {
+    let wide = if A::LANES == 16 { 64 } else { 32 };
+    let mut d = 0;
+    // SAFETY: `head_dim` is a multiple of 16: wide chunks, then 16-wide ones, cover it exactly,
+    // each inside `acc` and every V row. The chunk lengths are `N * A::LANES` (`A::LANES` is a
+    // constant: one arm of each `match` remains).
+    unsafe {
+        while d + wide <= head_dim {
+            let (acc, v) = (acc.add(d), v_tile.add(d));
+            match A::LANES {
+                4 => accumulate_pv_chunk::<A, KV, 8>(acc, p, v, kv_stride, tile_len),
+                _ => accumulate_pv_chunk::<A, KV, 4>(acc, p, v, kv_stride, tile_len),
+            }
+            d += wide;
+        }
+        while d < head_dim {
+            let (acc, v) = (acc.add(d), v_tile.add(d));
+            match A::LANES {
+                4 => accumulate_pv_chunk::<A, KV, 4>(acc, p, v, kv_stride, tile_len),
+                8 => accumulate_pv_chunk::<A, KV, 2>(acc, p, v, kv_stride, tile_len),
+                _ => accumulate_pv_chunk::<A, KV, 1>(acc, p, v, kv_stride, tile_len),
+            }
+            d += 16;
+        }
+    }
+}
+
+/// `acc += sum_j p_j * v_j` over the tile, `N` vectors of `acc` at a time held in registers.
+///
+/// # Safety
+/// The caller runs with `A`'s target features; `acc` and each of the `tile_len` V rows cover
+/// `N * A::LANES` values, `p` `tile_len`.
+#[inline(always)]
+unsafe fn accumulate_pv_chunk<A: F32Lanes, KV: KvElem, const N: usize>(
+    acc: *mut f32,
+    p: *const f32,
+    v_tile: *const KV,
+    kv_stride: usize,
+    tile_len: usize,
+) {
+    // SAFETY: the caller's contract above.
+    unsafe {
+        let mut a = [A::zero(); N];
+        for (r, ar) in a.iter_mut().enumerate() {
+            *ar = A::load(acc.add(A::LANES * r));
+        }
+        for j in 0..tile_len {
+            let pj = A::splat(*p.add(j));
+            let row = v_tile.add(j * kv_stride);
+            for (r, ar) in a.iter_mut().enumerate() {
+                *ar = A::fma(pj, load_kv::<A, KV>(row.add(A::LANES * r)), *ar);
+            }
+        }
+        for (r, ar) in a.iter().enumerate() {
+            A::store(acc.add(A::LANES * r), *ar);
+        }
+    }
 }
 
 /// Causal GQA attention over the query heads `heads` with the primitives of `T`; the contract of
@@ -58,7 +278,7 @@ pub(crate) trait TileOps {
 /// # Panics
 /// If the slices do not match `dims` (see [`AttentionDims::check`]).
 #[inline(always)]
-pub(crate) unsafe fn flash_attention_tiled<T: TileOps, KV: KvElem>(
+pub(crate) unsafe fn flash_attention_tiled<T: AttentionLanes, KV: KvElem>(
     q: &[f32],
     k: &[KV],
     v: &[KV],
@@ -94,7 +314,7 @@ pub(crate) unsafe fn flash_attention_tiled<T: TileOps, KV: KvElem>(
             // below (heads `first..last` of row `t`), the cache holds `kv_end <= kv_len`
             // positions of `kv_stride` values and `kv_head * head_dim + head_dim <= kv_stride`,
             // and `scratch` holds `TILE` scores before `state`; every pointer below stays inside
-            // those ranges, which is what each `TileOps` method asks of its pointers
+            // those ranges, which is what each helper above asks of its pointers
             // (`tile_len <= TILE`, `head_dim` a multiple of 16). Our caller guarantees the
             // target features `T` needs.
             unsafe {
@@ -105,7 +325,7 @@ pub(crate) unsafe fn flash_attention_tiled<T: TileOps, KV: KvElem>(
                     for (i, max_and_sum) in state.chunks_exact_mut(2).enumerate() {
                         let row = rows_start + i * head_dim;
                         let (q_row, acc) = (q.as_ptr().add(row), out.as_mut_ptr().add(row));
-                        let tile_max = T::tile_scores(
+                        let tile_max = tile_scores::<T, KV>(
                             q_row, k_tile, kv_stride, head_dim, tile_len, scale, scores,
                         );
                         let [running_max, running_sum] = max_and_sum else {
@@ -113,17 +333,19 @@ pub(crate) unsafe fn flash_attention_tiled<T: TileOps, KV: KvElem>(
                         };
                         if tile_max > *running_max {
                             let alpha = (*running_max - tile_max).exp();
-                            T::scale_row(acc, head_dim, alpha);
+                            scale_row::<T::Acc>(acc, head_dim, alpha);
                             *running_sum *= alpha;
                             *running_max = tile_max;
                         }
-                        *running_sum += T::exp_tile(scores, tile_len, *running_max);
-                        T::accumulate_pv(acc, scores, v_tile, kv_stride, head_dim, tile_len);
+                        *running_sum += exp_tile::<T::Acc>(scores, tile_len, *running_max);
+                        accumulate_pv::<T::Acc, KV>(
+                            acc, scores, v_tile, kv_stride, head_dim, tile_len,
+                        );
                     }
                 }
                 for (i, max_and_sum) in state.chunks_exact(2).enumerate() {
                     let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
-                    T::scale_row(acc, head_dim, 1.0 / max_and_sum[1]);
+                    scale_row::<T::Acc>(acc, head_dim, 1.0 / max_and_sum[1]);
                 }
             }
             first = last;

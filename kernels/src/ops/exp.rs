@@ -1,6 +1,7 @@
 //! The constants of the f32 `exp` every ISA variant of softmax and SwiGLU evaluates, and its
-//! error bound. The scalar evaluation lives in [`super::scalar`], the SIMD ones in each ISA file;
-//! all follow the same steps so their results differ only by FMA contraction.
+//! error bound. The scalar evaluation lives in [`super::scalar`], the SIMD one, written once over
+//! the lanes of [`crate::simd::lanes`], in [`exp_lanes`]; all follow the same steps so their
+//! results differ only by FMA contraction.
 //!
 //! # Algorithm
 //! `exp(x) = 2^n * exp(r)` with `n = round_ties_even(x * log2(e))` and
@@ -32,6 +33,9 @@
 //! over every f32 in the domain (`tests/ops.rs`, `exp_exhaustive`, ignored by default): see the
 //! figures recorded there.
 
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::simd::lanes::F32Math;
+
 /// `u`: the unit roundoff of f32.
 pub const F32_UNIT_ROUNDOFF: f64 = 1.0 / (1u64 << 24) as f64;
 
@@ -59,6 +63,49 @@ pub(crate) const P3: f32 = 4.166_579_6e-2;
 pub(crate) const P4: f32 = 1.666_666_5e-1;
 /// Cephes gives 5.0000001201e-1, which is 0.5 in f32.
 pub(crate) const P5: f32 = 0.5;
+
+/// `exp` of every lane: the steps of [`super::scalar::exp_f32`] with FMA. Softmax, SwiGLU and
+/// attention all use it, so every SIMD `exp` meets the one bound [`EXP_MAX_REL_ERROR`].
+///
+/// `MAY_OVERFLOW = false` is for lanes that never exceed [`EXP_OVERFLOW_ABOVE`], such as
+/// softmax's `x - max <= 0`: on them it returns exactly what `MAY_OVERFLOW = true` does (NaN, and
+/// 0 below [`EXP_UNDERFLOW_BELOW`], included) without the overflow clamp and test, three
+/// instructions per vector saved in attention's inner loop. A lane above the bound then gives an
+/// unspecified value.
+///
+/// # Safety
+/// The caller runs with `L`'s target features enabled.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+pub(crate) unsafe fn exp_lanes<L: F32Math, const MAY_OVERFLOW: bool>(x: L::V) -> L::V {
+    // SAFETY: register-only lane operations; the caller guarantees `L`'s target features.
+    unsafe {
+        let lo = L::splat(EXP_UNDERFLOW_BELOW);
+        let hi = L::splat(EXP_OVERFLOW_ABOVE);
+        // With `x` second, NaN propagates through every ISA's `max`/`min` into `n` and `r` and
+        // from there to the result.
+        let xc = L::max(lo, x);
+        let xc = if MAY_OVERFLOW { L::min(hi, xc) } else { xc };
+        let n = L::round_even(L::mul(xc, L::splat(LOG2_E)));
+        let r = L::fnma(n, L::splat(LN2_HI), xc);
+        let r = L::fnma(n, L::splat(LN2_LO), r);
+        let mut q = L::splat(P0);
+        q = L::fma(q, r, L::splat(P1));
+        q = L::fma(q, r, L::splat(P2));
+        q = L::fma(q, r, L::splat(P3));
+        q = L::fma(q, r, L::splat(P4));
+        q = L::fma(q, r, L::splat(P5));
+        let exp_r = L::add(L::fma(L::mul(r, r), q, r), L::splat(1.0));
+        // `n` is in [-126, 127] after the clamp (for `MAY_OVERFLOW = false`, the caller keeps
+        // `x <= EXP_OVERFLOW_ABOVE`): a valid biased exponent.
+        let e = L::zero_where_lt(x, lo, L::mul(exp_r, L::pow2(n)));
+        if MAY_OVERFLOW {
+            L::inf_where_gt(x, hi, e)
+        } else {
+            e
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -2,7 +2,8 @@
 //! SwiGLU, softmax and the residual add, plus the vectorized `exp` softmax and SwiGLU share.
 //!
 //! Every ISA file ([`scalar`], `avx2`, `avx512`, `neon`) exports the same functions with the
-//! signatures of [`scalar`]; this file holds the one `match isa` per op. All ops work on slices,
+//! signatures of [`scalar`]; this file holds the one `match isa` per op. The SIMD files share one
+//! implementation of every op but RoPE (`generic`, over the lanes of each ISA). All ops work on slices,
 //! one row (or one token's heads) per call, and never allocate. The RoPE angles are not computed
 //! here but in [`rope_table`], once per position, in f64.
 //!
@@ -21,6 +22,8 @@
 //! - residual add: one rounding, identical in every ISA.
 
 pub mod exp;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod generic;
 pub mod rope_table;
 pub mod scalar;
 
@@ -141,8 +144,8 @@ pub fn exp_in_place(isa: Isa, x: &mut [f32]) {
     dispatch!(isa, exp_in_place(x))
 }
 
-/// Arguments and checks for the unit test of each ISA file's overflow-free vector `exp`
-/// (`exp_nonpositive_*`), which attention uses on `score - running_max`.
+/// Arguments and checks for the unit test, per SIMD ISA, of the overflow-free vector `exp`
+/// (`exp_lanes::<_, false>`), which attention uses on `score - running_max`.
 #[cfg(test)]
 pub(crate) mod exp_nonpositive_check {
     use super::EXP_UNDERFLOW_BELOW;
