@@ -21,7 +21,8 @@
 //! Two variants within that bound differ by at most twice it.
 
 use super::{
-    gamma_f32, row, run_fixed_then_property, Metrics, PropertyOutcome, Row, Status, VerifyConfig,
+    gamma_f32, row, run_fixed_then_property, Memo, Metrics, PropertyOutcome, Row, Status,
+    VerifyConfig,
 };
 use crate::registry::{Design, Kernel};
 use anyhow::Result;
@@ -33,9 +34,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use std::ops::Range;
+use std::sync::Arc;
 
 /// One property case.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AttentionCase {
     pub n_q: usize,
     pub pos0: usize,
@@ -53,7 +55,7 @@ pub struct AttentionCase {
 }
 
 /// Contents of q, K and V.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AttentionContent {
     /// N(0,1) everywhere.
     Gaussian,
@@ -330,12 +332,21 @@ fn generate<KV: CacheElem>(
     (q, k, v)
 }
 
-/// Runs `kernel` (and `scalar`, when given) on one case and checks both oracles.
-pub fn check_case<KV: CacheElem>(
-    case: &AttentionCase,
-    kernel: AttentionKernel<KV>,
-    scalar: Option<AttentionKernel<KV>>,
-) -> Result<Metrics, String> {
+/// A case, generated, with the reference output and each output's bound and scale.
+pub struct Prepared<KV> {
+    heads: Range<usize>,
+    q: Vec<f32>,
+    k: Vec<KV>,
+    v: Vec<KV>,
+    want: Vec<f64>,
+    /// Per output of `heads`: the error bound (module docs).
+    bound: Vec<f64>,
+    /// Per output of `heads`: max_j |v_jd|, the output's scale.
+    vmax: Vec<f64>,
+}
+
+/// Generates a case's inputs and computes the reference and the bounds.
+fn prepare<KV: CacheElem>(case: &AttentionCase) -> Prepared<KV> {
     let dims = case.dims();
     let mut rng = StdRng::seed_from_u64(case.seed);
     let heads = case.heads(&mut rng);
@@ -358,38 +369,30 @@ pub fn check_case<KV: CacheElem>(
     };
     reference::attention::attention(&qf, &kf, &vf, &mut want, rdims, heads.clone());
 
-    let mut scratch = vec![0f32; attention::scratch_len(&dims)];
-    let mut out = vec![f32::NAN; dims.q_len()];
-    kernel(&q, &k, &v, &mut out, &mut scratch, dims, heads.clone());
-    let mut out_scalar = None;
-    if let Some(scalar) = scalar {
-        let mut o = vec![f32::NAN; dims.q_len()];
-        scalar(&q, &k, &v, &mut o, &mut scratch, dims, heads.clone());
-        out_scalar = Some(o);
-    }
-
     let u = f64::powi(2.0, -24);
     let eps_exp = 4.0 * u;
     let group = dims.group();
-    let mut metrics = Metrics::default();
+    let mut bound = vec![f64::NAN; dims.q_len()];
+    let mut vmax = vec![f64::NAN; dims.q_len()];
     for t in 0..dims.n_q {
         let visible = dims.pos0 + t + 1;
         let tiles = visible.div_ceil(TILE);
-        for h in 0..dims.n_head {
+        // max_j |v_jd| over the visible rows, per KV head: shared by its query heads.
+        let mut vmax_of_group: Vec<Option<Vec<f64>>> = vec![None; dims.n_head_kv];
+        for h in heads.clone() {
             let base = (t * dims.n_head + h) * hd;
-            if !heads.contains(&h) {
-                if out[base..base + hd].iter().any(|x| !x.is_nan()) {
-                    return Err(format!("wrote head {h} outside heads {heads:?}"));
-                }
-                continue;
-            }
             let g = h / group;
             let qh = &qf[base..base + hd];
             let (mut s_abs, mut s_max) = (0f64, 0f64);
             for j in 0..visible {
                 let kj = &kf[j * kv_stride + g * hd..][..hd];
-                let dot_abs: f64 = qh.iter().zip(kj).map(|(a, b)| (a * b).abs()).sum();
-                let dot: f64 = qh.iter().zip(kj).map(|(a, b)| a * b).sum();
+                // One product per term for both sums (|a*b| is the product's own magnitude).
+                let (mut dot, mut dot_abs) = (0f64, 0f64);
+                for (a, b) in qh.iter().zip(kj) {
+                    let p = a * b;
+                    dot += p;
+                    dot_abs += p.abs();
+                }
                 s_abs = s_abs.max(dot_abs);
                 s_max = s_max.max(dot.abs());
             }
@@ -399,17 +402,86 @@ pub fn check_case<KV: CacheElem>(
             let eta = (d + (tiles as f64 + 1.0) * eps_exp + gamma_f32(visible + tiles)).exp_m1();
             let wrel = 2.0 * eta / (1.0 - eta);
             let acc = gamma_f32(visible + tiles + 2);
-            for dd in 0..hd {
-                let vmax = (0..visible)
-                    .map(|j| vf[j * kv_stride + g * hd + dd].abs())
-                    .fold(0f64, f64::max);
+            let vmax_g = vmax_of_group[g].get_or_insert_with(|| {
+                (0..hd)
+                    .map(|dd| {
+                        (0..visible)
+                            .map(|j| vf[j * kv_stride + g * hd + dd].abs())
+                            .fold(0f64, f64::max)
+                    })
+                    .collect()
+            });
+            for (dd, &vm) in vmax_g.iter().enumerate() {
                 // Weights whose exponent is below -87.3 may be flushed to 0: each stood for
                 // less than 2^-126 of the (>= 1) running sum.
-                let flushed = visible as f64 * f64::powi(2.0, -126) * vmax;
-                let bound = (wrel + (1.0 + wrel) * acc) * vmax + flushed;
+                let flushed = visible as f64 * f64::powi(2.0, -126) * vm;
+                bound[base + dd] = (wrel + (1.0 + wrel) * acc) * vm + flushed;
+                vmax[base + dd] = vm;
+            }
+        }
+    }
+    Prepared {
+        heads,
+        q,
+        k,
+        v,
+        want,
+        bound,
+        vmax,
+    }
+}
+
+/// Runs `kernel` (and `scalar`, when given) on one case and checks both oracles.
+pub fn check_case<KV: CacheElem>(
+    case: &AttentionCase,
+    kernel: AttentionKernel<KV>,
+    scalar: Option<AttentionKernel<KV>>,
+) -> Result<Metrics, String> {
+    check_prepared(case, &prepare(case), kernel, scalar)
+}
+
+fn check_prepared<KV: CacheElem>(
+    case: &AttentionCase,
+    p: &Prepared<KV>,
+    kernel: AttentionKernel<KV>,
+    scalar: Option<AttentionKernel<KV>>,
+) -> Result<Metrics, String> {
+    let dims = case.dims();
+    let hd = dims.head_dim;
+    let heads = &p.heads;
+    let mut scratch = vec![0f32; attention::scratch_len(&dims)];
+    let mut out = vec![f32::NAN; dims.q_len()];
+    kernel(
+        &p.q,
+        &p.k,
+        &p.v,
+        &mut out,
+        &mut scratch,
+        dims,
+        heads.clone(),
+    );
+    let mut out_scalar = None;
+    if let Some(scalar) = scalar {
+        let mut o = vec![f32::NAN; dims.q_len()];
+        scalar(&p.q, &p.k, &p.v, &mut o, &mut scratch, dims, heads.clone());
+        out_scalar = Some(o);
+    }
+
+    let mut metrics = Metrics::default();
+    for t in 0..dims.n_q {
+        for h in 0..dims.n_head {
+            let base = (t * dims.n_head + h) * hd;
+            if !heads.contains(&h) {
+                if out[base..base + hd].iter().any(|x| !x.is_nan()) {
+                    return Err(format!("wrote head {h} outside heads {heads:?}"));
+                }
+                continue;
+            }
+            for dd in 0..hd {
                 let o = base + dd;
+                let bound = p.bound[o];
                 metrics
-                    .record(out[o] as f64, want[o], vmax, bound)
+                    .record(out[o] as f64, p.want[o], p.vmax[o], bound)
                     .map_err(|e| format!("out[t={t}][h={h}][{dd}]: {e}"))?;
                 if let Some(os) = &out_scalar {
                     let diff = (out[o] as f64 - os[o] as f64).abs();
@@ -435,8 +507,20 @@ pub fn run_checks<KV: CacheElem>(
     cases: u32,
     seed: u64,
 ) -> PropertyOutcome {
+    run_checks_memo(kernel, scalar, cases, seed, &Memo::default())
+}
+
+/// As [`run_checks`], taking each case's preparation from `memo` (shared by the ISA rows).
+fn run_checks_memo<KV: CacheElem>(
+    kernel: AttentionKernel<KV>,
+    scalar: Option<AttentionKernel<KV>>,
+    cases: u32,
+    seed: u64,
+    memo: &Memo<AttentionCase, Prepared<KV>>,
+) -> PropertyOutcome {
     run_fixed_then_property(&model_cases(), case_strategy(), cases, seed, |case| {
-        check_case::<KV>(case, kernel, scalar)
+        let p = memo.get_or_try(case, || Ok(prepare(case)))?;
+        check_prepared::<KV>(case, &p, kernel, scalar)
     })
 }
 
@@ -445,14 +529,19 @@ fn kernel_for<KV: CacheElem>(isa: Isa) -> Box<AttentionFn<KV>> {
     Box::new(move |q, k, v, o, s, d, h| attention::flash_attention(isa, q, k, v, o, s, d, h))
 }
 
-fn variant<KV: CacheElem>(isa: Isa, cases: u32, seed: u64) -> Row {
+fn variant<KV: CacheElem>(
+    isa: Isa,
+    cases: u32,
+    seed: u64,
+    memo: &Memo<AttentionCase, Prepared<KV>>,
+) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
         return Row::skipped(Kernel::Attention, KV::DESIGN, isa, reason);
     }
     let kernel = kernel_for::<KV>(isa);
     let scalar = kernel_for::<KV>(Isa::Scalar);
     let oracle: Option<AttentionKernel<KV>> = (isa != Isa::Scalar).then_some(&*scalar);
-    let outcome = run_checks::<KV>(&*kernel, oracle, cases, seed);
+    let outcome = run_checks_memo::<KV>(&*kernel, oracle, cases, seed, memo);
     let mut r = row(Kernel::Attention, KV::DESIGN, isa, cases, outcome);
     if r.status == Status::Pass {
         r.note = format!("{}; {}", r.note, scratch_note());
@@ -478,23 +567,25 @@ pub fn scratch_note() -> String {
     )
 }
 
-/// This family's rows, as deferred jobs.
-pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
-    let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
+/// This family's rows, as deferred jobs; each cache design's rows share one [`Memo`].
+pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
+    let mut jobs: Vec<super::Job> = Vec::new();
     if !config.wants_kernel("attention") {
         return jobs;
     }
-    let (cases, seed) = (config.cases, config.seed);
-    for f16_cache in [false, true] {
-        for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
-            jobs.push(Box::new(move || {
-                Ok(if f16_cache {
-                    variant::<f16>(isa, cases, seed)
-                } else {
-                    variant::<f32>(isa, cases, seed)
-                })
-            }));
-        }
-    }
+    design_jobs::<f32>(config, &mut jobs);
+    design_jobs::<f16>(config, &mut jobs);
     jobs
+}
+
+fn design_jobs<KV: CacheElem + Send + Sync + 'static>(
+    config: &VerifyConfig,
+    jobs: &mut Vec<super::Job>,
+) {
+    let (cases, seed) = (config.cases, config.seed);
+    let memo = Arc::new(Memo::<AttentionCase, Prepared<KV>>::default());
+    for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
+        let memo = memo.clone();
+        jobs.push(Box::new(move || Ok(variant::<KV>(isa, cases, seed, &memo))));
+    }
 }

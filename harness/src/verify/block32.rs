@@ -28,7 +28,7 @@
 //!   `|d_x q - x| <= |q| |d_x - d| + |d| (1/2 + 256u)` (and `|x|` itself where `id = 0`).
 
 use super::bounds::{gamma_f32, matmul_f32_rel, U};
-use super::{row_with_note, run_property, Metrics, PropertyOutcome, Row, VerifyConfig};
+use super::{row_with_note, run_property, Memo, Metrics, PropertyOutcome, Row, VerifyConfig};
 use crate::registry::{Design, Kernel};
 use anyhow::Result;
 use half::f16;
@@ -41,9 +41,10 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use reference::quant::Format;
 use std::fmt::Debug;
+use std::sync::Arc;
 
 /// How the weights of a case are filled.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WeightStyle {
     /// Gaussian rows through the crate's quantizer (F16: Gaussian values).
     Quantized,
@@ -63,7 +64,7 @@ pub enum WeightStyle {
 }
 
 /// How the activations of a case are filled.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ActStyle {
     Gaussian,
     /// N(0,1) scaled per value by 10^U(-4,4).
@@ -79,7 +80,7 @@ pub enum ActStyle {
 }
 
 /// One property case.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Case32 {
     pub k_blocks: usize,
     pub rows: usize,
@@ -560,42 +561,68 @@ fn weights_for<W: Weight32>(case: &Case32, rng: &mut StdRng) -> Vec<W> {
     )
 }
 
-/// f32 design: `kernel` against the reference and, when given, against `scalar`.
-pub fn check_f32_case<W: Weight32>(
-    case: &Case32,
-    kernel: F32Kernel<W>,
-    scalar: Option<F32Kernel<W>>,
-) -> Result<Metrics, String> {
+/// A case of the f32 design, generated, with its oracle.
+pub struct F32Prepared<W> {
+    w: Vec<W>,
+    x: Vec<f32>,
+    oracle: Oracle,
+}
+
+/// Generates the inputs of an f32-design case and computes its reference.
+fn prepare_f32<W: Weight32>(case: &Case32) -> Result<F32Prepared<W>, String> {
     let dims = case.dims();
     let mut rng = StdRng::seed_from_u64(case.seed);
     let w = weights_for::<W>(case, &mut rng);
     let x = generate_activations(case.acts, &mut rng, case.n * dims.k);
     let wf = reference::quant::dequantize(W::REF, bytemuck::cast_slice(&w)).map_err(ref_err)?;
     let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let want = reference::matmul::matmul(&xf, &wf, case.n, dims.k, case.rows);
-    let scale = reference::matmul::matmul_abs(&xf, &wf, case.n, dims.k, case.rows);
+    let (want, scale) = reference::matmul::matmul_and_abs(&xf, &wf, case.n, dims.k, case.rows);
     let g = matmul_f32_rel(dims.k);
     let bound: Vec<f64> = scale.iter().map(|s| g * s).collect();
     let oracle = Oracle { want, bound, scale };
+    Ok(F32Prepared { w, x, oracle })
+}
+
+/// f32 design: `kernel` against the reference and, when given, against `scalar`.
+pub fn check_f32_case<W: Weight32>(
+    case: &Case32,
+    kernel: F32Kernel<W>,
+    scalar: Option<F32Kernel<W>>,
+) -> Result<Metrics, String> {
+    check_f32_prepared(case, &prepare_f32(case)?, kernel, scalar)
+}
+
+fn check_f32_prepared<W: Weight32>(
+    case: &Case32,
+    p: &F32Prepared<W>,
+    kernel: F32Kernel<W>,
+    scalar: Option<F32Kernel<W>>,
+) -> Result<Metrics, String> {
+    let dims = case.dims();
+    let (w, x, oracle) = (&p.w, &p.x, &p.oracle);
     let mut y = sentinel_y(&dims);
-    kernel(&x, &w, &mut y, dims);
-    let metrics = compare(&y, &oracle, &dims)?;
+    kernel(x, w, &mut y, dims);
+    let metrics = compare(&y, oracle, &dims)?;
     if let Some(scalar) = scalar {
         let mut ys = sentinel_y(&dims);
-        scalar(&x, &w, &mut ys, dims);
+        scalar(x, w, &mut ys, dims);
         compare_with_scalar(&y, &ys, Some(&oracle.bound), &dims)?;
     }
     Ok(metrics)
 }
 
-/// Integer design: `kernel` on activations quantized by the scalar quantizer, against the
-/// reference on the quantized activations (tight bound, module docs), and reported against the
-/// f32 activations; when given, bit-exact against `scalar`.
-pub fn check_int_case<W: Weight32>(
-    case: &Case32,
-    kernel: IntKernel<W>,
-    scalar: Option<IntKernel<W>>,
-) -> Result<Metrics, String> {
+/// A case of an integer design, generated, with its two oracles: the reference on the quantized
+/// activations (tight bound, module docs) and on the f32 activations (the reported figures).
+pub struct IntPrepared<W> {
+    w: Vec<W>,
+    xq: ActBlocks,
+    tight: Oracle,
+    total: Oracle,
+}
+
+/// Generates the inputs of an integer-design case (activations quantized by the scalar
+/// quantizer) and computes its oracles.
+fn prepare_int<W: Weight32>(case: &Case32) -> Result<IntPrepared<W>, String> {
     let design = W::INT_DESIGN.expect("an integer design");
     let dims = case.dims();
     let (n, k, rows, nb) = (case.n, dims.k, case.rows, case.k_blocks);
@@ -628,18 +655,16 @@ pub fn check_int_case<W: Weight32>(
     }
     let g = gamma_f32(nb + 4);
     let terms = reference::matmul::matmul(&xabs, &wmag, n, k, rows);
+    let (want_hat, hat_scale) = reference::matmul::matmul_and_abs(&xhat, &wf, n, k, rows);
     let tight = Oracle {
-        want: reference::matmul::matmul(&xhat, &wf, n, k, rows),
+        want: want_hat,
         bound: terms
             .iter()
             .zip(&s_gap)
             .map(|(t, gap)| g * (t + gap) + gap)
             .collect(),
-        scale: reference::matmul::matmul_abs(&xhat, &wf, n, k, rows),
+        scale: hat_scale,
     };
-    let mut y = sentinel_y(&dims);
-    kernel(&xq, &w, &mut y, dims);
-    let own = compare(&y, &tight, &dims)?;
 
     // The design's total error against the f32 activations (reported; bound_use stays the
     // kernel's own).
@@ -647,24 +672,69 @@ pub fn check_int_case<W: Weight32>(
     let xerr: Vec<f64> = xhat.iter().zip(&xf).map(|(a, b)| (a - b).abs()).collect();
     let wabs: Vec<f64> = wf.iter().map(|v| v.abs()).collect();
     let quant = reference::matmul::matmul(&xerr, &wabs, n, k, rows);
+    let (want, scale) = reference::matmul::matmul_and_abs(&xf, &wf, n, k, rows);
     let total = Oracle {
-        want: reference::matmul::matmul(&xf, &wf, n, k, rows),
+        want,
         bound: quant
             .iter()
             .zip(&tight.bound)
             // The f64 sums themselves are within 1e-12 relative of exact.
             .map(|(q, b)| (q + b) * (1.0 + 1e-12))
             .collect(),
-        scale: reference::matmul::matmul_abs(&xf, &wf, n, k, rows),
+        scale,
     };
-    let mut metrics = compare(&y, &total, &dims)?;
+    Ok(IntPrepared {
+        w,
+        xq,
+        tight,
+        total,
+    })
+}
+
+/// Integer design: `kernel` on activations quantized by the scalar quantizer, against the
+/// reference on the quantized activations (tight bound, module docs), and reported against the
+/// f32 activations; when given, bit-exact against `scalar`.
+pub fn check_int_case<W: Weight32>(
+    case: &Case32,
+    kernel: IntKernel<W>,
+    scalar: Option<IntKernel<W>>,
+) -> Result<Metrics, String> {
+    check_int_prepared(case, &prepare_int(case)?, kernel, scalar)
+}
+
+fn check_int_prepared<W: Weight32>(
+    case: &Case32,
+    p: &IntPrepared<W>,
+    kernel: IntKernel<W>,
+    scalar: Option<IntKernel<W>>,
+) -> Result<Metrics, String> {
+    let dims = case.dims();
+    let mut y = sentinel_y(&dims);
+    kernel(&p.xq, &p.w, &mut y, dims);
+    let own = compare(&y, &p.tight, &dims)?;
+    let mut metrics = compare(&y, &p.total, &dims)?;
     metrics.max_bound_use = own.max_bound_use;
     if let Some(scalar) = scalar {
         let mut ys = sentinel_y(&dims);
-        scalar(&xq, &w, &mut ys, dims);
+        scalar(&p.xq, &p.w, &mut ys, dims);
         compare_with_scalar(&y, &ys, None, &dims)?;
     }
     Ok(metrics)
+}
+
+/// The prepared cases of one weight format, shared by its rows (see [`Memo`]).
+pub struct FormatMemo<W> {
+    f32: Memo<Case32, F32Prepared<W>>,
+    int: Memo<Case32, IntPrepared<W>>,
+}
+
+impl<W> Default for FormatMemo<W> {
+    fn default() -> Self {
+        FormatMemo {
+            f32: Memo::default(),
+            int: Memo::default(),
+        }
+    }
 }
 
 /// SmolLM2-135M's real matrix shapes, one case each (k = 576 or 1536, not multiples of 256):
@@ -714,7 +784,13 @@ fn run_cases(
 }
 
 /// One matmul variant of format `W`.
-pub fn verify_variant<W: Weight32>(design: Design, isa: Isa, cases: u32, seed: u64) -> Row {
+pub fn verify_variant<W: Weight32>(
+    design: Design,
+    isa: Isa,
+    cases: u32,
+    seed: u64,
+    memo: &FormatMemo<W>,
+) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
         return Row::skipped(W::KERNEL, design, isa, reason);
     }
@@ -724,7 +800,8 @@ pub fn verify_variant<W: Weight32>(design: Design, isa: Isa, cases: u32, seed: u
         let scalar = |x: &[f32], w: &[W], y: &mut [f32], d| W::f32_kernel(Isa::Scalar, x, w, y, d);
         let oracle: Option<F32Kernel<W>> = (isa != Isa::Scalar).then_some(&scalar);
         run_cases(real, cases, seed, |case| {
-            check_f32_case::<W>(case, &kernel, oracle)
+            let p = memo.f32.get_or_try(case, || prepare_f32(case))?;
+            check_f32_prepared(case, &p, &kernel, oracle)
         })
     } else {
         let kernel = |x: &ActBlocks, w: &[W], y: &mut [f32], d| W::int_kernel(isa, x, w, y, d);
@@ -732,7 +809,8 @@ pub fn verify_variant<W: Weight32>(design: Design, isa: Isa, cases: u32, seed: u
             |x: &ActBlocks, w: &[W], y: &mut [f32], d| W::int_kernel(Isa::Scalar, x, w, y, d);
         let oracle: Option<IntKernel<W>> = (isa != Isa::Scalar).then_some(&scalar);
         run_cases(real, cases, seed, |case| {
-            check_int_case::<W>(case, &kernel, oracle)
+            let p = memo.int.get_or_try(case, || prepare_int(case))?;
+            check_int_prepared(case, &p, &kernel, oracle)
         })
     };
     row_with_note(W::KERNEL, design, isa, cases, outcome, |isa| {
@@ -834,9 +912,8 @@ fn quantizer_row(kernel: Kernel, design: Design, isa: Isa, cases: u32, seed: u64
 }
 
 /// The rows of this module, as deferred jobs.
-pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
-    let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
-    let (cases, seed) = (config.cases, config.seed);
+pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
+    let mut jobs: Vec<super::Job> = Vec::new();
     let isas: Vec<Isa> = Isa::ALL
         .into_iter()
         .filter(|&i| config.wants_isa(i))
@@ -853,20 +930,41 @@ pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> 
         if !config.wants(kernel) {
             continue;
         }
-        for &design in kernel.designs() {
-            for &isa in &isas {
-                jobs.push(Box::new(move || {
-                    Ok(match kernel {
-                        Kernel::MatmulQ8_0 => verify_variant::<BlockQ8_0>(design, isa, cases, seed),
-                        Kernel::MatmulQ4_0 => verify_variant::<BlockQ4_0>(design, isa, cases, seed),
-                        Kernel::MatmulQ5_0 => verify_variant::<BlockQ5_0>(design, isa, cases, seed),
-                        Kernel::MatmulQ4_1 => verify_variant::<BlockQ4_1>(design, isa, cases, seed),
-                        Kernel::MatmulF16 => verify_variant::<f16>(design, isa, cases, seed),
-                        _ => quantizer_row(kernel, design, isa, cases, seed),
-                    })
-                }));
+        match kernel {
+            Kernel::MatmulQ8_0 => format_jobs::<BlockQ8_0>(config, &isas, &mut jobs),
+            Kernel::MatmulQ4_0 => format_jobs::<BlockQ4_0>(config, &isas, &mut jobs),
+            Kernel::MatmulQ5_0 => format_jobs::<BlockQ5_0>(config, &isas, &mut jobs),
+            Kernel::MatmulQ4_1 => format_jobs::<BlockQ4_1>(config, &isas, &mut jobs),
+            Kernel::MatmulF16 => format_jobs::<f16>(config, &isas, &mut jobs),
+            _ => {
+                let (cases, seed) = (config.cases, config.seed);
+                for &design in kernel.designs() {
+                    for &isa in &isas {
+                        jobs.push(Box::new(move || {
+                            Ok(quantizer_row(kernel, design, isa, cases, seed))
+                        }));
+                    }
+                }
             }
         }
     }
     jobs
+}
+
+/// The matmul rows of format `W`, sharing one [`FormatMemo`] (freed with the last of them).
+fn format_jobs<W: Weight32 + 'static>(
+    config: &VerifyConfig,
+    isas: &[Isa],
+    jobs: &mut Vec<super::Job>,
+) {
+    let (cases, seed) = (config.cases, config.seed);
+    let memo = Arc::new(FormatMemo::<W>::default());
+    for &design in W::KERNEL.designs() {
+        for &isa in isas {
+            let memo = memo.clone();
+            jobs.push(Box::new(move || {
+                Ok(verify_variant::<W>(design, isa, cases, seed, &memo))
+            }));
+        }
+    }
 }

@@ -20,7 +20,7 @@
 //!   scalar `q8k` on the original blocks), on the same cases with the rows rounded up to whole
 //!   8-row panels.
 
-use super::{gamma_f32, run_property, Metrics, Row, VerifyConfig};
+use super::{gamma_f32, run_property, Memo, Metrics, Row, VerifyConfig};
 use crate::registry::Kernel;
 use anyhow::Result;
 use half::f16;
@@ -32,9 +32,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use reference::quant::Format;
+use std::sync::Arc;
 
 /// How the weight blocks of a case are filled.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WeightStyle {
     /// Gaussian rows through the crate's quantizer: what real files hold.
     Quantized,
@@ -54,7 +55,7 @@ pub enum WeightStyle {
 }
 
 /// How the activations of a case are filled.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ActStyle {
     Gaussian,
     /// N(0,1) scaled per value by 10^U(-4,4).
@@ -66,7 +67,7 @@ pub enum ActStyle {
 }
 
 /// One property case: the shapes and a seed for the contents.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct MatmulCase {
     pub k_blocks: usize,
     pub rows: usize,
@@ -154,7 +155,7 @@ pub fn case_strategy() -> impl Strategy<Value = MatmulCase> {
 }
 
 /// A weight format the gate checks.
-pub trait WeightFormat: QuantBlock {
+pub trait WeightFormat: QuantBlock + Send + Sync {
     const FAMILY: &'static str;
     const KERNEL: Kernel;
     const REF: Format;
@@ -478,12 +479,15 @@ pub type F32Kernel<'a, B> = &'a dyn Fn(&[f32], &[B], &mut [f32], MatmulDims);
 /// A kernel under test with the q8k design's signature.
 pub type Q8kKernel<'a, B> = &'a dyn Fn(&[BlockQ8K], &[B], &mut [f32], MatmulDims);
 
-/// f32 design: `kernel` against the reference and, when given, against `scalar`.
-pub fn check_f32_case<B: WeightFormat>(
-    case: &MatmulCase,
-    kernel: F32Kernel<B>,
-    scalar: Option<F32Kernel<B>>,
-) -> Result<Metrics, String> {
+/// A case of the f32 design, generated, with its oracle.
+pub struct F32Prepared<B> {
+    w: Vec<B>,
+    x: Vec<f32>,
+    oracle: Oracle,
+}
+
+/// Generates the inputs of an f32-design case and computes its reference.
+fn prepare_f32<B: WeightFormat>(case: &MatmulCase) -> Result<F32Prepared<B>, String> {
     let dims = case.dims();
     let mut rng = StdRng::seed_from_u64(case.seed);
     let w = B::generate(case.weights, &mut rng, case.rows, case.k_blocks);
@@ -491,18 +495,36 @@ pub fn check_f32_case<B: WeightFormat>(
 
     let wf = reference::quant::dequantize(B::REF, as_bytes(&w)).map_err(ref_err)?;
     let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let want = reference::matmul::matmul(&xf, &wf, case.n, dims.k, case.rows);
-    let scale = reference::matmul::matmul_abs(&xf, &wf, case.n, dims.k, case.rows);
+    let (want, scale) = reference::matmul::matmul_and_abs(&xf, &wf, case.n, dims.k, case.rows);
     let g = gamma_f32(dims.k + 2);
     let bound: Vec<f64> = scale.iter().map(|s| g * s).collect();
     let oracle = Oracle { want, bound, scale };
+    Ok(F32Prepared { w, x, oracle })
+}
 
+/// f32 design: `kernel` against the reference and, when given, against `scalar`.
+pub fn check_f32_case<B: WeightFormat>(
+    case: &MatmulCase,
+    kernel: F32Kernel<B>,
+    scalar: Option<F32Kernel<B>>,
+) -> Result<Metrics, String> {
+    check_f32_prepared(case, &prepare_f32(case)?, kernel, scalar)
+}
+
+fn check_f32_prepared<B: WeightFormat>(
+    case: &MatmulCase,
+    p: &F32Prepared<B>,
+    kernel: F32Kernel<B>,
+    scalar: Option<F32Kernel<B>>,
+) -> Result<Metrics, String> {
+    let dims = case.dims();
+    let (w, x, oracle) = (&p.w, &p.x, &p.oracle);
     let mut y = sentinel_y(&dims);
-    kernel(&x, &w, &mut y, dims);
-    let metrics = compare(&y, &oracle, &dims)?;
+    kernel(x, w, &mut y, dims);
+    let metrics = compare(&y, oracle, &dims)?;
     if let Some(scalar) = scalar {
         let mut ys = sentinel_y(&dims);
-        scalar(&x, &w, &mut ys, dims);
+        scalar(x, w, &mut ys, dims);
         compare_with_scalar(&y, &ys, Some(&oracle.bound), &dims)?;
     }
     Ok(metrics)
@@ -539,16 +561,20 @@ fn q8k_activations(
     (xq, Some(x))
 }
 
-/// q8k design: `kernel` against the reference on the quantized activations (tight bound), the
-/// quantization against its bound, and the whole against the f32-activation result (reported
-/// metrics); when given, bit-exact against `scalar`.
-pub fn check_q8k_case<B: WeightFormat>(
-    case: &MatmulCase,
-    kernel: Q8kKernel<B>,
-    scalar: Option<Q8kKernel<B>>,
-) -> Result<Metrics, String> {
-    let dims = case.dims();
-    let (n, k, rows) = (case.n, dims.k, case.rows);
+/// A case of the q8k design, generated, with its two oracles: the reference on the quantized
+/// activations (tight bound) and, when the activations came from f32 values, the reference on
+/// those (the reported figures, quantization included).
+pub struct Q8kPrepared<B> {
+    w: Vec<B>,
+    xq: Vec<BlockQ8K>,
+    tight: Oracle,
+    total: Option<Oracle>,
+}
+
+/// Generates the inputs of a q8k-design case, checks their quantization against its bound and
+/// computes the oracles.
+fn prepare_q8k<B: WeightFormat>(case: &MatmulCase) -> Result<Q8kPrepared<B>, String> {
+    let (n, k, rows) = (case.n, case.dims().k, case.rows);
     let mut rng = StdRng::seed_from_u64(case.seed);
     let w = B::generate(case.weights, &mut rng, rows, case.k_blocks);
     let (xq, x) = q8k_activations(case, &mut rng, n * k);
@@ -575,48 +601,95 @@ pub fn check_q8k_case<B: WeightFormat>(
     }
     let xabs: Vec<f64> = xhat.iter().map(|v| v.abs()).collect();
     let wabs: Vec<f64> = wf.iter().map(|v| v.abs()).collect();
-    let want_hat = reference::matmul::matmul(&xhat, &wf, n, k, rows);
+    let (want_hat, hat_scale) = reference::matmul::matmul_and_abs(&xhat, &wf, n, k, rows);
     let float_scale = reference::matmul::matmul(&xabs, &wmag, n, k, rows);
     let g = gamma_f32(case.k_blocks + 4);
     let tight = Oracle {
         want: want_hat,
         bound: float_scale.iter().map(|s| g * s).collect(),
-        scale: reference::matmul::matmul_abs(&xhat, &wf, n, k, rows),
+        scale: hat_scale,
     };
-
-    let mut y = sentinel_y(&dims);
-    kernel(&xq, &w, &mut y, dims);
-    let mut metrics = compare(&y, &tight, &dims)?;
-
-    if let Some(x) = &x {
-        // Report the design's total error against the f32 activations.
+    let total = x.map(|x| {
         let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let quant_bound = reference::matmul::matmul(&xerr, &wabs, n, k, rows);
-        let total = Oracle {
-            want: reference::matmul::matmul(&xf, &wf, n, k, rows),
+        let (want, scale) = reference::matmul::matmul_and_abs(&xf, &wf, n, k, rows);
+        Oracle {
+            want,
             bound: quant_bound
                 .iter()
                 .zip(&tight.bound)
                 .map(|(q, f)| q + f)
                 .collect(),
-            scale: reference::matmul::matmul_abs(&xf, &wf, n, k, rows),
-        };
+            scale,
+        }
+    });
+    Ok(Q8kPrepared {
+        w,
+        xq,
+        tight,
+        total,
+    })
+}
+
+/// q8k design: `kernel` against the reference on the quantized activations (tight bound), the
+/// quantization against its bound, and the whole against the f32-activation result (reported
+/// metrics); when given, bit-exact against `scalar`.
+pub fn check_q8k_case<B: WeightFormat>(
+    case: &MatmulCase,
+    kernel: Q8kKernel<B>,
+    scalar: Option<Q8kKernel<B>>,
+) -> Result<Metrics, String> {
+    check_q8k_prepared(case, &prepare_q8k(case)?, kernel, scalar)
+}
+
+fn check_q8k_prepared<B: WeightFormat>(
+    case: &MatmulCase,
+    p: &Q8kPrepared<B>,
+    kernel: Q8kKernel<B>,
+    scalar: Option<Q8kKernel<B>>,
+) -> Result<Metrics, String> {
+    let dims = case.dims();
+    let mut y = sentinel_y(&dims);
+    kernel(&p.xq, &p.w, &mut y, dims);
+    let mut metrics = compare(&y, &p.tight, &dims)?;
+    if let Some(total) = &p.total {
         // NMSE and the error columns describe the design (quantization included); bound_use
         // stays the kernel's own, against the tight float bound.
         let own_bound_use = metrics.max_bound_use;
-        metrics = compare(&y, &total, &dims)?;
+        metrics = compare(&y, total, &dims)?;
         metrics.max_bound_use = own_bound_use;
     }
     if let Some(scalar) = scalar {
         let mut ys = sentinel_y(&dims);
-        scalar(&xq, &w, &mut ys, dims);
+        scalar(&p.xq, &p.w, &mut ys, dims);
         compare_with_scalar(&y, &ys, None, &dims)?;
     }
     Ok(metrics)
 }
 
+/// The prepared cases of one weight format, shared by its rows (see [`Memo`]).
+pub struct FormatMemo<B> {
+    f32: Memo<MatmulCase, F32Prepared<B>>,
+    q8k: Memo<MatmulCase, Q8kPrepared<B>>,
+}
+
+impl<B> Default for FormatMemo<B> {
+    fn default() -> Self {
+        FormatMemo {
+            f32: Memo::default(),
+            q8k: Memo::default(),
+        }
+    }
+}
+
 /// Runs one variant of format `B`.
-pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, seed: u64) -> Row {
+pub fn verify_variant<B: WeightFormat>(
+    design: Design,
+    isa: Isa,
+    cases: u32,
+    seed: u64,
+    memo: &FormatMemo<B>,
+) -> Row {
     if let Some(reason) = isa.unavailable_reason() {
         return Row::skipped(B::KERNEL, design.into(), isa, reason);
     }
@@ -627,7 +700,8 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
                 |x: &[f32], w: &[B], y: &mut [f32], d| B::f32_kernel(Isa::Scalar, x, w, y, d);
             let oracle: Option<F32Kernel<B>> = (isa != Isa::Scalar).then_some(&scalar);
             run_property(case_strategy(), cases, seed, |case| {
-                check_f32_case::<B>(case, &kernel, oracle)
+                let p = memo.f32.get_or_try(case, || prepare_f32(case))?;
+                check_f32_prepared(case, &p, &kernel, oracle)
             })
         }
         Design::Q8K => {
@@ -636,7 +710,8 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
                 |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::q8k_kernel(Isa::Scalar, x, w, y, d);
             let oracle: Option<Q8kKernel<B>> = (isa != Isa::Scalar).then_some(&scalar);
             run_property(case_strategy(), cases, seed, |case| {
-                check_q8k_case::<B>(case, &kernel, oracle)
+                let p = memo.q8k.get_or_try(case, || prepare_q8k(case))?;
+                check_q8k_prepared(case, &p, &kernel, oracle)
             })
         }
         Design::Q8_0 | Design::Q8_1 => unreachable!("not a design of the 256-value formats"),
@@ -657,7 +732,12 @@ pub fn verify_variant<B: WeightFormat>(design: Design, isa: Isa, cases: u32, see
 
 /// The `q8k-x8` row of format `B` on `isa`: repack, x8 kernel, then the `q8k` checks with
 /// scalar `q8k` on the original blocks as the bit-exact oracle.
-pub fn verify_x8_variant<B: WeightFormat>(isa: Isa, cases: u32, seed: u64) -> Row {
+pub fn verify_x8_variant<B: WeightFormat>(
+    isa: Isa,
+    cases: u32,
+    seed: u64,
+    memo: &FormatMemo<B>,
+) -> Row {
     let design = crate::registry::Design::Q8KX8;
     if !x8::runs_on(isa) {
         return Row::skipped(B::KERNEL, design, isa, crate::registry::X8_ONLY);
@@ -668,7 +748,8 @@ pub fn verify_x8_variant<B: WeightFormat>(isa: Isa, cases: u32, seed: u64) -> Ro
     let kernel = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::x8_kernel(isa, x, w, y, d);
     let scalar = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::q8k_kernel(Isa::Scalar, x, w, y, d);
     let outcome = run_property(x8_case_strategy(), cases, seed, |case| {
-        check_q8k_case::<B>(case, &kernel, Some(&scalar))
+        let p = memo.q8k.get_or_try(case, || prepare_q8k(case))?;
+        check_q8k_prepared(case, &p, &kernel, Some(&scalar))
     });
     super::row_with_note(B::KERNEL, design, isa, cases, outcome, |_| {
         "vs reference; bit-exact vs scalar q8k on the original blocks"
@@ -676,35 +757,33 @@ pub fn verify_x8_variant<B: WeightFormat>(isa: Isa, cases: u32, seed: u64) -> Ro
 }
 
 /// The rows this family contributes, as deferred jobs so they can be printed as they finish.
-pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
-    let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
+pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
+    let mut jobs: Vec<super::Job> = Vec::new();
+    if config.wants_kernel(BlockQ4K::FAMILY) {
+        format_jobs::<BlockQ4K>(config, &mut jobs);
+    }
+    if config.wants_kernel(BlockQ6K::FAMILY) {
+        format_jobs::<BlockQ6K>(config, &mut jobs);
+    }
+    jobs
+}
+
+/// The rows of format `B`, sharing one [`FormatMemo`] (freed with the last of them).
+fn format_jobs<B: WeightFormat + 'static>(config: &VerifyConfig, jobs: &mut Vec<super::Job>) {
     let (cases, seed) = (config.cases, config.seed);
-    for family in [BlockQ4K::FAMILY, BlockQ6K::FAMILY] {
-        if !config.wants_kernel(family) {
-            continue;
-        }
-        for design in [Design::F32, Design::Q8K] {
-            for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
-                let q4k = family == BlockQ4K::FAMILY;
-                jobs.push(Box::new(move || {
-                    Ok(if q4k {
-                        verify_variant::<BlockQ4K>(design, isa, cases, seed)
-                    } else {
-                        verify_variant::<BlockQ6K>(design, isa, cases, seed)
-                    })
-                }));
-            }
-        }
+    let memo = Arc::new(FormatMemo::<B>::default());
+    for design in [Design::F32, Design::Q8K] {
         for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
-            let q4k = family == BlockQ4K::FAMILY;
+            let memo = memo.clone();
             jobs.push(Box::new(move || {
-                Ok(if q4k {
-                    verify_x8_variant::<BlockQ4K>(isa, cases, seed)
-                } else {
-                    verify_x8_variant::<BlockQ6K>(isa, cases, seed)
-                })
+                Ok(verify_variant::<B>(design, isa, cases, seed, &memo))
             }));
         }
     }
-    jobs
+    for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
+        let memo = memo.clone();
+        jobs.push(Box::new(move || {
+            Ok(verify_x8_variant::<B>(isa, cases, seed, &memo))
+        }));
+    }
 }

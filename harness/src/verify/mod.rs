@@ -29,8 +29,12 @@ use kernels::Isa;
 use proptest::strategy::Strategy;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::hash::Hash;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -179,6 +183,8 @@ pub struct Row {
     pub status: Status,
     /// The failure (seed, shrunk case, first mismatch) or the skip reason.
     pub note: String,
+    /// Wall time the row took, in seconds (for a NEON row from qemu, the emulated run's own).
+    pub secs: f64,
 }
 
 impl Row {
@@ -191,6 +197,7 @@ impl Row {
             metrics: Metrics::default(),
             status: Status::Skipped(reason.into()),
             note: reason.into(),
+            secs: 0.0,
         }
     }
 
@@ -255,6 +262,7 @@ pub(crate) fn row_with_note(
         metrics: outcome.metrics,
         status,
         note,
+        secs: 0.0,
     }
 }
 
@@ -309,6 +317,8 @@ where
 }
 
 /// Runs every selected family; rows are printed as they complete (the progress of a long run).
+/// The NEON rows from qemu are printed when the emulated run delivers them, after the native
+/// rows, which do not wait for it; the returned rows (and so the CSV) keep the families' order.
 pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
     for k in &config.kernels {
         if Kernel::from_name(k).is_none() {
@@ -316,42 +326,66 @@ pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
             bail!("unknown kernel `{k}`; known: {}", known.join(", "));
         }
     }
-    let mut rows = Vec::new();
     writeln!(out, "{}", header())?;
-    let mut emit = |row: Row| -> Result<()> {
-        writeln!(out, "{}", format_row(&row))?;
+    let mut emit = |row: &Row| -> Result<()> {
+        writeln!(out, "{}", format_row(row))?;
         out.flush()?;
-        rows.push(row);
         Ok(())
     };
-    let jobs = matmul::families(config)
+    let jobs: Vec<Job> = matmul::families(config)
         .into_iter()
         .chain(block32::families(config))
         .chain(attention::families(config))
         .chain(ops::families(config))
-        .chain(quantizers::families(config));
+        .chain(quantizers::families(config))
+        .collect();
     let mut neon = qemu::NeonRun::start(config);
     let style =
         ProgressStyle::with_template("{spinner} verify: {pos} cases checked ({elapsed}) {msg}")
             .expect("static template");
+    let mut rows = Vec::with_capacity(jobs.len());
+    let mut from_qemu = Vec::new();
     for job in jobs {
         let bar = ProgressBar::new_spinner().with_style(style.clone());
         PROGRESS.with(|p| *p.borrow_mut() = Some(bar.clone()));
+        let started = Instant::now();
         let mut row = job()?;
-        if row.isa == Isa::Neon && matches!(row.status, Status::Skipped(_)) {
-            bar.set_message("(NEON under qemu-aarch64)");
-            row = neon.row_for(row);
-        }
+        row.secs = started.elapsed().as_secs_f64();
         bar.finish_and_clear();
         PROGRESS.with(|p| *p.borrow_mut() = None);
-        emit(row)?;
+        if row.isa == Isa::Neon && matches!(row.status, Status::Skipped(_)) && neon.is_running() {
+            from_qemu.push(rows.len());
+        } else {
+            emit(&row)?;
+        }
+        rows.push(row);
+    }
+    if !from_qemu.is_empty() {
+        let bar = ProgressBar::new_spinner()
+            .with_style(
+                ProgressStyle::with_template("{spinner} verify: {msg} ({elapsed})")
+                    .expect("static template"),
+            )
+            .with_message("waiting for the NEON rows (qemu-aarch64)");
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        for &i in &from_qemu {
+            let skipped = rows[i].clone();
+            rows[i] = neon.row_for(skipped);
+            if i == from_qemu[0] {
+                bar.finish_and_clear();
+            }
+            emit(&rows[i])?;
+        }
     }
     Ok(rows)
 }
 
+/// One row's work, deferred so rows can be printed as they finish.
+pub type Job = Box<dyn FnOnce() -> Result<Row> + Send>;
+
 fn header() -> String {
     format!(
-        "{:<14} {:<11} {:<7} {:>6} {:>11} {:>11} {:>11} {:>10} {:>9} {:<7} note",
+        "{:<14} {:<11} {:<7} {:>6} {:>11} {:>11} {:>11} {:>10} {:>9} {:>7} {:<7} note",
         "kernel",
         "design",
         "isa",
@@ -361,6 +395,7 @@ fn header() -> String {
         "nmse",
         "cosine",
         "bound_use",
+        "secs",
         "status"
     )
 }
@@ -368,15 +403,19 @@ fn header() -> String {
 pub fn format_row(row: &Row) -> String {
     let m = &row.metrics;
     let nums = if matches!(row.status, Status::Skipped(_)) {
-        format!("{:>11} {:>11} {:>11} {:>10} {:>9}", "-", "-", "-", "-", "-")
+        format!(
+            "{:>11} {:>11} {:>11} {:>10} {:>9} {:>7}",
+            "-", "-", "-", "-", "-", "-"
+        )
     } else {
         format!(
-            "{:>11.3e} {:>11.3e} {:>11.3e} {:>10.8} {:>9.3}",
+            "{:>11.3e} {:>11.3e} {:>11.3e} {:>10.8} {:>9.3} {:>7.2}",
             m.max_abs,
             m.max_rel,
             m.nmse(),
             m.cosine(),
-            m.max_bound_use
+            m.max_bound_use,
+            row.secs
         )
     };
     format!(
@@ -404,6 +443,9 @@ pub struct RowRecord {
     pub nmse: f64,
     pub cosine: f64,
     pub bound_use: f64,
+    /// Wall time of the row in seconds (0 when SKIPPED; absent in reports from before it).
+    #[serde(default)]
+    pub secs: f64,
     /// PASS, FAIL or SKIPPED.
     pub status: String,
     pub note: String,
@@ -424,6 +466,7 @@ impl RowRecord {
             nmse: m.nmse(),
             cosine: m.cosine(),
             bound_use: m.max_bound_use,
+            secs: r.secs,
             status: r.status_str().to_string(),
             note: r.note.clone(),
             build: BUILD_ID.to_string(),
@@ -453,6 +496,7 @@ impl RowRecord {
             ),
             status,
             note: self.note.clone(),
+            secs: self.secs,
         })
     }
 }
@@ -500,4 +544,46 @@ where
     let mut outcome = run_property(strategy, cases, seed, check);
     outcome.metrics.merge(&metrics);
     outcome
+}
+
+/// One case's prepared work, filled by the first row that asks for it.
+type Slot<V> = Arc<Mutex<Option<Arc<V>>>>;
+
+/// Per-case work shared by the rows of one family and design: the generated inputs and the f64
+/// reference results with their bounds. Every ISA row of a family draws the same cases from the
+/// same seed, so each case is prepared once and every variant is checked against it; a case not
+/// seen before (a shrunk one) is prepared when asked for. Two rows asking for the same case at
+/// once share one preparation (the second waits for it). Dropped with the family's last row.
+pub struct Memo<K, V> {
+    map: Mutex<HashMap<K, Slot<V>>>,
+}
+
+impl<K: Hash + Eq + Clone, V> Default for Memo<K, V> {
+    fn default() -> Self {
+        Memo {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V> Memo<K, V> {
+    /// The prepared work of `key`, made by `make` the first time. A failed preparation is not
+    /// kept (the next row asking reports the same failure by making it again).
+    pub fn get_or_try(
+        &self,
+        key: &K,
+        make: impl FnOnce() -> Result<V, String>,
+    ) -> Result<Arc<V>, String> {
+        let slot = {
+            let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(key.clone()).or_default().clone()
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = slot.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(make()?);
+        *slot = Some(v.clone());
+        Ok(v)
+    }
 }

@@ -628,8 +628,8 @@ pub fn run_rope_table_checks(
 }
 
 /// This module's rows, as deferred jobs.
-pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
-    let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
+pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
+    let mut jobs: Vec<super::Job> = Vec::new();
     let (cases, seed) = (config.cases, config.seed);
     for op in OPS {
         if !config.wants_kernel(op) {

@@ -65,6 +65,11 @@ impl NeonRun {
         NeonRun::Running(children)
     }
 
+    /// Whether qemu processes were started whose rows are still to be collected.
+    pub fn is_running(&self) -> bool {
+        matches!(self, NeonRun::Running(_))
+    }
+
     /// The row for `skipped` (a NEON row this process could not run): the qemu result when
     /// there is one, else `skipped` with the reason qemu could not provide it.
     pub fn row_for(&mut self, skipped: Row) -> Row {
@@ -205,6 +210,7 @@ mod tests {
             metrics: metrics.clone(),
             status: Status::Pass,
             note: "vs reference and scalar".into(),
+            secs: 1.5,
         };
         let path = std::env::temp_dir().join(format!("qemu-rt-{}.csv", std::process::id()));
         write_csv(std::slice::from_ref(&row), &path).unwrap();
@@ -212,6 +218,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let back = &rows[&(Kernel::Softmax, Design::F32)];
         assert_eq!(back.cases, 7);
+        assert_eq!(back.secs, 1.5);
         assert_eq!(back.status, Status::Pass);
         assert!(back.note.starts_with("qemu-aarch64: "));
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1e-300);

@@ -216,8 +216,8 @@ pub fn run_q8k_checks(cases: u32, seed: u64, quantize: Q8kQuantizer) -> super::P
 }
 
 /// This module's rows, as deferred jobs. The Q8_K quantizer has one (portable) implementation.
-pub fn families(config: &VerifyConfig) -> Vec<Box<dyn FnOnce() -> Result<Row>>> {
-    let mut jobs: Vec<Box<dyn FnOnce() -> Result<Row>>> = Vec::new();
+pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
+    let mut jobs: Vec<super::Job> = Vec::new();
     let (cases, seed) = (config.cases, config.seed);
     if config.wants_kernel(QUANTIZE_Q8K) && config.wants_isa(Isa::Scalar) {
         jobs.push(Box::new(move || {
