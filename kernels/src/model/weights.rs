@@ -199,10 +199,10 @@ impl<'a> Matrix<'a> {
         })
     }
 
-    /// Repacks a Q4_K or Q6_K matrix of a multiple of 8 rows into the x8 layout (up to
-    /// `threads` threads) and returns the bytes of the original blocks, which the fast path no
-    /// longer reads. Other matrices stay as they are (`None`).
-    pub fn pack_x8(&mut self, threads: usize) -> Option<&'a [u8]> {
+    /// Repacks a Q4_K matrix (and a Q6_K one if `q6k`) of a multiple of 8 rows into the x8
+    /// layout (up to `threads` threads) and returns the bytes of the original blocks, which the
+    /// fast path no longer reads. Other matrices stay as they are (`None`).
+    pub fn pack_x8(&mut self, threads: usize, q6k: bool) -> Option<&'a [u8]> {
         if self.packed.is_some() || !self.rows.is_multiple_of(x8::ROWS) {
             return None;
         }
@@ -212,12 +212,11 @@ impl<'a> Matrix<'a> {
                 Packed::Q4K(x8::repack_q4k(w, self.rows, threads).ok()?),
                 bytemuck::cast_slice(w),
             ),
-            // Measured on TinyLlama Q4_K_M (Zen 3, 1 / 2 threads, alternated): with Q6_K
-            // repacked too, prompt 22.0 / 40.7 tok/s and decode 8.8 / 15.5; Q4_K only, 20.9 / 38.0
-            // and 10.0 / 17.9, load 0.29 s instead of 0.36-0.52 s. The x8 Q6_K kernel streams
-            // the output matrix (n = 1 on every token) at half the old kernel's rate, so Q6_K
-            // stays in the file's layout until that kernel is fixed.
-            Blocks::Q6K(w) if REPACK_Q6K => (
+            // Q6_K only when the caller asks: see `REPACK_LAYER_Q6K` in `model` for why the
+            // model does not today (measured with every Q6_K matrix repacked, the output one
+            // included: prompt 22.0 / 40.7 tok/s and decode 8.8 / 15.5 with 1 / 2 threads;
+            // Q4_K only, 20.9 / 38.0 and 10.0 / 17.9).
+            Blocks::Q6K(w) if q6k => (
                 Packed::Q6K(x8::repack_q6k(w, self.rows, threads).ok()?),
                 bytemuck::cast_slice(w),
             ),
@@ -227,9 +226,6 @@ impl<'a> Matrix<'a> {
         Some(bytes)
     }
 }
-
-/// Whether the model repacks Q6_K matrices for the x8 kernels (see [`Matrix::pack_x8`]).
-const REPACK_Q6K: bool = false;
 
 /// The tensor types [`Matrix`] runs.
 pub const MATRIX_TYPES: &str = "Q4_K, Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, F16 (rows a multiple of 32)";
@@ -339,22 +335,19 @@ pub struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
-    /// Every matrix, mutably (the order is unspecified).
-    pub fn matrices_mut(&mut self) -> impl Iterator<Item = &mut Matrix<'a>> {
-        self.layers
-            .iter_mut()
-            .flat_map(|l| {
-                [
-                    &mut l.wq,
-                    &mut l.wk,
-                    &mut l.wv,
-                    &mut l.wo,
-                    &mut l.w_gate,
-                    &mut l.w_up,
-                    &mut l.w_down,
-                ]
-            })
-            .chain(std::iter::once(&mut self.output))
+    /// Every matrix of the layers, mutably (not the output matrix).
+    pub fn layer_matrices_mut(&mut self) -> impl Iterator<Item = &mut Matrix<'a>> {
+        self.layers.iter_mut().flat_map(|l| {
+            [
+                &mut l.wq,
+                &mut l.wk,
+                &mut l.wv,
+                &mut l.wo,
+                &mut l.w_gate,
+                &mut l.w_up,
+                &mut l.w_down,
+            ]
+        })
     }
 
     pub fn from_gguf(g: &Gguf<'a>, c: &Config) -> Result<Weights<'a>, ModelError> {
