@@ -40,6 +40,9 @@ enum Command {
     E2e(harness::e2e::E2eArgs),
     /// Perplexity of a text file, by llama-perplexity's method (chunks of --ctx, second half scored).
     Perplexity(harness::perplexity::PerplexityArgs),
+    /// The kernel server `verify` runs under qemu-aarch64 for its NEON rows (internal).
+    #[command(hide = true)]
+    NeonServe,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +117,7 @@ fn run() -> Result<ExitCode> {
     let cli = Cli::parse_from(argv);
     match cli.command {
         Command::Verify(args) => verify_cmd(args),
+        Command::NeonServe => verify::qemu::serve().map(|()| ExitCode::SUCCESS),
         Command::Perplexity(args) => {
             harness::perplexity::run(&args, &mut std::io::stdout()).map(|_| ExitCode::SUCCESS)
         }

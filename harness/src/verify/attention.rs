@@ -203,7 +203,7 @@ pub type AttentionFn<KV> =
 pub type AttentionKernel<'a, KV> = &'a AttentionFn<KV>;
 
 /// A cache element the gate checks.
-pub trait CacheElem: KvElem + Debug {
+pub trait CacheElem: KvElem + bytemuck::Pod + Debug {
     const DESIGN: Design;
     fn from_f32(x: f32) -> Self;
     /// The value the reference sees, widened by the `half` crate rather than by the kernels'
@@ -526,7 +526,9 @@ fn run_checks_memo<KV: CacheElem>(
 
 /// The dispatching kernel for `isa`, with the signature under test.
 fn kernel_for<KV: CacheElem>(isa: Isa) -> Box<AttentionFn<KV>> {
-    Box::new(move |q, k, v, o, s, d, h| attention::flash_attention(isa, q, k, v, o, s, d, h))
+    Box::new(move |q, k, v, o, s, d, h| {
+        super::qemu::flash_attention(KV::DESIGN, isa, q, k, v, o, s, d, h)
+    })
 }
 
 fn variant<KV: CacheElem>(
@@ -535,7 +537,7 @@ fn variant<KV: CacheElem>(
     seed: u64,
     memo: &Memo<AttentionCase, Prepared<KV>>,
 ) -> Row {
-    if let Some(reason) = isa.unavailable_reason() {
+    if let Some(reason) = super::qemu::unavailable_reason(isa) {
         return Row::skipped(Kernel::Attention, KV::DESIGN, isa, reason);
     }
     let kernel = kernel_for::<KV>(isa);
@@ -586,6 +588,8 @@ fn design_jobs<KV: CacheElem + Send + Sync + 'static>(
     let memo = Arc::new(Memo::<AttentionCase, Prepared<KV>>::default());
     for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
         let memo = memo.clone();
-        jobs.push(Box::new(move || Ok(variant::<KV>(isa, cases, seed, &memo))));
+        jobs.push(super::Job::new(isa, move || {
+            Ok(variant::<KV>(isa, cases, seed, &memo))
+        }));
     }
 }

@@ -28,7 +28,7 @@
 //!   `|d_x q - x| <= |q| |d_x - d| + |d| (1/2 + 256u)` (and `|x|` itself where `id = 0`).
 
 use super::bounds::{gamma_f32, matmul_f32_rel, U};
-use super::{row_with_note, run_property, Memo, Metrics, PropertyOutcome, Row, VerifyConfig};
+use super::{qemu, row_with_note, run_property, Memo, Metrics, PropertyOutcome, Row, VerifyConfig};
 use crate::registry::{Design, Kernel};
 use anyhow::Result;
 use half::f16;
@@ -173,12 +173,12 @@ pub fn quantize(design: Design, isa: Isa, x: &[f32]) -> ActBlocks {
     match design {
         Design::Q8_1 => {
             let mut out = vec![BlockQ8_1::default(); blocks];
-            matmul::quantize_q8_1(isa, x, &mut out);
+            qemu::quantize(Design::Q8_1, isa, x, &mut out, matmul::quantize_q8_1);
             ActBlocks::Q8_1(out)
         }
         _ => {
             let mut out = vec![BlockQ8_0::default(); blocks];
-            matmul::quantize_q8_0(isa, x, &mut out);
+            qemu::quantize(Design::Q8_0, isa, x, &mut out, matmul::quantize_q8_0);
             ActBlocks::Q8_0(out)
         }
     }
@@ -282,11 +282,29 @@ impl Weight32 for BlockQ8_0 {
             .collect()
     }
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q8_0_f32(isa, x, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q8_0_f32,
+            Self::KERNEL,
+            Design::F32,
+            isa,
+            x,
+            w,
+            y,
+            dims,
+        )
     }
     fn int_kernel(isa: Isa, xq: &ActBlocks, w: &[Self], y: &mut [f32], dims: MatmulDims) {
         if let ActBlocks::Q8_0(xq) = xq {
-            matmul::matmul_q8_0_q8_0(isa, xq, w, y, dims)
+            qemu::matmul(
+                matmul::matmul_q8_0_q8_0,
+                Self::KERNEL,
+                Design::Q8_0,
+                isa,
+                xq,
+                w,
+                y,
+                dims,
+            )
         }
     }
 }
@@ -312,11 +330,29 @@ impl Weight32 for BlockQ4_0 {
             .collect()
     }
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q4_0_f32(isa, x, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q4_0_f32,
+            Self::KERNEL,
+            Design::F32,
+            isa,
+            x,
+            w,
+            y,
+            dims,
+        )
     }
     fn int_kernel(isa: Isa, xq: &ActBlocks, w: &[Self], y: &mut [f32], dims: MatmulDims) {
         if let ActBlocks::Q8_0(xq) = xq {
-            matmul::matmul_q4_0_q8_0(isa, xq, w, y, dims)
+            qemu::matmul(
+                matmul::matmul_q4_0_q8_0,
+                Self::KERNEL,
+                Design::Q8_0,
+                isa,
+                xq,
+                w,
+                y,
+                dims,
+            )
         }
     }
 }
@@ -350,11 +386,29 @@ impl Weight32 for BlockQ5_0 {
             .collect()
     }
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q5_0_f32(isa, x, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q5_0_f32,
+            Self::KERNEL,
+            Design::F32,
+            isa,
+            x,
+            w,
+            y,
+            dims,
+        )
     }
     fn int_kernel(isa: Isa, xq: &ActBlocks, w: &[Self], y: &mut [f32], dims: MatmulDims) {
         if let ActBlocks::Q8_0(xq) = xq {
-            matmul::matmul_q5_0_q8_0(isa, xq, w, y, dims)
+            qemu::matmul(
+                matmul::matmul_q5_0_q8_0,
+                Self::KERNEL,
+                Design::Q8_0,
+                isa,
+                xq,
+                w,
+                y,
+                dims,
+            )
         }
     }
 }
@@ -387,11 +441,29 @@ impl Weight32 for BlockQ4_1 {
             .collect()
     }
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q4_1_f32(isa, x, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q4_1_f32,
+            Self::KERNEL,
+            Design::F32,
+            isa,
+            x,
+            w,
+            y,
+            dims,
+        )
     }
     fn int_kernel(isa: Isa, xq: &ActBlocks, w: &[Self], y: &mut [f32], dims: MatmulDims) {
         if let ActBlocks::Q8_1(xq) = xq {
-            matmul::matmul_q4_1_q8_1(isa, xq, w, y, dims)
+            qemu::matmul(
+                matmul::matmul_q4_1_q8_1,
+                Self::KERNEL,
+                Design::Q8_1,
+                isa,
+                xq,
+                w,
+                y,
+                dims,
+            )
         }
     }
     fn block_min(w: &[Self], block: usize) -> f64 {
@@ -426,7 +498,16 @@ impl Weight32 for f16 {
             .collect()
     }
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_f16_f32(isa, x, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_f16_f32,
+            Self::KERNEL,
+            Design::F32,
+            isa,
+            x,
+            w,
+            y,
+            dims,
+        )
     }
     fn int_kernel(_: Isa, _: &ActBlocks, _: &[Self], _: &mut [f32], _: MatmulDims) {
         unreachable!("F16 has no integer design")
@@ -791,7 +872,7 @@ pub fn verify_variant<W: Weight32>(
     seed: u64,
     memo: &FormatMemo<W>,
 ) -> Row {
-    if let Some(reason) = isa.unavailable_reason() {
+    if let Some(reason) = qemu::unavailable_reason(isa) {
         return Row::skipped(W::KERNEL, design, isa, reason);
     }
     let real = real_shapes::<W>();
@@ -899,7 +980,7 @@ pub fn check_quant_case(
 }
 
 fn quantizer_row(kernel: Kernel, design: Design, isa: Isa, cases: u32, seed: u64) -> Row {
-    if let Some(reason) = isa.unavailable_reason() {
+    if let Some(reason) = qemu::unavailable_reason(isa) {
         return Row::skipped(kernel, design, isa, reason);
     }
     let quantizer = |x: &[f32]| quantize(design, isa, x);
@@ -940,7 +1021,7 @@ pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
                 let (cases, seed) = (config.cases, config.seed);
                 for &design in kernel.designs() {
                     for &isa in &isas {
-                        jobs.push(Box::new(move || {
+                        jobs.push(super::Job::new(isa, move || {
                             Ok(quantizer_row(kernel, design, isa, cases, seed))
                         }));
                     }
@@ -962,7 +1043,7 @@ fn format_jobs<W: Weight32 + 'static>(
     for &design in W::KERNEL.designs() {
         for &isa in isas {
             let memo = memo.clone();
-            jobs.push(Box::new(move || {
+            jobs.push(super::Job::new(isa, move || {
                 Ok(verify_variant::<W>(design, isa, cases, seed, &memo))
             }));
         }

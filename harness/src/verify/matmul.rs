@@ -20,8 +20,8 @@
 //!   scalar `q8k` on the original blocks), on the same cases with the rows rounded up to whole
 //!   8-row panels.
 
-use super::{gamma_f32, run_property, Memo, Metrics, Row, VerifyConfig};
-use crate::registry::Kernel;
+use super::{gamma_f32, qemu, run_property, Memo, Metrics, Row, VerifyConfig};
+use crate::registry::{Design as RDesign, Kernel};
 use anyhow::Result;
 use half::f16;
 use kernels::matmul::{self, x8, Design, MatmulDims};
@@ -279,11 +279,29 @@ impl WeightFormat for BlockQ4K {
     }
 
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q4k_f32(isa, x, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q4k_f32,
+            Self::KERNEL,
+            RDesign::F32,
+            isa,
+            x,
+            w,
+            y,
+            dims,
+        )
     }
 
     fn q8k_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q4k_q8k(isa, xq, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q4k_q8k,
+            Self::KERNEL,
+            RDesign::Q8K,
+            isa,
+            xq,
+            w,
+            y,
+            dims,
+        )
     }
 
     fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
@@ -350,11 +368,29 @@ impl WeightFormat for BlockQ6K {
     }
 
     fn f32_kernel(isa: Isa, x: &[f32], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q6k_f32(isa, x, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q6k_f32,
+            Self::KERNEL,
+            RDesign::F32,
+            isa,
+            x,
+            w,
+            y,
+            dims,
+        )
     }
 
     fn q8k_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        matmul::matmul_q6k_q8k(isa, xq, w, y, dims)
+        qemu::matmul(
+            matmul::matmul_q6k_q8k,
+            Self::KERNEL,
+            RDesign::Q8K,
+            isa,
+            xq,
+            w,
+            y,
+            dims,
+        )
     }
 
     fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
@@ -690,7 +726,7 @@ pub fn verify_variant<B: WeightFormat>(
     seed: u64,
     memo: &FormatMemo<B>,
 ) -> Row {
-    if let Some(reason) = isa.unavailable_reason() {
+    if let Some(reason) = qemu::unavailable_reason(isa) {
         return Row::skipped(B::KERNEL, design.into(), isa, reason);
     }
     let outcome = match design {
@@ -742,7 +778,7 @@ pub fn verify_x8_variant<B: WeightFormat>(
     if !x8::runs_on(isa) {
         return Row::skipped(B::KERNEL, design, isa, crate::registry::X8_ONLY);
     }
-    if let Some(reason) = isa.unavailable_reason() {
+    if let Some(reason) = qemu::unavailable_reason(isa) {
         return Row::skipped(B::KERNEL, design, isa, reason);
     }
     let kernel = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::x8_kernel(isa, x, w, y, d);
@@ -775,14 +811,14 @@ fn format_jobs<B: WeightFormat + 'static>(config: &VerifyConfig, jobs: &mut Vec<
     for design in [Design::F32, Design::Q8K] {
         for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
             let memo = memo.clone();
-            jobs.push(Box::new(move || {
+            jobs.push(super::Job::new(isa, move || {
                 Ok(verify_variant::<B>(design, isa, cases, seed, &memo))
             }));
         }
     }
     for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
         let memo = memo.clone();
-        jobs.push(Box::new(move || {
+        jobs.push(super::Job::new(isa, move || {
             Ok(verify_x8_variant::<B>(isa, cases, seed, &memo))
         }));
     }

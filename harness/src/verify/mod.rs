@@ -47,7 +47,8 @@ pub struct VerifyConfig {
     pub cases: u32,
     /// Seed of the case generator; the same seed gives the same cases.
     pub seed: u64,
-    /// On x86_64, take the NEON rows from the aarch64 build under qemu (see [`qemu`]).
+    /// On x86_64, check the NEON rows with their kernel calls run by the aarch64 build under
+    /// qemu (see [`qemu`]).
     pub neon_under_qemu: bool,
 }
 
@@ -316,9 +317,14 @@ where
     }
 }
 
+/// NEON worker threads on x86_64, each with its own kernel server under qemu: two, as this
+/// machine class has two cores and the emulated kernel calls are the longest part of the run.
+const NEON_WORKERS: usize = 2;
+
 /// Runs every selected family; rows are printed as they complete (the progress of a long run).
-/// The NEON rows from qemu are printed when the emulated run delivers them, after the native
-/// rows, which do not wait for it; the returned rows (and so the CSV) keep the families' order.
+/// On x86_64 the NEON rows run on worker threads whose NEON kernel calls go to the aarch64
+/// build under qemu ([`qemu`]), beside the native rows; the returned rows (and so the CSV)
+/// keep the families' order.
 pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
     for k in &config.kernels {
         if Kernel::from_name(k).is_none() {
@@ -339,49 +345,147 @@ pub fn run(config: &VerifyConfig, out: &mut dyn Write) -> Result<Vec<Row>> {
         .chain(ops::families(config))
         .chain(quantizers::families(config))
         .collect();
-    let mut neon = qemu::NeonRun::start(config);
-    let style =
-        ProgressStyle::with_template("{spinner} verify: {pos} cases checked ({elapsed}) {msg}")
-            .expect("static template");
-    let mut rows = Vec::with_capacity(jobs.len());
-    let mut from_qemu = Vec::new();
-    for job in jobs {
-        let bar = ProgressBar::new_spinner().with_style(style.clone());
-        PROGRESS.with(|p| *p.borrow_mut() = Some(bar.clone()));
-        let started = Instant::now();
-        let mut row = job()?;
-        row.secs = started.elapsed().as_secs_f64();
-        bar.finish_and_clear();
-        PROGRESS.with(|p| *p.borrow_mut() = None);
-        if row.isa == Isa::Neon && matches!(row.status, Status::Skipped(_)) && neon.is_running() {
-            from_qemu.push(rows.len());
+    let wants_emulated_neon = config.neon_under_qemu
+        && !Isa::Neon.is_available()
+        && jobs.iter().any(|j| j.isa == Isa::Neon);
+    let (servers, qemu_unavailable) = if wants_emulated_neon {
+        start_servers()
+    } else {
+        (Vec::new(), None)
+    };
+    let mut rows: Vec<Option<Row>> = vec![None; jobs.len()];
+    let mut native = Vec::new();
+    let mut emulated = std::collections::VecDeque::new();
+    for (i, job) in jobs.into_iter().enumerate() {
+        if job.isa == Isa::Neon && !servers.is_empty() {
+            emulated.push_back((i, job));
         } else {
-            emit(&row)?;
+            native.push((i, job));
         }
-        rows.push(row);
     }
-    if !from_qemu.is_empty() {
-        let bar = ProgressBar::new_spinner()
-            .with_style(
-                ProgressStyle::with_template("{spinner} verify: {msg} ({elapsed})")
-                    .expect("static template"),
-            )
-            .with_message("waiting for the NEON rows (qemu-aarch64)");
-        bar.enable_steady_tick(std::time::Duration::from_millis(200));
-        for &i in &from_qemu {
-            let skipped = rows[i].clone();
-            rows[i] = neon.row_for(skipped);
-            if i == from_qemu[0] {
-                bar.finish_and_clear();
+    let pending = emulated.len();
+    let queue = Mutex::new(emulated);
+    let (done, finished) = std::sync::mpsc::channel::<(usize, Result<Row>)>();
+    std::thread::scope(|scope| -> Result<()> {
+        for server in servers {
+            let (queue, done) = (&queue, done.clone());
+            scope.spawn(move || {
+                qemu::with_server(Some(server), || loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                    let Some((i, job)) = next else { break };
+                    let started = Instant::now();
+                    let row = job.run().map(|mut row| {
+                        row.secs = started.elapsed().as_secs_f64();
+                        if !matches!(row.status, Status::Skipped(_)) {
+                            row.note = format!("qemu-aarch64: {}", row.note);
+                        }
+                        row
+                    });
+                    if done.send((i, row)).is_err() {
+                        break;
+                    }
+                })
+            });
+        }
+        drop(done);
+        // On an error, the workers stop after their current row.
+        let abandon = || queue.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        let style =
+            ProgressStyle::with_template("{spinner} verify: {pos} cases checked ({elapsed}) {msg}")
+                .expect("static template");
+        let mut received = 0;
+        for (i, job) in native {
+            let bar = ProgressBar::new_spinner().with_style(style.clone());
+            PROGRESS.with(|p| *p.borrow_mut() = Some(bar.clone()));
+            let started = Instant::now();
+            let result = job.run();
+            bar.finish_and_clear();
+            PROGRESS.with(|p| *p.borrow_mut() = None);
+            let mut row = result.inspect_err(|_| abandon())?;
+            row.secs = started.elapsed().as_secs_f64();
+            if let (Some(reason), Isa::Neon, Status::Skipped(_)) =
+                (&qemu_unavailable, row.isa, &row.status)
+            {
+                row.note = format!("{}; {reason}", row.note);
+                row.status = Status::Skipped(row.note.clone());
             }
-            emit(&rows[i])?;
+            emit(&row)?;
+            rows[i] = Some(row);
+            while let Ok((i, row)) = finished.try_recv() {
+                let row = row.inspect_err(|_| abandon())?;
+                emit(&row)?;
+                rows[i] = Some(row);
+                received += 1;
+            }
         }
-    }
-    Ok(rows)
+        if received < pending {
+            let bar = ProgressBar::new_spinner()
+                .with_style(
+                    ProgressStyle::with_template("{spinner} verify: {msg} ({elapsed})")
+                        .expect("static template"),
+                )
+                .with_message(format!(
+                    "{} NEON rows to go (kernels under qemu-aarch64)",
+                    pending - received
+                ));
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            for (i, row) in finished.iter() {
+                let row = row.inspect_err(|_| abandon())?;
+                bar.suspend(|| emit(&row))?;
+                rows[i] = Some(row);
+                received += 1;
+                bar.set_message(format!(
+                    "{} NEON rows to go (kernels under qemu-aarch64)",
+                    pending - received
+                ));
+            }
+            bar.finish_and_clear();
+        }
+        Ok(())
+    })?;
+    rows.into_iter()
+        .map(|r| {
+            r.ok_or_else(|| anyhow::anyhow!("a NEON worker stopped before its rows were done"))
+        })
+        .collect()
 }
 
-/// One row's work, deferred so rows can be printed as they finish.
-pub type Job = Box<dyn FnOnce() -> Result<Row> + Send>;
+/// The kernel servers for the NEON workers, or why there are none.
+fn start_servers() -> (Vec<qemu::Server>, Option<String>) {
+    match qemu::Server::start() {
+        Err(reason) => (Vec::new(), Some(reason)),
+        Ok(first) => {
+            let mut servers = vec![first];
+            while servers.len() < NEON_WORKERS {
+                match qemu::Server::start() {
+                    Ok(s) => servers.push(s),
+                    Err(_) => break,
+                }
+            }
+            (servers, None)
+        }
+    }
+}
+
+/// One row's work, deferred so rows can be printed as they finish, tagged with its ISA (the
+/// NEON rows of an x86_64 run go to the workers whose kernel calls run under qemu).
+pub struct Job {
+    pub isa: Isa,
+    work: Box<dyn FnOnce() -> Result<Row> + Send>,
+}
+
+impl Job {
+    pub fn new(isa: Isa, work: impl FnOnce() -> Result<Row> + Send + 'static) -> Job {
+        Job {
+            isa,
+            work: Box::new(work),
+        }
+    }
+
+    pub fn run(self) -> Result<Row> {
+        (self.work)()
+    }
+}
 
 fn header() -> String {
     format!(
@@ -585,5 +689,28 @@ impl<K: Hash + Eq + Clone, V> Memo<K, V> {
         let v = Arc::new(make()?);
         *slot = Some(v.clone());
         Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kernel call that panics (as a NEON call does when its server fails) fails the case
+    /// and is reported with its seed, rather than ending the run.
+    #[test]
+    fn a_panicking_check_fails_its_row() {
+        let outcome = run_property(0u32..1000, 20, 7, |&v| {
+            if v > 500 {
+                panic!("NEON under qemu-aarch64: lost the qemu-aarch64 server");
+            }
+            Ok(Metrics::default())
+        });
+        let failure = outcome.failure.expect("the panic fails the property");
+        assert!(failure.contains("seed 7"), "{failure}");
+        assert!(
+            failure.contains("lost the qemu-aarch64 server"),
+            "{failure}"
+        );
     }
 }

@@ -282,7 +282,7 @@ pub fn check_case_with(
             let eps = [1e-5f32, 1e-6, 1e-2][(case.seed % 3) as usize];
             let run = |isa: Isa| {
                 let mut out = vec![f32::NAN; n];
-                ops::rmsnorm(isa, &x, &w, eps, &mut out);
+                super::qemu::rmsnorm(isa, &x, &w, eps, &mut out);
                 out
             };
             let got = run(isa);
@@ -321,7 +321,7 @@ pub fn check_case_with(
             };
             let run = |isa: Isa| {
                 let mut y = x.clone();
-                ops::rope(isa, style, &mut y, hd, &cos, &sin);
+                super::qemu::rope(isa, style, &mut y, hd, &cos, &sin);
                 y
             };
             let got = match planted {
@@ -366,7 +366,7 @@ pub fn check_case_with(
             let up = values(&mut rng, n, 1.0);
             let run = |isa: Isa| {
                 let mut out = vec![f32::NAN; n];
-                ops::swiglu(isa, &gate, &up, &mut out);
+                super::qemu::swiglu(isa, &gate, &up, &mut out);
                 out
             };
             let got = run(isa);
@@ -393,7 +393,7 @@ pub fn check_case_with(
             let x = values(&mut rng, n, if case.large { 400.0 } else { 3.0 });
             let run = |isa: Isa| {
                 let mut y = x.clone();
-                ops::softmax(isa, &mut y);
+                super::qemu::softmax(isa, &mut y);
                 y
             };
             let got = run(isa);
@@ -422,7 +422,7 @@ pub fn check_case_with(
             let y0 = values(&mut rng, n, if case.large { 1e4 } else { 1.0 });
             let run = |isa: Isa| {
                 let mut y = y0.clone();
-                ops::residual_add(isa, &mut y, &x);
+                super::qemu::residual_add(isa, &mut y, &x);
                 y
             };
             let got = run(isa);
@@ -446,7 +446,7 @@ pub fn check_case_with(
             let x = exp_arguments(case, &mut rng);
             let run = |isa: Isa| {
                 let mut y = x.clone();
-                ops::exp_in_place(isa, &mut y);
+                super::qemu::exp_in_place(isa, &mut y);
                 y
             };
             let got = match planted {
@@ -636,8 +636,8 @@ pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
             continue;
         }
         for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
-            jobs.push(Box::new(move || {
-                if let Some(reason) = isa.unavailable_reason() {
+            jobs.push(super::Job::new(isa, move || {
+                if let Some(reason) = super::qemu::unavailable_reason(isa) {
                     return Ok(Row::skipped(kernel(op), design(op), isa, reason));
                 }
                 let outcome = run_checks(op, isa, cases, seed, None);
@@ -647,7 +647,7 @@ pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
     }
     // The table is ISA-independent (f64 angles, computed once per model): one scalar row.
     if config.wants_kernel(ROPE_TABLE) && config.wants_isa(Isa::Scalar) {
-        jobs.push(Box::new(move || {
+        jobs.push(super::Job::new(Isa::Scalar, move || {
             let outcome = run_rope_table_checks(cases, seed, &ops::RopeTable::new);
             Ok(row(
                 Kernel::RopeTable,

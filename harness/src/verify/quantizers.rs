@@ -220,7 +220,7 @@ pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
     let mut jobs: Vec<super::Job> = Vec::new();
     let (cases, seed) = (config.cases, config.seed);
     if config.wants_kernel(QUANTIZE_Q8K) && config.wants_isa(Isa::Scalar) {
-        jobs.push(Box::new(move || {
+        jobs.push(super::Job::new(Isa::Scalar, move || {
             let outcome = run_q8k_checks(cases, seed, &BlockQ8K::quantize_row);
             Ok(row_spec(QUANTIZE_Q8K, cases, outcome))
         }));
