@@ -27,7 +27,9 @@
 //!   `|q - x*id| <= 1/2` and `|x*id - x/d| <= 2.01u |x/d| <= 256u` give
 //!   `|d_x q - x| <= |q| |d_x - d| + |d| (1/2 + 256u)` (and `|x|` itself where `id = 0`).
 
-use super::bounds::{gamma_f32, matmul_f32_rel, U};
+use super::bounds::{gamma_f32, U};
+pub use super::oracle::F32Kernel;
+use super::oracle::{self, ref_err, F32Prepared, Oracle};
 use super::{qemu, row_with_note, run_property, Memo, Metrics, PropertyOutcome, Row, VerifyConfig};
 use crate::registry::{Design, Kernel};
 use anyhow::Result;
@@ -565,72 +567,6 @@ pub fn generate_activations(style: ActStyle, rng: &mut StdRng, len: usize) -> Ve
     }
 }
 
-fn sentinel_y(dims: &MatmulDims) -> Vec<f32> {
-    vec![f32::NAN; dims.n * dims.y_stride]
-}
-
-struct Oracle {
-    want: Vec<f64>,
-    bound: Vec<f64>,
-    scale: Vec<f64>,
-}
-
-fn compare(got: &[f32], oracle: &Oracle, dims: &MatmulDims) -> Result<Metrics, String> {
-    let mut m = Metrics::default();
-    for i in 0..dims.n {
-        for r in 0..dims.rows {
-            let o = i * dims.rows + r;
-            m.record(
-                got[i * dims.y_stride + r] as f64,
-                oracle.want[o],
-                oracle.scale[o],
-                oracle.bound[o],
-            )
-            .map_err(|e| format!("output (n={i}, row={r}): {e}"))?;
-        }
-        for p in dims.rows..dims.y_stride {
-            if !got[i * dims.y_stride + p].is_nan() {
-                return Err(format!("wrote y padding at (n={i}, col={p})"));
-            }
-        }
-    }
-    Ok(m)
-}
-
-fn compare_with_scalar(
-    got: &[f32],
-    scalar: &[f32],
-    bound: Option<&[f64]>,
-    dims: &MatmulDims,
-) -> Result<(), String> {
-    for i in 0..dims.n {
-        for r in 0..dims.rows {
-            let (a, b) = (got[i * dims.y_stride + r], scalar[i * dims.y_stride + r]);
-            let ok = match bound {
-                None => a.to_bits() == b.to_bits(),
-                Some(bound) => ((a - b) as f64).abs() <= 2.0 * bound[i * dims.rows + r],
-            };
-            if !ok {
-                return Err(format!(
-                    "differs from scalar at (n={i}, row={r}): {a:e} vs scalar {b:e}{}",
-                    if bound.is_none() {
-                        " (must be bit-exact)"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn ref_err(e: reference::quant::RefError) -> String {
-    format!("reference rejected the input: {e}")
-}
-
-/// A kernel under test with the f32 design's signature.
-pub type F32Kernel<'a, W> = &'a dyn Fn(&[f32], &[W], &mut [f32], MatmulDims);
 /// A kernel under test with an integer design's signature.
 pub type IntKernel<'a, W> = &'a dyn Fn(&ActBlocks, &[W], &mut [f32], MatmulDims);
 
@@ -642,26 +578,13 @@ fn weights_for<W: Weight32>(case: &Case32, rng: &mut StdRng) -> Vec<W> {
     )
 }
 
-/// A case of the f32 design, generated, with its oracle.
-pub struct F32Prepared<W> {
-    w: Vec<W>,
-    x: Vec<f32>,
-    oracle: Oracle,
-}
-
 /// Generates the inputs of an f32-design case and computes its reference.
 fn prepare_f32<W: Weight32>(case: &Case32) -> Result<F32Prepared<W>, String> {
     let dims = case.dims();
     let mut rng = StdRng::seed_from_u64(case.seed);
     let w = weights_for::<W>(case, &mut rng);
     let x = generate_activations(case.acts, &mut rng, case.n * dims.k);
-    let wf = reference::quant::dequantize(W::REF, bytemuck::cast_slice(&w)).map_err(ref_err)?;
-    let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let (want, scale) = reference::matmul::matmul_and_abs(&xf, &wf, case.n, dims.k, case.rows);
-    let g = matmul_f32_rel(dims.k);
-    let bound: Vec<f64> = scale.iter().map(|s| g * s).collect();
-    let oracle = Oracle { want, bound, scale };
-    Ok(F32Prepared { w, x, oracle })
+    F32Prepared::new(w, x, W::REF, &dims)
 }
 
 /// f32 design: `kernel` against the reference and, when given, against `scalar`.
@@ -670,36 +593,11 @@ pub fn check_f32_case<W: Weight32>(
     kernel: F32Kernel<W>,
     scalar: Option<F32Kernel<W>>,
 ) -> Result<Metrics, String> {
-    check_f32_prepared(case, &prepare_f32(case)?, kernel, scalar)
+    prepare_f32(case)?.check(case.dims(), kernel, scalar)
 }
 
-fn check_f32_prepared<W: Weight32>(
-    case: &Case32,
-    p: &F32Prepared<W>,
-    kernel: F32Kernel<W>,
-    scalar: Option<F32Kernel<W>>,
-) -> Result<Metrics, String> {
-    let dims = case.dims();
-    let (w, x, oracle) = (&p.w, &p.x, &p.oracle);
-    let mut y = sentinel_y(&dims);
-    kernel(x, w, &mut y, dims);
-    let metrics = compare(&y, oracle, &dims)?;
-    if let Some(scalar) = scalar {
-        let mut ys = sentinel_y(&dims);
-        scalar(x, w, &mut ys, dims);
-        compare_with_scalar(&y, &ys, Some(&oracle.bound), &dims)?;
-    }
-    Ok(metrics)
-}
-
-/// A case of an integer design, generated, with its two oracles: the reference on the quantized
-/// activations (tight bound, module docs) and on the f32 activations (the reported figures).
-pub struct IntPrepared<W> {
-    w: Vec<W>,
-    xq: ActBlocks,
-    tight: Oracle,
-    total: Oracle,
-}
+/// A case of an integer design, generated, with its oracles (module docs give the bounds).
+pub type IntPrepared<W> = oracle::IntPrepared<ActBlocks, W>;
 
 /// Generates the inputs of an integer-design case (activations quantized by the scalar
 /// quantizer) and computes its oracles.
@@ -768,7 +666,7 @@ fn prepare_int<W: Weight32>(case: &Case32) -> Result<IntPrepared<W>, String> {
         w,
         xq,
         tight,
-        total,
+        total: Some(total),
     })
 }
 
@@ -780,27 +678,7 @@ pub fn check_int_case<W: Weight32>(
     kernel: IntKernel<W>,
     scalar: Option<IntKernel<W>>,
 ) -> Result<Metrics, String> {
-    check_int_prepared(case, &prepare_int(case)?, kernel, scalar)
-}
-
-fn check_int_prepared<W: Weight32>(
-    case: &Case32,
-    p: &IntPrepared<W>,
-    kernel: IntKernel<W>,
-    scalar: Option<IntKernel<W>>,
-) -> Result<Metrics, String> {
-    let dims = case.dims();
-    let mut y = sentinel_y(&dims);
-    kernel(&p.xq, &p.w, &mut y, dims);
-    let own = compare(&y, &p.tight, &dims)?;
-    let mut metrics = compare(&y, &p.total, &dims)?;
-    metrics.max_bound_use = own.max_bound_use;
-    if let Some(scalar) = scalar {
-        let mut ys = sentinel_y(&dims);
-        scalar(&p.xq, &p.w, &mut ys, dims);
-        compare_with_scalar(&y, &ys, None, &dims)?;
-    }
-    Ok(metrics)
+    prepare_int(case)?.check(case.dims(), kernel, scalar)
 }
 
 /// The prepared cases of one weight format, shared by its rows (see [`Memo`]).
@@ -882,7 +760,7 @@ pub fn verify_variant<W: Weight32>(
         let oracle: Option<F32Kernel<W>> = (isa != Isa::Scalar).then_some(&scalar);
         run_cases(real, cases, seed, |case| {
             let p = memo.f32.get_or_try(case, || prepare_f32(case))?;
-            check_f32_prepared(case, &p, &kernel, oracle)
+            p.check(case.dims(), &kernel, oracle)
         })
     } else {
         let kernel = |x: &ActBlocks, w: &[W], y: &mut [f32], d| W::int_kernel(isa, x, w, y, d);
@@ -891,7 +769,7 @@ pub fn verify_variant<W: Weight32>(
         let oracle: Option<IntKernel<W>> = (isa != Isa::Scalar).then_some(&scalar);
         run_cases(real, cases, seed, |case| {
             let p = memo.int.get_or_try(case, || prepare_int(case))?;
-            check_int_prepared(case, &p, &kernel, oracle)
+            p.check(case.dims(), &kernel, oracle)
         })
     };
     row_with_note(W::KERNEL, design, isa, cases, outcome, |isa| {

@@ -20,6 +20,8 @@
 //!   scalar `q8k` on the original blocks), on the same cases with the rows rounded up to whole
 //!   8-row panels.
 
+pub use super::oracle::F32Kernel;
+use super::oracle::{ref_err, F32Prepared, IntKernel, IntPrepared, Oracle};
 use super::{gamma_f32, qemu, run_property, Memo, Metrics, Row, VerifyConfig};
 use crate::registry::{Design as RDesign, Kernel};
 use anyhow::Result;
@@ -436,91 +438,12 @@ pub fn generate_activations(style: ActStyle, rng: &mut StdRng, len: usize) -> Ve
     }
 }
 
-/// The f64 oracle results for one case.
-struct Oracle {
-    /// Reference result.
-    want: Vec<f64>,
-    /// Per output, the error bound.
-    bound: Vec<f64>,
-    /// Per output, the condition scale sum |w x| (for the relative error).
-    scale: Vec<f64>,
-}
-
-fn sentinel_y(dims: &MatmulDims) -> Vec<f32> {
-    vec![f32::NAN; dims.n * dims.y_stride]
-}
-
-/// Checks one output matrix against the oracle, and that the stride padding was not written.
-fn compare(got: &[f32], oracle: &Oracle, dims: &MatmulDims) -> Result<Metrics, String> {
-    let mut m = Metrics::default();
-    for i in 0..dims.n {
-        for r in 0..dims.rows {
-            let o = i * dims.rows + r;
-            m.record(
-                got[i * dims.y_stride + r] as f64,
-                oracle.want[o],
-                oracle.scale[o],
-                oracle.bound[o],
-            )
-            .map_err(|e| format!("output (n={i}, row={r}): {e}"))?;
-        }
-        for p in dims.rows..dims.y_stride {
-            if !got[i * dims.y_stride + p].is_nan() {
-                return Err(format!("wrote y padding at (n={i}, col={p})"));
-            }
-        }
-    }
-    Ok(m)
-}
-
-/// Compares a SIMD variant with scalar: exact bits, or within `bound` per output.
-fn compare_with_scalar(
-    got: &[f32],
-    scalar: &[f32],
-    bound: Option<&[f64]>,
-    dims: &MatmulDims,
-) -> Result<(), String> {
-    for i in 0..dims.n {
-        for r in 0..dims.rows {
-            let (a, b) = (got[i * dims.y_stride + r], scalar[i * dims.y_stride + r]);
-            let ok = match bound {
-                None => a.to_bits() == b.to_bits(),
-                Some(bound) => ((a - b) as f64).abs() <= 2.0 * bound[i * dims.rows + r],
-            };
-            if !ok {
-                return Err(format!(
-                    "differs from scalar at (n={i}, row={r}): {a:e} vs scalar {b:e}{}",
-                    if bound.is_none() {
-                        " (must be bit-exact)"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 fn as_bytes<T: bytemuck::Pod>(v: &[T]) -> &[u8] {
     bytemuck::cast_slice(v)
 }
 
-fn ref_err(e: reference::quant::RefError) -> String {
-    format!("reference rejected the input: {e}")
-}
-
-/// A kernel under test with the f32 design's signature.
-pub type F32Kernel<'a, B> = &'a dyn Fn(&[f32], &[B], &mut [f32], MatmulDims);
 /// A kernel under test with the q8k design's signature.
 pub type Q8kKernel<'a, B> = &'a dyn Fn(&[BlockQ8K], &[B], &mut [f32], MatmulDims);
-
-/// A case of the f32 design, generated, with its oracle.
-pub struct F32Prepared<B> {
-    w: Vec<B>,
-    x: Vec<f32>,
-    oracle: Oracle,
-}
 
 /// Generates the inputs of an f32-design case and computes its reference.
 fn prepare_f32<B: WeightFormat>(case: &MatmulCase) -> Result<F32Prepared<B>, String> {
@@ -528,14 +451,7 @@ fn prepare_f32<B: WeightFormat>(case: &MatmulCase) -> Result<F32Prepared<B>, Str
     let mut rng = StdRng::seed_from_u64(case.seed);
     let w = B::generate(case.weights, &mut rng, case.rows, case.k_blocks);
     let x = generate_activations(case.acts, &mut rng, case.n * dims.k);
-
-    let wf = reference::quant::dequantize(B::REF, as_bytes(&w)).map_err(ref_err)?;
-    let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
-    let (want, scale) = reference::matmul::matmul_and_abs(&xf, &wf, case.n, dims.k, case.rows);
-    let g = gamma_f32(dims.k + 2);
-    let bound: Vec<f64> = scale.iter().map(|s| g * s).collect();
-    let oracle = Oracle { want, bound, scale };
-    Ok(F32Prepared { w, x, oracle })
+    F32Prepared::new(w, x, B::REF, &dims)
 }
 
 /// f32 design: `kernel` against the reference and, when given, against `scalar`.
@@ -544,26 +460,7 @@ pub fn check_f32_case<B: WeightFormat>(
     kernel: F32Kernel<B>,
     scalar: Option<F32Kernel<B>>,
 ) -> Result<Metrics, String> {
-    check_f32_prepared(case, &prepare_f32(case)?, kernel, scalar)
-}
-
-fn check_f32_prepared<B: WeightFormat>(
-    case: &MatmulCase,
-    p: &F32Prepared<B>,
-    kernel: F32Kernel<B>,
-    scalar: Option<F32Kernel<B>>,
-) -> Result<Metrics, String> {
-    let dims = case.dims();
-    let (w, x, oracle) = (&p.w, &p.x, &p.oracle);
-    let mut y = sentinel_y(&dims);
-    kernel(x, w, &mut y, dims);
-    let metrics = compare(&y, oracle, &dims)?;
-    if let Some(scalar) = scalar {
-        let mut ys = sentinel_y(&dims);
-        scalar(x, w, &mut ys, dims);
-        compare_with_scalar(&y, &ys, Some(&oracle.bound), &dims)?;
-    }
-    Ok(metrics)
+    prepare_f32(case)?.check(case.dims(), kernel, scalar)
 }
 
 /// Activations for the q8k design: Q8_K blocks, and the f32 values they stand for (None when
@@ -597,15 +494,8 @@ fn q8k_activations(
     (xq, Some(x))
 }
 
-/// A case of the q8k design, generated, with its two oracles: the reference on the quantized
-/// activations (tight bound) and, when the activations came from f32 values, the reference on
-/// those (the reported figures, quantization included).
-pub struct Q8kPrepared<B> {
-    w: Vec<B>,
-    xq: Vec<BlockQ8K>,
-    tight: Oracle,
-    total: Option<Oracle>,
-}
+/// A case of the q8k design, generated, with its oracles.
+pub type Q8kPrepared<B> = IntPrepared<Vec<BlockQ8K>, B>;
 
 /// Generates the inputs of a q8k-design case, checks their quantization against its bound and
 /// computes the oracles.
@@ -684,23 +574,11 @@ fn check_q8k_prepared<B: WeightFormat>(
     kernel: Q8kKernel<B>,
     scalar: Option<Q8kKernel<B>>,
 ) -> Result<Metrics, String> {
-    let dims = case.dims();
-    let mut y = sentinel_y(&dims);
-    kernel(&p.xq, &p.w, &mut y, dims);
-    let mut metrics = compare(&y, &p.tight, &dims)?;
-    if let Some(total) = &p.total {
-        // NMSE and the error columns describe the design (quantization included); bound_use
-        // stays the kernel's own, against the tight float bound.
-        let own_bound_use = metrics.max_bound_use;
-        metrics = compare(&y, total, &dims)?;
-        metrics.max_bound_use = own_bound_use;
-    }
-    if let Some(scalar) = scalar {
-        let mut ys = sentinel_y(&dims);
-        scalar(&p.xq, &p.w, &mut ys, dims);
-        compare_with_scalar(&y, &ys, None, &dims)?;
-    }
-    Ok(metrics)
+    let kernel = |xq: &Vec<BlockQ8K>, w: &[B], y: &mut [f32], d| kernel(xq, w, y, d);
+    let scalar =
+        scalar.map(|s| move |xq: &Vec<BlockQ8K>, w: &[B], y: &mut [f32], d| s(xq, w, y, d));
+    let scalar: Option<IntKernel<Vec<BlockQ8K>, B>> = scalar.as_ref().map(|s| s as _);
+    p.check(case.dims(), &kernel, scalar)
 }
 
 /// The prepared cases of one weight format, shared by its rows (see [`Memo`]).
@@ -737,7 +615,7 @@ pub fn verify_variant<B: WeightFormat>(
             let oracle: Option<F32Kernel<B>> = (isa != Isa::Scalar).then_some(&scalar);
             run_property(case_strategy(), cases, seed, |case| {
                 let p = memo.f32.get_or_try(case, || prepare_f32(case))?;
-                check_f32_prepared(case, &p, &kernel, oracle)
+                p.check(case.dims(), &kernel, oracle)
             })
         }
         Design::Q8K => {

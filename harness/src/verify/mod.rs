@@ -16,6 +16,7 @@ pub mod bounds;
 pub mod matmul;
 pub mod model;
 pub mod ops;
+pub mod oracle;
 pub mod planted32;
 pub mod qemu;
 pub mod quantizers;
