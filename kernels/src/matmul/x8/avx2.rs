@@ -159,146 +159,40 @@ unsafe fn q4k_tile<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) 
     }
 }
 
-/// The 6-bit values of part `part` (0..4) of positions `4t .. 4t+4` of half `h` of eight rows:
-/// low nibble from `ql` group `t` (parts 0, 2) or `t + 8` (parts 1, 3), the two high bits from
-/// bits `2*part` of `qh` group `t`.
-///
-/// # Safety
-/// AVX2 enabled; `t < 8`, `h < 2`.
-#[inline(always)]
-unsafe fn q6_values(w: &BlockQ6Kx8, h: usize, part: usize, t: usize) -> __m256i {
-    // SAFETY: `(16h + t + 8) * 32 + 32 <= 1024` and `(8h + t) * 32 + 32 <= 512`.
-    unsafe {
-        let low4 = _mm256_set1_epi8(0xF);
-        let high2 = _mm256_set1_epi8(0x30);
-        let a = _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t + 8 * (part & 1)) * 32).cast());
-        let qh = _mm256_loadu_si256(w.qh.as_ptr().add((8 * h + t) * 32).cast());
-        let lo = if part < 2 {
-            _mm256_and_si256(a, low4)
-        } else {
-            _mm256_and_si256(_mm256_srli_epi16::<4>(a), low4)
-        };
-        // Bits 2*part..2*part+2 of each qh byte moved to bits 4..6 (16-bit shifts move no
-        // bit of another byte into bits 4..6).
-        let hi = match part {
-            0 => _mm256_slli_epi16::<4>(qh),
-            1 => _mm256_slli_epi16::<2>(qh),
-            2 => qh,
-            _ => _mm256_srli_epi16::<2>(qh),
-        };
-        _mm256_or_si256(lo, _mm256_and_si256(hi, high2))
-    }
-}
-
-/// [`q4k_tile`] for Q6_K.
+/// [`q4k_tile`] for Q6_K, whose repacked values are whole bytes (`q + 32`, 0..64): no
+/// unpacking, one load per four positions of the eight rows.
 ///
 /// # Safety
 /// As [`q4k_tile`].
 #[inline(always)]
 unsafe fn q6k_tile<const R: usize>(wp: &[BlockQ6Kx8], xs: [*const BlockQ8K; R]) -> [__m256; R] {
-    // SAFETY: as in `q4k_tile`.
+    // SAFETY: as in `q4k_tile`: `16g + 12 + 4 <= 256` activation bytes, `(4g + 3) * 32 + 32
+    // <= 2048` weight bytes, `8g + 8 <= 128` scale bytes.
     unsafe {
         let mut acc = [_mm256_setzero_ps(); R];
         for (b, w) in wp.iter().enumerate() {
             let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
             let mut sumi = [_mm256_setzero_si256(); R];
-            for h in 0..2 {
-                for part in 0..4 {
-                    for u in 0..2 {
-                        // Group `8h + 2part + u`: positions 128h + 32part + 16u .. +16.
-                        let g = 8 * h + 2 * part + u;
-                        let sc = dup_i8(w.scales.as_ptr().add(8 * g));
-                        for pair in 0..2 {
-                            let t0 = 4 * u + 2 * pair;
-                            let v0 = q6_values(w, h, part, t0);
-                            let v1 = q6_values(w, h, part, t0 + 1);
-                            for i in 0..R {
-                                let xq = xb[i].qs.as_ptr().add(128 * h + 32 * part + 4 * t0);
-                                // Two `maddubs` of at most 2*63*128 = 16128 each: their sum
-                                // (<= 32256) fits i16; one more would not.
-                                let s = _mm256_add_epi16(
-                                    _mm256_maddubs_epi16(v0, bcast4(xq)),
-                                    _mm256_maddubs_epi16(v1, bcast4(xq.add(4))),
-                                );
-                                sumi[i] = _mm256_add_epi32(sumi[i], _mm256_madd_epi16(s, sc));
-                            }
-                        }
-                    }
-                }
-            }
-            q6k_finish(w, &xb, &mut sumi, &mut acc);
-        }
-        acc
-    }
-}
-
-/// [`q6k_tile`] with the value vectors shared across parts: each `(h, t)` loads its `ql`
-/// pair and `qh` once and unpacks all four parts, which feed four i16 accumulators (one per
-/// part) per activation row. Less unpacking per `maddubs`, more registers per row: the
-/// decode (`R = 1`) tile.
-///
-/// # Safety
-/// As [`q4k_tile`].
-#[inline(always)]
-unsafe fn q6k_tile_shared<const R: usize>(
-    wp: &[BlockQ6Kx8],
-    xs: [*const BlockQ8K; R],
-) -> [__m256; R] {
-    // SAFETY: as in `q4k_tile`.
-    unsafe {
-        let low4 = _mm256_set1_epi8(0xF);
-        let high2 = _mm256_set1_epi8(0x30);
-        let mut acc = [_mm256_setzero_ps(); R];
-        for (b, w) in wp.iter().enumerate() {
-            let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
-            let mut sumi = [_mm256_setzero_si256(); R];
-            for h in 0..2 {
-                for u in 0..2 {
-                    for pair in 0..2 {
-                        // Per part, two `maddubs` (t0, t0+1) of at most 2*63*128 = 16128 each:
-                        // their sum (<= 32256) fits i16.
-                        let mut s = [[_mm256_setzero_si256(); 4]; R];
-                        for dt in 0..2 {
-                            let t = 4 * u + 2 * pair + dt;
-                            let a = _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t) * 32).cast());
-                            let bq =
-                                _mm256_loadu_si256(w.ql.as_ptr().add((16 * h + t + 8) * 32).cast());
-                            let qh = _mm256_loadu_si256(w.qh.as_ptr().add((8 * h + t) * 32).cast());
-                            let v = [
-                                _mm256_or_si256(
-                                    _mm256_and_si256(a, low4),
-                                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), high2),
-                                ),
-                                _mm256_or_si256(
-                                    _mm256_and_si256(bq, low4),
-                                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), high2),
-                                ),
-                                _mm256_or_si256(
-                                    _mm256_and_si256(_mm256_srli_epi16::<4>(a), low4),
-                                    _mm256_and_si256(qh, high2),
-                                ),
-                                _mm256_or_si256(
-                                    _mm256_and_si256(_mm256_srli_epi16::<4>(bq), low4),
-                                    _mm256_and_si256(_mm256_srli_epi16::<2>(qh), high2),
-                                ),
-                            ];
-                            for i in 0..R {
-                                let xq = xb[i].qs.as_ptr().add(128 * h + 4 * t);
-                                for part in 0..4 {
-                                    let p =
-                                        _mm256_maddubs_epi16(v[part], bcast4(xq.add(32 * part)));
-                                    s[i][part] = _mm256_add_epi16(s[i][part], p);
-                                }
-                            }
-                        }
-                        for part in 0..4 {
-                            let sc = dup_i8(w.scales.as_ptr().add(8 * (8 * h + 2 * part + u)));
-                            for i in 0..R {
-                                let m = _mm256_madd_epi16(s[i][part], sc);
-                                sumi[i] = _mm256_add_epi32(sumi[i], m);
-                            }
-                        }
-                    }
+            for g in 0..16 {
+                // Group `g`: positions 16g .. 16g+16, one scale per row.
+                let sc = dup_i8(w.scales.as_ptr().add(8 * g));
+                let v: [__m256i; 4] = std::array::from_fn(|u| {
+                    _mm256_loadu_si256(w.q.as_ptr().add((4 * g + u) * 32).cast())
+                });
+                for i in 0..R {
+                    let xq = xb[i].qs.as_ptr().add(16 * g);
+                    // Two `maddubs` of at most 2*63*128 = 16128 each: their sum (<= 32256)
+                    // fits i16; one more would not.
+                    let s0 = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(v[0], bcast4(xq)),
+                        _mm256_maddubs_epi16(v[1], bcast4(xq.add(4))),
+                    );
+                    let s1 = _mm256_add_epi16(
+                        _mm256_maddubs_epi16(v[2], bcast4(xq.add(8))),
+                        _mm256_maddubs_epi16(v[3], bcast4(xq.add(12))),
+                    );
+                    let t = _mm256_add_epi32(_mm256_madd_epi16(s0, sc), _mm256_madd_epi16(s1, sc));
+                    sumi[i] = _mm256_add_epi32(sumi[i], t);
                 }
             }
             q6k_finish(w, &xb, &mut sumi, &mut acc);
@@ -345,26 +239,6 @@ unsafe fn q6k_finish<const R: usize>(
         }
     }
 }
-
-/// The Q6_K tile of each size: measured on the Zen 3, the shared unpacking wins for one
-/// row (decode) and the per-part loop for tiles that share each load over more rows.
-#[inline(always)]
-unsafe fn q6k_tile_best<const R: usize>(
-    wp: &[BlockQ6Kx8],
-    xs: [*const BlockQ8K; R],
-) -> [__m256; R] {
-    // SAFETY: the caller's contract is that of both tiles.
-    unsafe {
-        if R <= Q6K_SHARED_MAX_R {
-            q6k_tile_shared::<R>(wp, xs)
-        } else {
-            q6k_tile::<R>(wp, xs)
-        }
-    }
-}
-
-/// Largest tile that takes [`q6k_tile_shared`].
-const Q6K_SHARED_MAX_R: usize = 4;
 
 /// The loop nest shared by both formats: `tile::<R>(panel, rows)` computes one register tile.
 macro_rules! x8_driver {
@@ -429,4 +303,4 @@ macro_rules! x8_driver {
 }
 
 x8_driver!(matmul_q4kx8_q8k, BlockQ4Kx8, q4k_tile);
-x8_driver!(matmul_q6kx8_q8k, BlockQ6Kx8, q6k_tile_best);
+x8_driver!(matmul_q6kx8_q8k, BlockQ6Kx8, q6k_tile);
