@@ -13,17 +13,14 @@
 //! Only AVX-512 F/BW/VL/VNNI intrinsics (no DQ-only ones: no `_mm512_or_ps`, the sign is
 //! taken with integer ops).
 
-use super::x86::X86Block;
 use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, IntDots, IntIsa, Q4_1Dots,
-    Unpack,
+    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, F32Dots, F32Isa, IntDots,
+    IntIsa, Q4_1Dots,
 };
-use crate::matmul::driver::RowDots;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::simd::x86::{f16_to_f32, hsum_epi32};
 use half::f16;
 use std::arch::x86_64::*;
-use std::marker::PhantomData;
 
 /// The exact `sum w_l x_l` of 32 signed bytes each (`x` in `-127..=127`), in eight i32 lanes.
 ///
@@ -69,143 +66,42 @@ impl IntIsa for Avx512 {
     }
 }
 
-impl<W: X86Block> Unpack<Avx512> for W {
+impl F32Isa for Avx512 {
+    type L = crate::simd::lanes::Avx512;
+    type Regs = [__m512; 2];
+    const MULTI_ROW_CHAINS: usize = 2;
+    const PAIRWISE_SUM: bool = false;
+
     #[inline(always)]
-    unsafe fn unpack(&self) -> __m256i {
+    unsafe fn zero_regs() -> [__m512; 2] {
         // SAFETY: the trait's contract.
-        unsafe { self.ints_x86() }
+        unsafe { [_mm512_setzero_ps(); 2] }
     }
 
     #[inline(always)]
-    unsafe fn min(&self) -> f32 {
-        // SAFETY: the trait's contract.
-        #[allow(unused_unsafe)]
+    unsafe fn int_values(ints: __m256i) -> [__m512; 2] {
+        // SAFETY: register-only; the trait's contract.
         unsafe {
-            X86Block::min_f32(self)
-        }
-    }
-}
-
-/// Thirty-two weights dequantized into two vectors of sixteen.
-trait Values16x2: Sized {
-    /// Values per element (32 for a block, 1 for an f16).
-    const W_VALUES: usize;
-    /// Weights `32c..32c+32` of the row `w`.
-    ///
-    /// # Safety
-    /// AVX-512 F + F16C enabled; `w` holds at least `32(c+1)` values.
-    unsafe fn values(w: &[Self], c: usize) -> [__m512; 2];
-}
-
-impl<W: X86Block> Values16x2 for W {
-    const W_VALUES: usize = 32;
-
-    #[inline(always)]
-    unsafe fn values(w: &[W], c: usize) -> [__m512; 2] {
-        let block = &w[c];
-        // SAFETY: per the contract; register-only after `ints_x86`.
-        unsafe {
-            let ints = block.ints_x86();
-            let d = _mm512_set1_ps(f16_to_f32(block.d()));
-            let m = _mm512_set1_ps(block.min_f32());
             let halves = [
                 _mm256_castsi256_si128(ints),
                 _mm256_extracti128_si256::<1>(ints),
             ];
             let mut out = [_mm512_setzero_ps(); 2];
             for (o, half) in out.iter_mut().zip(halves) {
-                let q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(half));
-                // `d*q` is exact, so the FMA rounds once, like scalar's `d*q + m`.
-                *o = if W::HAS_MIN {
-                    _mm512_fmadd_ps(q, d, m)
-                } else {
-                    _mm512_mul_ps(q, d)
-                };
+                *o = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(half));
             }
             out
         }
     }
 }
 
-impl Values16x2 for f16 {
-    const W_VALUES: usize = 1;
-
-    #[inline(always)]
-    unsafe fn values(w: &[f16], c: usize) -> [__m512; 2] {
-        let chunk = &w[32 * c..32 * c + 32];
-        // SAFETY: register-only; the features per this fn's contract.
-        let mut out = [unsafe { _mm512_setzero_ps() }; 2];
-        for (v, o) in out.iter_mut().enumerate() {
-            // SAFETY: 16 f16 = 32 bytes at 16v inside the 32-value chunk; AVX-512 F per the
-            // contract.
-            *o = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(chunk.as_ptr().add(16 * v).cast())) };
-        }
-        out
-    }
-}
-
-struct F32Dots<W>(PhantomData<W>);
-
-impl<W: Values16x2> RowDots for F32Dots<W> {
-    type W = W;
-    type X = f32;
-    const W_VALUES: usize = <W as Values16x2>::W_VALUES;
-    const X_VALUES: usize = 1;
-    // Every design step reads 32 values, also of F16 weights (one element each).
-    const K_MULTIPLE: usize = 32;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[f32]) -> [f32; R] {
-        // A single row has four FMA chains, more rows two each.
-        // SAFETY: the trait's contract.
-        unsafe {
-            if R == 1 {
-                f32_row::<W, R, 4>(w_row, x_rows)
-            } else {
-                f32_row::<W, R, 2>(w_row, x_rows)
-            }
-        }
-    }
-}
-
-/// # Safety
-/// As [`RowDots::row_dots`].
-#[inline(always)]
-unsafe fn f32_row<W: Values16x2, const R: usize, const P: usize>(
-    w_row: &[W],
-    x_rows: &[f32],
-) -> [f32; R] {
-    let k = w_row.len() * W::W_VALUES;
-    debug_assert!(x_rows.len() == R * k);
-    // SAFETY: every activation load reads 16 values at `i*k + 32c + 16v + 16 <= R*k`.
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); P]; R];
-        for c in 0..k / 32 {
-            let wv = W::values(w_row, c);
-            for (i, acc) in acc.iter_mut().enumerate() {
-                let xp = x_rows.as_ptr().add(i * k + 32 * c);
-                for (v, &w) in wv.iter().enumerate() {
-                    let a = (2 * c + v) % P;
-                    acc[a] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xp.add(16 * v)), acc[a]);
-                }
-            }
-        }
-        let mut dots = [0f32; R];
-        for (dot, acc) in dots.iter_mut().zip(&acc) {
-            let mut sum = acc[0];
-            for &a in &acc[1..] {
-                sum = _mm512_add_ps(sum, a);
-            }
-            *dot = _mm512_reduce_add_ps(sum);
-        }
-        dots
-    }
-}
+/// The f32 design's row dots on AVX-512.
+type Avx512F32Dots<W> = F32Dots<Avx512, W>;
 
 block32_entries!(
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
     Avx512,
-    F32Dots
+    Avx512F32Dots
 );
 
 /// `round(v)` with ties away from zero, as `f32::round` (see `avx2`'s `round_half_away`).

@@ -45,12 +45,16 @@ use super::driver::RowDots;
 use super::MatmulDims;
 use crate::isa::dispatch;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, QuantBlock};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::simd::lanes::F32Lanes;
 use crate::Isa;
 use half::f16;
 use std::marker::PhantomData;
 
 /// A 32-value weight block: what every ISA's unpacking must reproduce.
 pub trait Block32: QuantBlock {
+    /// Whether values carry an added min (`d*q + m`, Q4_1).
+    const HAS_MIN: bool = false;
     /// The signed integers of the integer design: Q8_0 `q`, Q4_0 `q - 8`, Q5_0 `q - 16`,
     /// Q4_1 `q` (its offset is the min, applied through the activations' sum).
     fn ints(&self) -> [i8; 32];
@@ -107,6 +111,7 @@ impl Block32 for BlockQ5_0 {
 }
 
 impl Block32 for BlockQ4_1 {
+    const HAS_MIN: bool = true;
     fn ints(&self) -> [i8; 32] {
         std::array::from_fn(|l| nibble(&self.qs, l) as i8)
     }
@@ -248,6 +253,169 @@ where
             }
         }
         acc
+    }
+}
+
+/// The per-ISA part of the SIMD f32 design: its f32 lanes and how a block's unpacked integers
+/// become f32 vectors. The loops ([`F32Dots`]) are written once, for every SIMD ISA.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) trait F32Isa: IntIsa {
+    /// The f32 vector operations.
+    type L: F32Lanes;
+    /// Thirty-two f32 values as `32 / LANES` vectors.
+    type Regs: Copy + AsRef<[Lane<Self>]> + AsMut<[Lane<Self>]>;
+    /// FMA chains per activation row when a weight block serves several rows (a single row
+    /// always has four): as many as fit in the registers without spills.
+    const MULTI_ROW_CHAINS: usize;
+    /// Whether four chains are added pairwise, `(a0 + a1) + (a2 + a3)`, rather than in order.
+    const PAIRWISE_SUM: bool;
+
+    /// All-zero vectors.
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn zero_regs() -> Self::Regs;
+
+    /// The 32 integers, exactly, as f32 (value `l` in lane `l % LANES` of vector `l / LANES`).
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn int_values(ints: Self::Ints) -> Self::Regs;
+}
+
+/// One f32 vector of ISA `I`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) type Lane<I> = <<I as F32Isa>::L as F32Lanes>::V;
+
+/// Thirty-two weights dequantized into f32 vectors: a block, or 32 f16 values.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) trait Values<I: F32Isa>: Sized {
+    /// Values per element (32 for a block, 1 for an f16).
+    const W_VALUES: usize;
+    /// Weights `32c..32c+32` of the row `w`.
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled; `w` holds at least `32(c+1)` values.
+    unsafe fn values(w: &[Self], c: usize) -> I::Regs;
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl<I: F32Isa, W: Unpack<I>> Values<I> for W {
+    const W_VALUES: usize = 32;
+
+    #[inline(always)]
+    unsafe fn values(w: &[W], c: usize) -> I::Regs {
+        let block = &w[c];
+        // SAFETY: the ISA's features per the contract; register-only after the unpacking.
+        unsafe {
+            let mut out = I::int_values(block.unpack());
+            let d = I::L::splat(I::to_f32(block.d()));
+            let m = I::L::splat(block.min());
+            for o in out.as_mut() {
+                // `d*q` is exact, so the FMA rounds once, like scalar's `d*q + m`.
+                *o = if W::HAS_MIN {
+                    I::L::fma(*o, d, m)
+                } else {
+                    I::L::mul(*o, d)
+                };
+            }
+            out
+        }
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl<I: F32Isa> Values<I> for f16 {
+    const W_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn values(w: &[f16], c: usize) -> I::Regs {
+        let chunk = &w[32 * c..32 * c + 32];
+        // SAFETY: `LANES` f16 at `LANES*v` inside the 32-value chunk; the features per the
+        // contract.
+        unsafe {
+            let mut out = I::zero_regs();
+            for (v, o) in out.as_mut().iter_mut().enumerate() {
+                *o = I::L::load_f16(chunk.as_ptr().add(I::L::LANES * v));
+            }
+            out
+        }
+    }
+}
+
+/// The f32 design's row dots, for every SIMD ISA.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) struct F32Dots<I, W>(PhantomData<(I, W)>);
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl<I: F32Isa, W: Values<I>> RowDots for F32Dots<I, W> {
+    type W = W;
+    type X = f32;
+    const W_VALUES: usize = <W as Values<I>>::W_VALUES;
+    const X_VALUES: usize = 1;
+    // Every design step reads 32 values, also of F16 weights (one element each).
+    const K_MULTIPLE: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[f32]) -> [f32; R] {
+        // SAFETY: the trait's contract.
+        unsafe {
+            if R == 1 || I::MULTI_ROW_CHAINS == 4 {
+                f32_row::<I, W, R, 4>(w_row, x_rows)
+            } else {
+                f32_row::<I, W, R, 2>(w_row, x_rows)
+            }
+        }
+    }
+}
+
+/// [`F32Dots`] with `P` FMA chains per activation row: vector `v` of block `c` goes to chain
+/// `(c * vectors per block + v) % P`.
+///
+/// # Safety
+/// As [`RowDots::row_dots`].
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+unsafe fn f32_row<I: F32Isa, W: Values<I>, const R: usize, const P: usize>(
+    w_row: &[W],
+    x_rows: &[f32],
+) -> [f32; R] {
+    let k = w_row.len() * W::W_VALUES;
+    debug_assert!(x_rows.len() == R * k);
+    let lanes = I::L::LANES;
+    let vectors = 32 / lanes;
+    // SAFETY: every activation load reads `LANES` values at `i*k + 32c + LANES*v + LANES <= R*k`.
+    unsafe {
+        let mut acc = [[I::L::zero(); P]; R];
+        for c in 0..k / 32 {
+            let wv = W::values(w_row, c);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let xp = x_rows.as_ptr().add(i * k + 32 * c);
+                for (v, &w) in wv.as_ref().iter().enumerate() {
+                    // A constant chain per `v` when the vectors of a block fill whole rounds.
+                    let a = if vectors % P == 0 {
+                        v % P
+                    } else {
+                        (vectors * c + v) % P
+                    };
+                    acc[a] = I::L::fma(w, I::L::load(xp.add(lanes * v)), acc[a]);
+                }
+            }
+        }
+        let mut dots = [0f32; R];
+        for (dot, acc) in dots.iter_mut().zip(&acc) {
+            let sum = if I::PAIRWISE_SUM && P == 4 {
+                I::L::add(I::L::add(acc[0], acc[1]), I::L::add(acc[2], acc[3]))
+            } else {
+                let mut sum = acc[0];
+                for &a in &acc[1..] {
+                    sum = I::L::add(sum, a);
+                }
+                sum
+            };
+            *dot = I::L::hsum(sum);
+        }
+        dots
     }
 }
 
