@@ -196,8 +196,8 @@ macro_rules! quantize_row_multiversion {
     ($ty:ty, $block:path) => {
         #[inline(always)]
         fn quantize_rows_baseline(src: &[f32], dst: &mut [$ty]) {
-            check_row::<$ty>(src.len(), dst.len());
-            for (x, block) in src.chunks_exact(QK_K).zip(dst.iter_mut()) {
+            $crate::quant::check_row::<$ty>(src.len(), dst.len());
+            for (x, block) in src.chunks_exact($crate::quant::QK_K).zip(dst.iter_mut()) {
                 *block = $block(x.try_into().expect("chunk of QK_K"));
             }
         }
@@ -228,7 +228,8 @@ macro_rules! quantize_row_multiversion {
                 return;
             }
             let src = $crate::quant::multiversion_test_input();
-            let mut a = vec![<$ty as bytemuck::Zeroable>::zeroed(); src.len() / QK_K];
+            let mut a =
+                vec![<$ty as bytemuck::Zeroable>::zeroed(); src.len() / $crate::quant::QK_K];
             let mut b = a.clone();
             quantize_rows_baseline(&src, &mut a);
             // SAFETY: the CPU has AVX2 (checked above).
@@ -237,6 +238,33 @@ macro_rules! quantize_row_multiversion {
         }
     };
 }
+
+/// The [`QuantBlock`] impl of a K-quant super-block type `$ty` (GGUF type `$ggml`): rows
+/// quantized block by block with `$block` (through [`quantize_row_multiversion`]), dequantized
+/// with the type's `dequantize`.
+macro_rules! k_format {
+    ($ty:ty, $name:literal, $ggml:ident, $block:path) => {
+        $crate::quant::quantize_row_multiversion!($ty, $block);
+
+        impl $crate::quant::QuantBlock for $ty {
+            const NAME: &'static str = $name;
+            const TYPE: $crate::quant::GgmlType = $crate::quant::GgmlType::$ggml;
+            const VALUES: usize = $crate::quant::QK_K;
+
+            fn quantize_row(src: &[f32], dst: &mut [Self]) {
+                quantize_rows(src, dst)
+            }
+
+            fn dequantize_row(src: &[Self], dst: &mut [f32]) {
+                $crate::quant::check_row::<Self>(dst.len(), src.len());
+                for (block, out) in src.iter().zip(dst.chunks_exact_mut($crate::quant::QK_K)) {
+                    block.dequantize(out.try_into().expect("chunk of QK_K"));
+                }
+            }
+        }
+    };
+}
+pub(crate) use k_format;
 
 /// 64 blocks of uniform values of very different magnitudes (10^-3 to 10^3), some all zero.
 #[cfg(all(test, target_arch = "x86_64"))]
