@@ -12,7 +12,7 @@
 
 use super::x86::widen8;
 use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, F32Dots, F32Isa, IntDots,
+    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, simd_isa, F32Isa, IntDots,
     IntIsa, Q4_1Dots,
 };
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
@@ -20,77 +20,43 @@ use crate::simd::x86::{f16_to_f32, hsum_epi32};
 use half::f16;
 use std::arch::x86_64::*;
 
-/// The exact `sum w_l x_l` of 32 signed bytes each (`x` in `-127..=127`), in eight i32 lanes.
+/// The exact `sum w_l x_l` of 32 signed bytes each (`x` in `-127..=127`).
 ///
 /// # Safety
 /// The caller runs with AVX2 enabled.
 #[inline(always)]
-unsafe fn dot_i8(w: __m256i, x: __m256i) -> __m256i {
-    // SAFETY: register-only intrinsics; AVX2 per the caller's contract.
+unsafe fn dot(w: __m256i, x: &[i8; 32]) -> i32 {
+    // SAFETY: the load reads the 32-byte `x`; AVX2 per the caller's contract.
     unsafe {
+        let x = _mm256_loadu_si256(x.as_ptr().cast());
         let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-        _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+        hsum_epi32(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
     }
 }
 
-/// The Avx2 primitives of the shared integer loops and quantizers.
-pub(crate) struct Avx2;
+// Two chains per row (eight with four rows): no spills.
+simd_isa! {
+    Avx2: ints __m256i, lanes crate::simd::lanes::Avx2, regs [__m256; 4],
+    multi_row_chains 2, pairwise_sum false
+}
 
-impl IntIsa for Avx2 {
-    type Ints = __m256i;
-
-    #[inline(always)]
-    unsafe fn dot(w: __m256i, x: &[i8; 32]) -> i32 {
-        // SAFETY: the trait's contract; the load reads the 32-byte `x`.
-        unsafe { hsum_epi32(dot_i8(w, _mm256_loadu_si256(x.as_ptr().cast()))) }
-    }
-
-    #[inline(always)]
-    unsafe fn to_f32(h: f16) -> f32 {
-        // SAFETY: the trait's contract.
-        #[allow(unused_unsafe)]
-        unsafe {
-            f16_to_f32(h)
+/// The 32 integers, exactly, as f32 vectors ([`F32Isa::int_values`]).
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+unsafe fn int_values(ints: __m256i) -> [__m256; 4] {
+    // SAFETY: register-only; the features per the caller's contract.
+    unsafe {
+        let mut out = [_mm256_setzero_ps(); 4];
+        for (v, o) in out.iter_mut().enumerate() {
+            *o = _mm256_cvtepi32_ps(widen8(ints, v));
         }
-    }
-
-    #[inline(always)]
-    unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
-        // SAFETY: the trait's contract.
-        unsafe { quantize_block(x, qs) }
+        out
     }
 }
 
-impl F32Isa for Avx2 {
-    type L = crate::simd::lanes::Avx2;
-    type Regs = [__m256; 4];
-    // Two chains per row (eight with four rows): no spills.
-    const MULTI_ROW_CHAINS: usize = 2;
-    const PAIRWISE_SUM: bool = false;
-
-    #[inline(always)]
-    unsafe fn zero_regs() -> [__m256; 4] {
-        // SAFETY: the trait's contract.
-        unsafe { [_mm256_setzero_ps(); 4] }
-    }
-
-    #[inline(always)]
-    unsafe fn int_values(ints: __m256i) -> [__m256; 4] {
-        // SAFETY: register-only; the trait's contract.
-        unsafe {
-            let mut out = [_mm256_setzero_ps(); 4];
-            for (v, o) in out.iter_mut().enumerate() {
-                *o = _mm256_cvtepi32_ps(widen8(ints, v));
-            }
-            out
-        }
-    }
-}
-
-/// The f32 design's row dots on AVX2.
-type Avx2F32Dots<W> = F32Dots<Avx2, W>;
-
-block32_entries!("avx2,fma,f16c", Avx2, Avx2F32Dots);
+block32_entries!("avx2,fma,f16c", Avx2, IsaF32Dots);
 
 /// `round(v)` with ties away from zero, as `f32::round`: `trunc(v)` plus one step of `v`'s sign
 /// where the fraction `v - trunc(v)` (exact) is at least one half.

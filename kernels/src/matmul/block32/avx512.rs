@@ -14,7 +14,7 @@
 //! taken with integer ops).
 
 use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, F32Dots, F32Isa, IntDots,
+    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, simd_isa, F32Isa, IntDots,
     IntIsa, Q4_1Dots,
 };
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
@@ -22,86 +22,52 @@ use crate::simd::x86::{f16_to_f32, hsum_epi32};
 use half::f16;
 use std::arch::x86_64::*;
 
-/// The exact `sum w_l x_l` of 32 signed bytes each (`x` in `-127..=127`), in eight i32 lanes.
+/// The exact `sum w_l x_l` of 32 signed bytes each (`x` in `-127..=127`).
 ///
 /// # Safety
 /// The caller runs with AVX2 and AVX-512 VL + VNNI enabled.
 #[inline(always)]
-unsafe fn dot_i8(w: __m256i, x: __m256i) -> __m256i {
-    // SAFETY: register-only intrinsics, per the caller's contract.
+unsafe fn dot(w: __m256i, x: &[i8; 32]) -> i32 {
+    // SAFETY: the load reads the 32-byte `x`; the features per the caller's contract.
     unsafe {
-        _mm256_dpbusd_epi32(
+        let x = _mm256_loadu_si256(x.as_ptr().cast());
+        hsum_epi32(_mm256_dpbusd_epi32(
             _mm256_setzero_si256(),
             _mm256_sign_epi8(w, w),
             _mm256_sign_epi8(x, w),
-        )
+        ))
     }
 }
 
-/// The Avx512 primitives of the shared integer loops and quantizers.
-pub(crate) struct Avx512;
+simd_isa! {
+    Avx512: ints __m256i, lanes crate::simd::lanes::Avx512, regs [__m512; 2],
+    multi_row_chains 2, pairwise_sum false
+}
 
-impl IntIsa for Avx512 {
-    type Ints = __m256i;
-
-    #[inline(always)]
-    unsafe fn dot(w: __m256i, x: &[i8; 32]) -> i32 {
-        // SAFETY: the trait's contract; the load reads the 32-byte `x`.
-        unsafe { hsum_epi32(dot_i8(w, _mm256_loadu_si256(x.as_ptr().cast()))) }
-    }
-
-    #[inline(always)]
-    unsafe fn to_f32(h: f16) -> f32 {
-        // SAFETY: the trait's contract.
-        #[allow(unused_unsafe)]
-        unsafe {
-            f16_to_f32(h)
+/// The 32 integers, exactly, as f32 vectors ([`F32Isa::int_values`]).
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+unsafe fn int_values(ints: __m256i) -> [__m512; 2] {
+    // SAFETY: register-only; the features per the caller's contract.
+    unsafe {
+        let halves = [
+            _mm256_castsi256_si128(ints),
+            _mm256_extracti128_si256::<1>(ints),
+        ];
+        let mut out = [_mm512_setzero_ps(); 2];
+        for (o, half) in out.iter_mut().zip(halves) {
+            *o = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(half));
         }
-    }
-
-    #[inline(always)]
-    unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
-        // SAFETY: the trait's contract.
-        unsafe { quantize_block(x, qs) }
+        out
     }
 }
-
-impl F32Isa for Avx512 {
-    type L = crate::simd::lanes::Avx512;
-    type Regs = [__m512; 2];
-    const MULTI_ROW_CHAINS: usize = 2;
-    const PAIRWISE_SUM: bool = false;
-
-    #[inline(always)]
-    unsafe fn zero_regs() -> [__m512; 2] {
-        // SAFETY: the trait's contract.
-        unsafe { [_mm512_setzero_ps(); 2] }
-    }
-
-    #[inline(always)]
-    unsafe fn int_values(ints: __m256i) -> [__m512; 2] {
-        // SAFETY: register-only; the trait's contract.
-        unsafe {
-            let halves = [
-                _mm256_castsi256_si128(ints),
-                _mm256_extracti128_si256::<1>(ints),
-            ];
-            let mut out = [_mm512_setzero_ps(); 2];
-            for (o, half) in out.iter_mut().zip(halves) {
-                *o = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(half));
-            }
-            out
-        }
-    }
-}
-
-/// The f32 design's row dots on AVX-512.
-type Avx512F32Dots<W> = F32Dots<Avx512, W>;
 
 block32_entries!(
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
     Avx512,
-    Avx512F32Dots
+    IsaF32Dots
 );
 
 /// `round(v)` with ties away from zero, as `f32::round` (see `avx2`'s `round_half_away`).

@@ -178,6 +178,69 @@ pub(crate) trait IntIsa {
     unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32);
 }
 
+/// Declares a SIMD ISA file's primitives type `$isa`: its [`IntIsa`] (integers `$ints`; the
+/// file's `dot`, `quantize_block` and `f16_to_f32`) and its [`F32Isa`] (`$lanes`, 32 values in
+/// `$regs`; the file's `int_values`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! simd_isa {
+    (
+        $isa:ident: ints $ints:ty, lanes $lanes:ty, regs [$v:ty; $n:literal],
+        multi_row_chains $chains:literal, pairwise_sum $pairwise:literal
+    ) => {
+        /// The primitives of the shared integer loops, f32 loops and quantizers on this ISA.
+        pub(crate) struct $isa;
+
+        impl IntIsa for $isa {
+            type Ints = $ints;
+
+            #[inline(always)]
+            unsafe fn dot(w: $ints, x: &[i8; 32]) -> i32 {
+                // SAFETY: the trait's contract.
+                unsafe { dot(w, x) }
+            }
+
+            #[inline(always)]
+            unsafe fn to_f32(h: f16) -> f32 {
+                // SAFETY: the trait's contract.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    f16_to_f32(h)
+                }
+            }
+
+            #[inline(always)]
+            unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+                // SAFETY: the trait's contract.
+                unsafe { quantize_block(x, qs) }
+            }
+        }
+
+        impl F32Isa for $isa {
+            type L = $lanes;
+            type Regs = [$v; $n];
+            const MULTI_ROW_CHAINS: usize = $chains;
+            const PAIRWISE_SUM: bool = $pairwise;
+
+            #[inline(always)]
+            unsafe fn zero_regs() -> [$v; $n] {
+                // SAFETY: the trait's contract.
+                unsafe { [<$lanes as $crate::simd::lanes::F32Lanes>::zero(); $n] }
+            }
+
+            #[inline(always)]
+            unsafe fn int_values(ints: $ints) -> [$v; $n] {
+                // SAFETY: the trait's contract.
+                unsafe { int_values(ints) }
+            }
+        }
+
+        /// The f32 design's row dots on this ISA.
+        type IsaF32Dots<W> = $crate::matmul::block32::F32Dots<$isa, W>;
+    };
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use simd_isa;
+
 /// A weight block's unpacking for ISA `I`.
 pub(crate) trait Unpack<I: IntIsa>: Block32 {
     /// [`Block32::ints`], unpacked for `I`.

@@ -7,7 +7,7 @@
 //! round with `fcvtas` (to nearest, ties away from zero: `f32::round`).
 
 use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, Block32, F32Dots, F32Isa,
+    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, simd_isa, Block32, F32Isa,
     IntDots, IntIsa, Q4_1Dots, Unpack,
 };
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
@@ -131,7 +131,7 @@ impl NeonBlock for BlockQ4_1 {
 /// # Safety
 /// The caller runs with NEON enabled.
 #[inline(always)]
-unsafe fn dot_i8(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
+unsafe fn dot(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
     // SAFETY: two 16-byte loads of the 32-byte `x`; NEON per the caller's contract.
     unsafe {
         let x0 = vld1q_s8(x.as_ptr());
@@ -139,34 +139,6 @@ unsafe fn dot_i8(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
         let p0 = vmlal_high_s8(vmull_s8(vget_low_s8(w[0]), vget_low_s8(x0)), w[0], x0);
         let p1 = vmlal_high_s8(vmull_s8(vget_low_s8(w[1]), vget_low_s8(x1)), w[1], x1);
         vaddvq_s32(vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)))
-    }
-}
-
-/// The Neon primitives of the shared integer loops and quantizers.
-pub(crate) struct Neon;
-
-impl IntIsa for Neon {
-    type Ints = [int8x16_t; 2];
-
-    #[inline(always)]
-    unsafe fn dot(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
-        // SAFETY: the trait's contract; the load reads the 32-byte `x`.
-        unsafe { dot_i8(w, x) }
-    }
-
-    #[inline(always)]
-    unsafe fn to_f32(h: f16) -> f32 {
-        // SAFETY: the trait's contract.
-        #[allow(unused_unsafe)]
-        unsafe {
-            f16_to_f32(h)
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
-        // SAFETY: the trait's contract.
-        unsafe { quantize_block(x, qs) }
     }
 }
 
@@ -187,41 +159,34 @@ impl<W: NeonBlock> Unpack<Neon> for W {
     }
 }
 
-impl F32Isa for Neon {
-    type L = crate::simd::lanes::Neon;
-    type Regs = [float32x4_t; 8];
-    const MULTI_ROW_CHAINS: usize = 4;
-    const PAIRWISE_SUM: bool = true;
+simd_isa! {
+    Neon: ints [int8x16_t; 2], lanes crate::simd::lanes::Neon, regs [float32x4_t; 8],
+    multi_row_chains 4, pairwise_sum true
+}
 
-    #[inline(always)]
-    unsafe fn zero_regs() -> [float32x4_t; 8] {
-        // SAFETY: the trait's contract.
-        unsafe { [vdupq_n_f32(0.0); 8] }
-    }
-
-    #[inline(always)]
-    unsafe fn int_values(ints: [int8x16_t; 2]) -> [float32x4_t; 8] {
-        // SAFETY: register-only; the trait's contract.
-        unsafe {
-            let mut out = [vdupq_n_f32(0.0); 8];
-            for (h, &q8) in ints.iter().enumerate() {
-                let q16 = [vmovl_s8(vget_low_s8(q8)), vmovl_high_s8(q8)];
-                for (j, &q) in q16.iter().enumerate() {
-                    let q32 = [vmovl_s16(vget_low_s16(q)), vmovl_high_s16(q)];
-                    for (t, &qi) in q32.iter().enumerate() {
-                        out[4 * h + 2 * j + t] = vcvtq_f32_s32(qi);
-                    }
+/// The 32 integers, exactly, as f32 vectors ([`F32Isa::int_values`]).
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+unsafe fn int_values(ints: [int8x16_t; 2]) -> [float32x4_t; 8] {
+    // SAFETY: register-only; the features per the caller's contract.
+    unsafe {
+        let mut out = [vdupq_n_f32(0.0); 8];
+        for (h, &q8) in ints.iter().enumerate() {
+            let q16 = [vmovl_s8(vget_low_s8(q8)), vmovl_high_s8(q8)];
+            for (j, &q) in q16.iter().enumerate() {
+                let q32 = [vmovl_s16(vget_low_s16(q)), vmovl_high_s16(q)];
+                for (t, &qi) in q32.iter().enumerate() {
+                    out[4 * h + 2 * j + t] = vcvtq_f32_s32(qi);
                 }
             }
-            out
         }
+        out
     }
 }
 
-/// The f32 design's row dots on NEON.
-type NeonF32Dots<W> = F32Dots<Neon, W>;
-
-block32_entries!("neon", Neon, NeonF32Dots);
+block32_entries!("neon", Neon, IsaF32Dots);
 
 /// One block: `qs` from the 32 values at `x`, returning `(d, sum of qs)`.
 ///
