@@ -70,6 +70,20 @@ impl BlockQ6K {
 }
 
 impl BlockQ6K {
+    /// Values `128h + 32p + l` (`p` = 0..4, `l` < 32) minus 32: the four values whose high bits
+    /// share `qh[32h + l]`, the unit the scalar kernels walk the layout in.
+    #[inline(always)]
+    pub fn signed_quad(&self, h: usize, l: usize) -> [i32; 4] {
+        let ql = &self.ql[64 * h..];
+        let qh = self.qh[32 * h + l];
+        [
+            ((ql[l] & 0xF) | ((qh & 3) << 4)) as i32 - 32,
+            ((ql[l + 32] & 0xF) | (((qh >> 2) & 3) << 4)) as i32 - 32,
+            ((ql[l] >> 4) | (((qh >> 4) & 3) << 4)) as i32 - 32,
+            ((ql[l + 32] >> 4) | (((qh >> 6) & 3) << 4)) as i32 - 32,
+        ]
+    }
+
     /// The 256 values, `(d*sc)*(q-32)` (exact in f32: 11+8+6 significant bits), the layout of
     /// [`q`](Self::q) and [`scale_index`](Self::scale_index) unrolled. The one dequantization
     /// the row dequantizer and the scalar matmul share.
@@ -77,16 +91,11 @@ impl BlockQ6K {
     pub fn dequantize(&self, out: &mut [f32; QK_K]) {
         let d = self.d.to_f32();
         for h in 0..2 {
-            let ql = &self.ql[64 * h..];
-            let qh = &self.qh[32 * h..];
             let sc = &self.scales[8 * h..];
             let o = &mut out[128 * h..];
             for l in 0..32 {
                 let is = l / 16;
-                let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-                let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-                let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-                let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+                let [q1, q2, q3, q4] = self.signed_quad(h, l);
                 o[l] = (d * sc[is] as f32) * q1 as f32;
                 o[l + 32] = (d * sc[is + 2] as f32) * q2 as f32;
                 o[l + 64] = (d * sc[is + 4] as f32) * q3 as f32;

@@ -13,10 +13,7 @@
 //! Only AVX-512 F/BW/VL/VNNI intrinsics (no DQ-only ones: no `_mm512_or_ps`, the sign is
 //! taken with integer ops).
 
-use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, simd_isa, F32Isa, IntDots,
-    IntIsa, Q4_1Dots,
-};
+use super::{block32_entries, q8_scales, simd_isa, F32Isa, IntIsa};
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::simd::x86::{f16_to_f32, hsum_epi32};
 use half::f16;

@@ -151,9 +151,8 @@ pub(crate) fn q8_1_sum(d: f32, sum: i32) -> f16 {
 }
 
 /// The per-ISA primitives of the integer designs and the quantizers. The loops over blocks and
-/// rows ([`IntDots`], [`Q4_1Dots`], [`quantize_q8_0_with`], [`quantize_q8_1_with`]) are written
-/// once, here, for every ISA: the combine is then the same expression in every variant, which
-/// is what makes them bit-exact.
+/// rows ([`IntDots`], [`quantize_with`]) are written once, here, for every ISA: the combine is
+/// then the same expression in every variant, which is what makes them bit-exact.
 pub(crate) trait IntIsa {
     /// A weight block's integers, unpacked.
     type Ints: Copy;
@@ -258,28 +257,88 @@ pub(crate) trait Unpack<I: IntIsa>: Block32 {
     }
 }
 
-/// `q8_0` design row dots, for every ISA.
-pub(crate) struct IntDots<I, W>(PhantomData<(I, W)>);
+/// An activation block of the integer designs: Q8_0 (for Q8_0, Q4_0 and Q5_0 weights) or Q8_1
+/// (for Q4_1).
+pub(crate) trait IntActs: QuantBlock {
+    /// The quantized values.
+    fn qs(&self) -> &[i8; 32];
+    /// The quantized values, to fill.
+    fn qs_mut(&mut self) -> &mut [i8; 32];
+    /// Stores the block's f16 fields from the f32 scale `d` and the sum of its values.
+    fn set_scales(&mut self, d: f32, sum: i32);
+    /// `acc` plus one block product from its exact integer dot `sumi`, the weight block's `dw`
+    /// and min `mw`: scalar's combine (`acc + (d_w d_x) sumi`; with Q8_1
+    /// `acc + ((d_w d_x) sumi + m_w s_x)`), the one expression of every ISA.
+    ///
+    /// # Safety
+    /// `I`'s target features are enabled.
+    unsafe fn combine<I: IntIsa>(acc: f32, dw: f32, mw: f32, x: &Self, sumi: i32) -> f32;
+}
 
-impl<I: IntIsa, W: Unpack<I>> RowDots for IntDots<I, W> {
+/// [`IntActs::qs`] and [`IntActs::qs_mut`]: both activation formats keep their values in `qs`.
+macro_rules! acts_qs {
+    () => {
+        #[inline(always)]
+        fn qs(&self) -> &[i8; 32] {
+            &self.qs
+        }
+        #[inline(always)]
+        fn qs_mut(&mut self) -> &mut [i8; 32] {
+            &mut self.qs
+        }
+    };
+}
+
+impl IntActs for BlockQ8_0 {
+    acts_qs!();
+    #[inline(always)]
+    fn set_scales(&mut self, d: f32, _sum: i32) {
+        self.d = q8_d_f16(d);
+    }
+    #[inline(always)]
+    unsafe fn combine<I: IntIsa>(acc: f32, dw: f32, _mw: f32, x: &Self, sumi: i32) -> f32 {
+        // SAFETY: the trait's contract.
+        acc + (dw * unsafe { I::to_f32(x.d) }) * sumi as f32
+    }
+}
+
+impl IntActs for BlockQ8_1 {
+    acts_qs!();
+    #[inline(always)]
+    fn set_scales(&mut self, d: f32, sum: i32) {
+        self.d = q8_d_f16(d);
+        self.s = q8_1_sum(d, sum);
+    }
+    #[inline(always)]
+    unsafe fn combine<I: IntIsa>(acc: f32, dw: f32, mw: f32, x: &Self, sumi: i32) -> f32 {
+        // SAFETY: the trait's contract.
+        let (dx, sx) = unsafe { (I::to_f32(x.d), I::to_f32(x.s)) };
+        acc + ((dw * dx) * sumi as f32 + mw * sx)
+    }
+}
+
+/// Integer-design row dots (weights `W`, activations `X`), for every ISA.
+pub(crate) struct IntDots<I, W, X>(PhantomData<(I, W, X)>);
+
+impl<I: IntIsa, W: Unpack<I>, X: IntActs> RowDots for IntDots<I, W, X> {
     type W = W;
-    type X = BlockQ8_0;
+    type X = X;
     const W_VALUES: usize = 32;
     const X_VALUES: usize = 32;
 
     #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[BlockQ8_0]) -> [f32; R] {
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[X]) -> [f32; R] {
         let nb = w_row.len();
         let mut acc = [0f32; R];
         // SAFETY: the trait's contract (the ISA's features are enabled).
         unsafe {
             for (b, wb) in w_row.iter().enumerate() {
                 let wi = wb.unpack();
-                let dw = I::to_f32(wb.d());
+                let (dw, mw) = (I::to_f32(wb.d()), wb.min());
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let xb = &x_rows[i * nb + b];
-                    let sumi = I::dot(wi, &xb.qs);
-                    *acc += (dw * I::to_f32(xb.d)) * sumi as f32;
+                    let sumi = I::dot(wi, xb.qs());
+                    *acc = X::combine::<I>(*acc, dw, mw, xb, sumi);
                 }
             }
         }
@@ -287,35 +346,17 @@ impl<I: IntIsa, W: Unpack<I>> RowDots for IntDots<I, W> {
     }
 }
 
-/// Q4_1 x Q8_1 row dots, for every ISA: `acc + ((d_w d_x) sumi + m_w s_x)` per block.
-pub(crate) struct Q4_1Dots<I>(PhantomData<I>);
-
-impl<I: IntIsa> RowDots for Q4_1Dots<I>
-where
-    BlockQ4_1: Unpack<I>,
-{
-    type W = BlockQ4_1;
-    type X = BlockQ8_1;
-    const W_VALUES: usize = 32;
-    const X_VALUES: usize = 32;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4_1], x_rows: &[BlockQ8_1]) -> [f32; R] {
-        let nb = w_row.len();
-        let mut acc = [0f32; R];
-        // SAFETY: the trait's contract (the ISA's features are enabled).
-        unsafe {
-            for (b, wb) in w_row.iter().enumerate() {
-                let wi = wb.unpack();
-                let (dw, mw) = (I::to_f32(wb.d), wb.min());
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let xb = &x_rows[i * nb + b];
-                    let sumi = I::dot(wi, &xb.qs);
-                    *acc += (dw * I::to_f32(xb.d)) * sumi as f32 + mw * I::to_f32(xb.s);
-                }
-            }
-        }
-        acc
+/// The activation quantizer loop (Q8_0 or Q8_1) of every ISA.
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+pub(crate) unsafe fn quantize_with<I: IntIsa, X: IntActs>(x: &[f32], out: &mut [X]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_{}: lengths", X::NAME);
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: per this fn's contract; `x` is one block of values.
+        let (d, sum) = unsafe { I::quantize_block(x, block.qs_mut()) };
+        block.set_scales(d, sum);
     }
 }
 
@@ -482,35 +523,6 @@ unsafe fn f32_row<I: F32Isa, W: Values<I>, const R: usize, const P: usize>(
     }
 }
 
-/// The Q8_0 quantizer loop of every ISA.
-///
-/// # Safety
-/// The ISA's target features are enabled.
-#[inline(always)]
-pub(crate) unsafe fn quantize_q8_0_with<I: IntIsa>(x: &[f32], out: &mut [BlockQ8_0]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: per this fn's contract; `x` is one block of values.
-        let (d, _) = unsafe { I::quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-    }
-}
-
-/// The Q8_1 quantizer loop of every ISA.
-///
-/// # Safety
-/// The ISA's target features are enabled.
-#[inline(always)]
-pub(crate) unsafe fn quantize_q8_1_with<I: IntIsa>(x: &[f32], out: &mut [BlockQ8_1]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: per this fn's contract; `x` is one block of values.
-        let (d, sum) = unsafe { I::quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-        block.s = q8_1_sum(d, sum);
-    }
-}
-
 /// The entry functions of one ISA file: the nine matmuls on the shared driver and the two
 /// quantizers, `$features` enabled (`scalar` for the portable ones). `$isa` is the file's
 /// [`IntIsa`], `$f32dots` its f32-design row dots (generic over the weight element).
@@ -519,13 +531,13 @@ macro_rules! block32_entries {
         $crate::matmul::driver::matmul_entries! {
             $features;
             matmul_q8_0_f32(f32, BlockQ8_0) => $f32dots<BlockQ8_0>;
-            matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => IntDots<$isa, BlockQ8_0>;
+            matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => $crate::matmul::block32::IntDots<$isa, BlockQ8_0, BlockQ8_0>;
             matmul_q4_0_f32(f32, BlockQ4_0) => $f32dots<BlockQ4_0>;
-            matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => IntDots<$isa, BlockQ4_0>;
+            matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => $crate::matmul::block32::IntDots<$isa, BlockQ4_0, BlockQ8_0>;
             matmul_q5_0_f32(f32, BlockQ5_0) => $f32dots<BlockQ5_0>;
-            matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => IntDots<$isa, BlockQ5_0>;
+            matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => $crate::matmul::block32::IntDots<$isa, BlockQ5_0, BlockQ8_0>;
             matmul_q4_1_f32(f32, BlockQ4_1) => $f32dots<BlockQ4_1>;
-            matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => Q4_1Dots<$isa>;
+            matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => $crate::matmul::block32::IntDots<$isa, BlockQ4_1, BlockQ8_1>;
             matmul_f16_f32(f32, f16) => $f32dots<f16>;
         }
         $crate::matmul::block32::quantizer_entries!($features, $isa);
@@ -538,13 +550,13 @@ macro_rules! quantizer_entries {
         /// Activations to Q8_0 (see [`block32`](super) for the rule).
         pub fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
             // SAFETY: the scalar primitives need no target feature.
-            unsafe { quantize_q8_0_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_0>(x, out) }
         }
 
         /// Activations to Q8_1 (see [`block32`](super) for the rule).
         pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
             // SAFETY: as above.
-            unsafe { quantize_q8_1_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_1>(x, out) }
         }
     };
     ($features:literal, $isa:ty) => {
@@ -553,7 +565,7 @@ macro_rules! quantizer_entries {
         #[target_feature(enable = $features)]
         pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
             // SAFETY: this function enables the features `$isa` needs.
-            unsafe { quantize_q8_0_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_0>(x, out) }
         }
 
         /// # Safety
@@ -561,7 +573,7 @@ macro_rules! quantizer_entries {
         #[target_feature(enable = $features)]
         pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
             // SAFETY: as above.
-            unsafe { quantize_q8_1_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_1>(x, out) }
         }
     };
 }

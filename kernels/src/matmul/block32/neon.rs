@@ -6,10 +6,7 @@
 //! `fma(q, d, m)`) and FMAs them into four accumulators per activation row. The quantizers
 //! round with `fcvtas` (to nearest, ties away from zero: `f32::round`).
 
-use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, simd_isa, Block32, F32Isa,
-    IntDots, IntIsa, Q4_1Dots, Unpack,
-};
+use super::{block32_entries, q8_scales, simd_isa, Block32, F32Isa, IntIsa, Unpack};
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::simd::aarch64::f16_to_f32;
 use half::f16;

@@ -22,17 +22,12 @@ k_scalar_entries!(BlockQ6K);
 pub fn block_sum(w: &BlockQ6K, x: &BlockQ8K) -> i32 {
     let mut sumi = 0i32;
     for h in 0..2 {
-        let ql = &w.ql[64 * h..];
-        let qh = &w.qh[32 * h..];
         let sc = &w.scales[8 * h..];
         let xs = &x.qs[128 * h..];
         let mut dots = [0i32; 8];
         for l in 0..32 {
             let is = l / 16;
-            let q1 = ((ql[l] & 0xF) | ((qh[l] & 3) << 4)) as i32 - 32;
-            let q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) as i32 - 32;
-            let q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) as i32 - 32;
-            let q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) as i32 - 32;
+            let [q1, q2, q3, q4] = w.signed_quad(h, l);
             dots[is] += q1 * xs[l] as i32;
             dots[is + 2] += q2 * xs[l + 32] as i32;
             dots[is + 4] += q3 * xs[l + 64] as i32;
