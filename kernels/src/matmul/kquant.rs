@@ -131,3 +131,61 @@ macro_rules! k_dispatch {
     };
 }
 pub(crate) use k_dispatch;
+
+/// The AVX2 f32 design's row tile, shared by the Q4_K and Q6_K kernels: each weight block is
+/// unpacked once ([`Avx2BlockF32::block_f32`]) for all `R` activation rows of the tile.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use crate::quant::QK_K;
+    use crate::simd::x86::hsum_ps;
+    use std::arch::x86_64::*;
+
+    /// A K-quant weight block as the AVX2 f32 design applies it.
+    pub(crate) trait Avx2BlockF32 {
+        /// Adds this block times `R` activation blocks (`xs`, 256 values each) into `acc`,
+        /// chain `a % P` of row `i` in `acc[i][a % P]`.
+        ///
+        /// # Safety
+        /// AVX2 + FMA + F16C enabled; every `xs[i]` starts 256 readable values.
+        unsafe fn block_f32<const R: usize, const P: usize>(
+            &self,
+            xs: &[*const f32; R],
+            acc: &mut [[__m256; P]; R],
+        );
+    }
+
+    /// Weight row `wr` times the `R` activation rows `x_rows`, `P` FMA chains per row.
+    ///
+    /// # Safety
+    /// AVX2 + FMA + F16C enabled; `x_rows` holds `R` rows of `wr.len() * QK_K` values.
+    #[inline(always)]
+    pub(crate) unsafe fn row_tile_f32<W: Avx2BlockF32, const R: usize, const P: usize>(
+        x_rows: &[f32],
+        wr: &[W],
+    ) -> [f32; R] {
+        // SAFETY: this fn's contract: the caller runs with the target features enabled,
+        // and every pointer below stays inside the blocks and rows it was given.
+        unsafe {
+            let k = wr.len() * QK_K;
+            debug_assert!(x_rows.len() == R * k);
+            let mut acc = [[_mm256_setzero_ps(); P]; R];
+            for (b, block) in wr.iter().enumerate() {
+                // SAFETY: `i * k + b * QK_K + QK_K <= R * k == x_rows.len()` because `i < R` and
+                // `b < k / QK_K`, so every pointer starts a full block of activations inside
+                // `x_rows`.
+                let xs: [*const f32; R] =
+                    std::array::from_fn(|i| x_rows.as_ptr().add(i * k + b * QK_K));
+                block.block_f32::<R, P>(&xs, &mut acc);
+            }
+            let mut dots = [0f32; R];
+            for (dot, acc_row) in dots.iter_mut().zip(&acc) {
+                let mut sum = acc_row[0];
+                for &a in &acc_row[1..] {
+                    sum = _mm256_add_ps(sum, a);
+                }
+                *dot = hsum_ps(sum);
+            }
+            dots
+        }
+    }
+}
