@@ -20,6 +20,7 @@
 
 pub mod block32;
 pub(crate) mod driver;
+mod kquant;
 pub mod q4k;
 pub mod q6k;
 pub mod x8;

@@ -28,71 +28,52 @@ pub use q8k::BlockQ8K;
 /// Values per super-block of the K-quant formats.
 pub const QK_K: usize = 256;
 
-/// ggml's tensor type ids, as written in GGUF tensor infos.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum GgmlType {
-    F32 = 0,
-    F16 = 1,
-    Q4_0 = 2,
-    Q4_1 = 3,
-    Q5_0 = 6,
-    Q5_1 = 7,
-    Q8_0 = 8,
-    Q8_1 = 9,
-    Q2K = 10,
-    Q3K = 11,
-    Q4K = 12,
-    Q5K = 13,
-    Q6K = 14,
-    Q8K = 15,
-    BF16 = 30,
+/// Defines [`GgmlType`] from one table: each type's GGUF id and its block layout (values,
+/// bytes), so the id lookup and the layout cannot disagree on the list of types.
+macro_rules! ggml_types {
+    ($($name:ident = $id:literal: ($values:literal, $bytes:literal),)*) => {
+        /// ggml's tensor type ids, as written in GGUF tensor infos.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u32)]
+        pub enum GgmlType {
+            $($name = $id,)*
+        }
+
+        impl GgmlType {
+            /// The type for a GGUF type id, or `None` for an id this crate does not know.
+            pub fn from_id(id: u32) -> Option<GgmlType> {
+                match id {
+                    $($id => Some(GgmlType::$name),)*
+                    _ => None,
+                }
+            }
+
+            /// (values per block, bytes per block).
+            pub const fn block_layout(self) -> (usize, usize) {
+                match self {
+                    $(GgmlType::$name => ($values, $bytes),)*
+                }
+            }
+        }
+    };
 }
 
-impl GgmlType {
-    /// The type for a GGUF type id, or `None` for an id this crate does not know.
-    pub fn from_id(id: u32) -> Option<GgmlType> {
-        use GgmlType::*;
-        Some(match id {
-            0 => F32,
-            1 => F16,
-            2 => Q4_0,
-            3 => Q4_1,
-            6 => Q5_0,
-            7 => Q5_1,
-            8 => Q8_0,
-            9 => Q8_1,
-            10 => Q2K,
-            11 => Q3K,
-            12 => Q4K,
-            13 => Q5K,
-            14 => Q6K,
-            15 => Q8K,
-            30 => BF16,
-            _ => return None,
-        })
-    }
-
-    /// (values per block, bytes per block).
-    pub fn block_layout(self) -> (usize, usize) {
-        use GgmlType::*;
-        match self {
-            F32 => (1, 4),
-            F16 | BF16 => (1, 2),
-            Q4_0 => (32, 18),
-            Q4_1 => (32, 20),
-            Q5_0 => (32, 22),
-            Q5_1 => (32, 24),
-            Q8_0 => (32, 34),
-            Q8_1 => (32, 36),
-            Q2K => (256, 84),
-            Q3K => (256, 110),
-            Q4K => (256, 144),
-            Q5K => (256, 176),
-            Q6K => (256, 210),
-            Q8K => (256, 292),
-        }
-    }
+ggml_types! {
+    F32 = 0: (1, 4),
+    F16 = 1: (1, 2),
+    Q4_0 = 2: (32, 18),
+    Q4_1 = 3: (32, 20),
+    Q5_0 = 6: (32, 22),
+    Q5_1 = 7: (32, 24),
+    Q8_0 = 8: (32, 34),
+    Q8_1 = 9: (32, 36),
+    Q2K = 10: (256, 84),
+    Q3K = 11: (256, 110),
+    Q4K = 12: (256, 144),
+    Q5K = 13: (256, 176),
+    Q6K = 14: (256, 210),
+    Q8K = 15: (256, 292),
+    BF16 = 30: (1, 2),
 }
 
 /// A storage format: a fixed-size block of `VALUES` quantized numbers.
@@ -124,6 +105,55 @@ pub(crate) fn check_row<B: QuantBlock>(values: usize, blocks: usize) {
         values.div_ceil(B::VALUES)
     );
 }
+
+/// Defines a block format: the `#[repr(C)]` struct, a compile-time check that its size is the
+/// [`GgmlType::block_layout`] of `$ty`, and its [`QuantBlock`] impl, whose row loops hand each
+/// block and its values to the two bodies given (`quantize |x, block| ...` gets `VALUES` input
+/// values and the block to fill, `dequantize |block, out| ...` the block and `VALUES` outputs).
+/// `quantize_row = path;` instead of `quantize` delegates the whole row.
+macro_rules! block_format {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident: $fty:ty,)* }
+        name = $sname:literal, type = $ty:ident;
+        $(#[$qmeta:meta])*
+        $(quantize |$x:ident, $qb:ident| $qbody:block)?
+        $(quantize_row = $qrow:path;)?
+        dequantize |$db:ident, $out:ident| $dbody:block
+    ) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $($(#[$fmeta])* pub $field: $fty,)*
+        }
+
+        const _: () = assert!(
+            std::mem::size_of::<$name>() == $crate::quant::GgmlType::$ty.block_layout().1
+        );
+
+        impl $crate::quant::QuantBlock for $name {
+            const NAME: &'static str = $sname;
+            const TYPE: $crate::quant::GgmlType = $crate::quant::GgmlType::$ty;
+            const VALUES: usize = $crate::quant::GgmlType::$ty.block_layout().0;
+
+            $(#[$qmeta])*
+            fn quantize_row(src: &[f32], dst: &mut [Self]) {
+                $(
+                    $crate::quant::check_row::<Self>(src.len(), dst.len());
+                    for ($x, $qb) in src.chunks_exact(Self::VALUES).zip(dst.iter_mut()) $qbody
+                )?
+                $($qrow(src, dst);)?
+            }
+
+            fn dequantize_row(src: &[Self], dst: &mut [f32]) {
+                $crate::quant::check_row::<Self>(dst.len(), src.len());
+                for ($db, $out) in src.iter().zip(dst.chunks_exact_mut(Self::VALUES)) $dbody
+            }
+        }
+    };
+}
+pub(crate) use block_format;
 
 /// Nearest integer, ties away from zero, as an `i32`. The one rounding rule every quantizer uses.
 ///
@@ -166,8 +196,8 @@ macro_rules! quantize_row_multiversion {
     ($ty:ty, $block:path) => {
         #[inline(always)]
         fn quantize_rows_baseline(src: &[f32], dst: &mut [$ty]) {
-            check_row::<$ty>(src.len(), dst.len());
-            for (x, block) in src.chunks_exact(QK_K).zip(dst.iter_mut()) {
+            $crate::quant::check_row::<$ty>(src.len(), dst.len());
+            for (x, block) in src.chunks_exact($crate::quant::QK_K).zip(dst.iter_mut()) {
                 *block = $block(x.try_into().expect("chunk of QK_K"));
             }
         }
@@ -198,7 +228,8 @@ macro_rules! quantize_row_multiversion {
                 return;
             }
             let src = $crate::quant::multiversion_test_input();
-            let mut a = vec![<$ty as bytemuck::Zeroable>::zeroed(); src.len() / QK_K];
+            let mut a =
+                vec![<$ty as bytemuck::Zeroable>::zeroed(); src.len() / $crate::quant::QK_K];
             let mut b = a.clone();
             quantize_rows_baseline(&src, &mut a);
             // SAFETY: the CPU has AVX2 (checked above).
@@ -207,6 +238,33 @@ macro_rules! quantize_row_multiversion {
         }
     };
 }
+
+/// The [`QuantBlock`] impl of a K-quant super-block type `$ty` (GGUF type `$ggml`): rows
+/// quantized block by block with `$block` (through [`quantize_row_multiversion`]), dequantized
+/// with the type's `dequantize`.
+macro_rules! k_format {
+    ($ty:ty, $name:literal, $ggml:ident, $block:path) => {
+        $crate::quant::quantize_row_multiversion!($ty, $block);
+
+        impl $crate::quant::QuantBlock for $ty {
+            const NAME: &'static str = $name;
+            const TYPE: $crate::quant::GgmlType = $crate::quant::GgmlType::$ggml;
+            const VALUES: usize = $crate::quant::QK_K;
+
+            fn quantize_row(src: &[f32], dst: &mut [Self]) {
+                quantize_rows(src, dst)
+            }
+
+            fn dequantize_row(src: &[Self], dst: &mut [f32]) {
+                $crate::quant::check_row::<Self>(dst.len(), src.len());
+                for (block, out) in src.iter().zip(dst.chunks_exact_mut($crate::quant::QK_K)) {
+                    block.dequantize(out.try_into().expect("chunk of QK_K"));
+                }
+            }
+        }
+    };
+}
+pub(crate) use k_format;
 
 /// 64 blocks of uniform values of very different magnitudes (10^-3 to 10^3), some all zero.
 #[cfg(all(test, target_arch = "x86_64"))]

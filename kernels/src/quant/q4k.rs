@@ -1,8 +1,8 @@
 //! Q4_K: 256 values in 8 sub-blocks of 32, 4-bit values with a 6-bit scale and min per sub-block.
 
 use super::{
-    check_row, f16_saturating, lane_sum, normalized_block, quantize_row_multiversion,
-    round_nonneg_i32, round_small, scale_up_pow2, GgmlType, QuantBlock, QK_K,
+    f16_saturating, k_format, lane_sum, normalized_block, round_nonneg_i32, round_small,
+    scale_up_pow2, QK_K,
 };
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -87,36 +87,27 @@ pub fn pack_scale_min(sc: &[u8; 8], m: &[u8; 8]) -> [u8; 12] {
     out
 }
 
-quantize_row_multiversion!(BlockQ4K, quantize_block);
-
-impl QuantBlock for BlockQ4K {
-    const NAME: &'static str = "q4_K";
-    const TYPE: GgmlType = GgmlType::Q4K;
-    const VALUES: usize = QK_K;
-
-    fn quantize_row(src: &[f32], dst: &mut [Self]) {
-        quantize_rows(src, dst)
-    }
-
-    fn dequantize_row(src: &[Self], dst: &mut [f32]) {
-        check_row::<Self>(dst.len(), src.len());
-        for (block, out) in src.iter().zip(dst.chunks_exact_mut(QK_K)) {
-            let d = block.d.to_f32();
-            let dmin = block.dmin.to_f32();
-            for c in 0..4 {
-                let (sc_lo, m_lo) = q4k_scale_min(2 * c, &block.scales);
-                let (sc_hi, m_hi) = q4k_scale_min(2 * c + 1, &block.scales);
-                let (d_lo, min_lo) = (d * sc_lo as f32, dmin * m_lo as f32);
-                let (d_hi, min_hi) = (d * sc_hi as f32, dmin * m_hi as f32);
-                for l in 0..32 {
-                    let q = block.qs[32 * c + l];
-                    out[64 * c + l] = d_lo * (q & 0xF) as f32 - min_lo;
-                    out[64 * c + 32 + l] = d_hi * (q >> 4) as f32 - min_hi;
-                }
+impl BlockQ4K {
+    /// The 256 values: value `l` of sub-block `j` is `(d*sc[j])*q - dmin*m[j]`, both products
+    /// exact in f32. The one dequantization the row dequantizer and the scalar matmul share.
+    #[inline(always)]
+    pub fn dequantize(&self, out: &mut [f32; QK_K]) {
+        let d = self.d.to_f32();
+        let dmin = self.dmin.to_f32();
+        let (sc, m) = q4k_unpack_scales_mins(&self.scales);
+        for c in 0..4 {
+            let (d_lo, min_lo) = (d * sc[2 * c] as f32, dmin * m[2 * c] as f32);
+            let (d_hi, min_hi) = (d * sc[2 * c + 1] as f32, dmin * m[2 * c + 1] as f32);
+            for l in 0..32 {
+                let q = self.qs[32 * c + l];
+                out[64 * c + l] = d_lo * (q & 0xF) as f32 - min_lo;
+                out[64 * c + 32 + l] = d_hi * (q >> 4) as f32 - min_hi;
             }
         }
     }
 }
+
+k_format!(BlockQ4K, "q4_K", Q4K, quantize_block);
 
 /// Quantizes one super-block in three steps:
 /// 1. per sub-block, a weighted least-squares affine fit `x ~ scale*q - offset`, q in 0..=15

@@ -1,8 +1,8 @@
 //! Q6_K: 256 values in 16 groups of 16, 6-bit values with a signed 8-bit scale per group.
 
 use super::{
-    check_row, f16_saturating, lane_sum, normalized_block, quantize_row_multiversion, round_i32,
-    round_small, scale_up_pow2, GgmlType, QuantBlock, QK_K,
+    f16_saturating, k_format, lane_sum, normalized_block, round_i32, round_small, scale_up_pow2,
+    QK_K,
 };
 use bytemuck::{Pod, Zeroable};
 use half::f16;
@@ -69,28 +69,43 @@ impl BlockQ6K {
     }
 }
 
-quantize_row_multiversion!(BlockQ6K, quantize_block);
-
-impl QuantBlock for BlockQ6K {
-    const NAME: &'static str = "q6_K";
-    const TYPE: GgmlType = GgmlType::Q6K;
-    const VALUES: usize = QK_K;
-
-    fn quantize_row(src: &[f32], dst: &mut [Self]) {
-        quantize_rows(src, dst)
+impl BlockQ6K {
+    /// Values `128h + 32p + l` (`p` = 0..4, `l` < 32) minus 32: the four values whose high bits
+    /// share `qh[32h + l]`, the unit the scalar kernels walk the layout in.
+    #[inline(always)]
+    pub fn signed_quad(&self, h: usize, l: usize) -> [i32; 4] {
+        let ql = &self.ql[64 * h..];
+        let qh = self.qh[32 * h + l];
+        [
+            ((ql[l] & 0xF) | ((qh & 3) << 4)) as i32 - 32,
+            ((ql[l + 32] & 0xF) | (((qh >> 2) & 3) << 4)) as i32 - 32,
+            ((ql[l] >> 4) | (((qh >> 4) & 3) << 4)) as i32 - 32,
+            ((ql[l + 32] >> 4) | (((qh >> 6) & 3) << 4)) as i32 - 32,
+        ]
     }
 
-    fn dequantize_row(src: &[Self], dst: &mut [f32]) {
-        check_row::<Self>(dst.len(), src.len());
-        for (block, out) in src.iter().zip(dst.chunks_exact_mut(QK_K)) {
-            let d = block.d.to_f32();
-            for (i, o) in out.iter_mut().enumerate() {
-                let sc = block.scales[BlockQ6K::scale_index(i)] as f32;
-                *o = d * sc * (block.q(i) as i32 - 32) as f32;
+    /// The 256 values, `(d*sc)*(q-32)` (exact in f32: 11+8+6 significant bits), the layout of
+    /// [`q`](Self::q) and [`scale_index`](Self::scale_index) unrolled. The one dequantization
+    /// the row dequantizer and the scalar matmul share.
+    #[inline(always)]
+    pub fn dequantize(&self, out: &mut [f32; QK_K]) {
+        let d = self.d.to_f32();
+        for h in 0..2 {
+            let sc = &self.scales[8 * h..];
+            let o = &mut out[128 * h..];
+            for l in 0..32 {
+                let is = l / 16;
+                let [q1, q2, q3, q4] = self.signed_quad(h, l);
+                o[l] = (d * sc[is] as f32) * q1 as f32;
+                o[l + 32] = (d * sc[is + 2] as f32) * q2 as f32;
+                o[l + 64] = (d * sc[is + 4] as f32) * q3 as f32;
+                o[l + 96] = (d * sc[is + 6] as f32) * q4 as f32;
             }
         }
     }
 }
+
+k_format!(BlockQ6K, "q6_K", Q6K, quantize_block);
 
 /// Quantizes one super-block: per group of 16 values a signed scale from a weighted search (see
 /// [`fit_group`]), the sixteen scales quantized to i8 against `d = -(largest-magnitude scale)/128`,

@@ -45,12 +45,16 @@ use super::driver::RowDots;
 use super::MatmulDims;
 use crate::isa::dispatch;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1, QuantBlock};
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+use crate::simd::lanes::F32Lanes;
 use crate::Isa;
 use half::f16;
 use std::marker::PhantomData;
 
 /// A 32-value weight block: what every ISA's unpacking must reproduce.
 pub trait Block32: QuantBlock {
+    /// Whether values carry an added min (`d*q + m`, Q4_1).
+    const HAS_MIN: bool = false;
     /// The signed integers of the integer design: Q8_0 `q`, Q4_0 `q - 8`, Q5_0 `q - 16`,
     /// Q4_1 `q` (its offset is the min, applied through the activations' sum).
     fn ints(&self) -> [i8; 32];
@@ -107,6 +111,7 @@ impl Block32 for BlockQ5_0 {
 }
 
 impl Block32 for BlockQ4_1 {
+    const HAS_MIN: bool = true;
     fn ints(&self) -> [i8; 32] {
         std::array::from_fn(|l| nibble(&self.qs, l) as i8)
     }
@@ -146,9 +151,8 @@ pub(crate) fn q8_1_sum(d: f32, sum: i32) -> f16 {
 }
 
 /// The per-ISA primitives of the integer designs and the quantizers. The loops over blocks and
-/// rows ([`IntDots`], [`Q4_1Dots`], [`quantize_q8_0_with`], [`quantize_q8_1_with`]) are written
-/// once, here, for every ISA: the combine is then the same expression in every variant, which
-/// is what makes them bit-exact.
+/// rows ([`IntDots`], [`quantize_with`]) are written once, here, for every ISA: the combine is
+/// then the same expression in every variant, which is what makes them bit-exact.
 pub(crate) trait IntIsa {
     /// A weight block's integers, unpacked.
     type Ints: Copy;
@@ -173,6 +177,69 @@ pub(crate) trait IntIsa {
     unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32);
 }
 
+/// Declares a SIMD ISA file's primitives type `$isa`: its [`IntIsa`] (integers `$ints`; the
+/// file's `dot`, `quantize_block` and `f16_to_f32`) and its [`F32Isa`] (`$lanes`, 32 values in
+/// `$regs`; the file's `int_values`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+macro_rules! simd_isa {
+    (
+        $isa:ident: ints $ints:ty, lanes $lanes:ty, regs [$v:ty; $n:literal],
+        multi_row_chains $chains:literal, pairwise_sum $pairwise:literal
+    ) => {
+        /// The primitives of the shared integer loops, f32 loops and quantizers on this ISA.
+        pub(crate) struct $isa;
+
+        impl IntIsa for $isa {
+            type Ints = $ints;
+
+            #[inline(always)]
+            unsafe fn dot(w: $ints, x: &[i8; 32]) -> i32 {
+                // SAFETY: the trait's contract.
+                unsafe { dot(w, x) }
+            }
+
+            #[inline(always)]
+            unsafe fn to_f32(h: f16) -> f32 {
+                // SAFETY: the trait's contract.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    f16_to_f32(h)
+                }
+            }
+
+            #[inline(always)]
+            unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
+                // SAFETY: the trait's contract.
+                unsafe { quantize_block(x, qs) }
+            }
+        }
+
+        impl F32Isa for $isa {
+            type L = $lanes;
+            type Regs = [$v; $n];
+            const MULTI_ROW_CHAINS: usize = $chains;
+            const PAIRWISE_SUM: bool = $pairwise;
+
+            #[inline(always)]
+            unsafe fn zero_regs() -> [$v; $n] {
+                // SAFETY: the trait's contract.
+                unsafe { [<$lanes as $crate::simd::lanes::F32Lanes>::zero(); $n] }
+            }
+
+            #[inline(always)]
+            unsafe fn int_values(ints: $ints) -> [$v; $n] {
+                // SAFETY: the trait's contract.
+                unsafe { int_values(ints) }
+            }
+        }
+
+        /// The f32 design's row dots on this ISA.
+        type IsaF32Dots<W> = $crate::matmul::block32::F32Dots<$isa, W>;
+    };
+}
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use simd_isa;
+
 /// A weight block's unpacking for ISA `I`.
 pub(crate) trait Unpack<I: IntIsa>: Block32 {
     /// [`Block32::ints`], unpacked for `I`.
@@ -190,28 +257,88 @@ pub(crate) trait Unpack<I: IntIsa>: Block32 {
     }
 }
 
-/// `q8_0` design row dots, for every ISA.
-pub(crate) struct IntDots<I, W>(PhantomData<(I, W)>);
+/// An activation block of the integer designs: Q8_0 (for Q8_0, Q4_0 and Q5_0 weights) or Q8_1
+/// (for Q4_1).
+pub(crate) trait IntActs: QuantBlock {
+    /// The quantized values.
+    fn qs(&self) -> &[i8; 32];
+    /// The quantized values, to fill.
+    fn qs_mut(&mut self) -> &mut [i8; 32];
+    /// Stores the block's f16 fields from the f32 scale `d` and the sum of its values.
+    fn set_scales(&mut self, d: f32, sum: i32);
+    /// `acc` plus one block product from its exact integer dot `sumi`, the weight block's `dw`
+    /// and min `mw`: scalar's combine (`acc + (d_w d_x) sumi`; with Q8_1
+    /// `acc + ((d_w d_x) sumi + m_w s_x)`), the one expression of every ISA.
+    ///
+    /// # Safety
+    /// `I`'s target features are enabled.
+    unsafe fn combine<I: IntIsa>(acc: f32, dw: f32, mw: f32, x: &Self, sumi: i32) -> f32;
+}
 
-impl<I: IntIsa, W: Unpack<I>> RowDots for IntDots<I, W> {
+/// [`IntActs::qs`] and [`IntActs::qs_mut`]: both activation formats keep their values in `qs`.
+macro_rules! acts_qs {
+    () => {
+        #[inline(always)]
+        fn qs(&self) -> &[i8; 32] {
+            &self.qs
+        }
+        #[inline(always)]
+        fn qs_mut(&mut self) -> &mut [i8; 32] {
+            &mut self.qs
+        }
+    };
+}
+
+impl IntActs for BlockQ8_0 {
+    acts_qs!();
+    #[inline(always)]
+    fn set_scales(&mut self, d: f32, _sum: i32) {
+        self.d = q8_d_f16(d);
+    }
+    #[inline(always)]
+    unsafe fn combine<I: IntIsa>(acc: f32, dw: f32, _mw: f32, x: &Self, sumi: i32) -> f32 {
+        // SAFETY: the trait's contract.
+        acc + (dw * unsafe { I::to_f32(x.d) }) * sumi as f32
+    }
+}
+
+impl IntActs for BlockQ8_1 {
+    acts_qs!();
+    #[inline(always)]
+    fn set_scales(&mut self, d: f32, sum: i32) {
+        self.d = q8_d_f16(d);
+        self.s = q8_1_sum(d, sum);
+    }
+    #[inline(always)]
+    unsafe fn combine<I: IntIsa>(acc: f32, dw: f32, mw: f32, x: &Self, sumi: i32) -> f32 {
+        // SAFETY: the trait's contract.
+        let (dx, sx) = unsafe { (I::to_f32(x.d), I::to_f32(x.s)) };
+        acc + ((dw * dx) * sumi as f32 + mw * sx)
+    }
+}
+
+/// Integer-design row dots (weights `W`, activations `X`), for every ISA.
+pub(crate) struct IntDots<I, W, X>(PhantomData<(I, W, X)>);
+
+impl<I: IntIsa, W: Unpack<I>, X: IntActs> RowDots for IntDots<I, W, X> {
     type W = W;
-    type X = BlockQ8_0;
+    type X = X;
     const W_VALUES: usize = 32;
     const X_VALUES: usize = 32;
 
     #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[BlockQ8_0]) -> [f32; R] {
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[X]) -> [f32; R] {
         let nb = w_row.len();
         let mut acc = [0f32; R];
         // SAFETY: the trait's contract (the ISA's features are enabled).
         unsafe {
             for (b, wb) in w_row.iter().enumerate() {
                 let wi = wb.unpack();
-                let dw = I::to_f32(wb.d());
+                let (dw, mw) = (I::to_f32(wb.d()), wb.min());
                 for (i, acc) in acc.iter_mut().enumerate() {
                     let xb = &x_rows[i * nb + b];
-                    let sumi = I::dot(wi, &xb.qs);
-                    *acc += (dw * I::to_f32(xb.d)) * sumi as f32;
+                    let sumi = I::dot(wi, xb.qs());
+                    *acc = X::combine::<I>(*acc, dw, mw, xb, sumi);
                 }
             }
         }
@@ -219,64 +346,180 @@ impl<I: IntIsa, W: Unpack<I>> RowDots for IntDots<I, W> {
     }
 }
 
-/// Q4_1 x Q8_1 row dots, for every ISA: `acc + ((d_w d_x) sumi + m_w s_x)` per block.
-pub(crate) struct Q4_1Dots<I>(PhantomData<I>);
+/// The activation quantizer loop (Q8_0 or Q8_1) of every ISA.
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+pub(crate) unsafe fn quantize_with<I: IntIsa, X: IntActs>(x: &[f32], out: &mut [X]) {
+    assert_eq!(x.len(), 32 * out.len(), "quantize_{}: lengths", X::NAME);
+    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
+        // SAFETY: per this fn's contract; `x` is one block of values.
+        let (d, sum) = unsafe { I::quantize_block(x, block.qs_mut()) };
+        block.set_scales(d, sum);
+    }
+}
 
-impl<I: IntIsa> RowDots for Q4_1Dots<I>
-where
-    BlockQ4_1: Unpack<I>,
-{
-    type W = BlockQ4_1;
-    type X = BlockQ8_1;
+/// The per-ISA part of the SIMD f32 design: its f32 lanes and how a block's unpacked integers
+/// become f32 vectors. The loops ([`F32Dots`]) are written once, for every SIMD ISA.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) trait F32Isa: IntIsa {
+    /// The f32 vector operations.
+    type L: F32Lanes;
+    /// Thirty-two f32 values as `32 / LANES` vectors.
+    type Regs: Copy + AsRef<[Lane<Self>]> + AsMut<[Lane<Self>]>;
+    /// FMA chains per activation row when a weight block serves several rows (a single row
+    /// always has four): as many as fit in the registers without spills.
+    const MULTI_ROW_CHAINS: usize;
+    /// Whether four chains are added pairwise, `(a0 + a1) + (a2 + a3)`, rather than in order.
+    const PAIRWISE_SUM: bool;
+
+    /// All-zero vectors.
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn zero_regs() -> Self::Regs;
+
+    /// The 32 integers, exactly, as f32 (value `l` in lane `l % LANES` of vector `l / LANES`).
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled.
+    unsafe fn int_values(ints: Self::Ints) -> Self::Regs;
+}
+
+/// One f32 vector of ISA `I`.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) type Lane<I> = <<I as F32Isa>::L as F32Lanes>::V;
+
+/// Thirty-two weights dequantized into f32 vectors: a block, or 32 f16 values.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) trait Values<I: F32Isa>: Sized {
+    /// Values per element (32 for a block, 1 for an f16).
+    const W_VALUES: usize;
+    /// Weights `32c..32c+32` of the row `w`.
+    ///
+    /// # Safety
+    /// The ISA's target features are enabled; `w` holds at least `32(c+1)` values.
+    unsafe fn values(w: &[Self], c: usize) -> I::Regs;
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl<I: F32Isa, W: Unpack<I>> Values<I> for W {
     const W_VALUES: usize = 32;
-    const X_VALUES: usize = 32;
 
     #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[BlockQ4_1], x_rows: &[BlockQ8_1]) -> [f32; R] {
-        let nb = w_row.len();
-        let mut acc = [0f32; R];
-        // SAFETY: the trait's contract (the ISA's features are enabled).
+    unsafe fn values(w: &[W], c: usize) -> I::Regs {
+        let block = &w[c];
+        // SAFETY: the ISA's features per the contract; register-only after the unpacking.
         unsafe {
-            for (b, wb) in w_row.iter().enumerate() {
-                let wi = wb.unpack();
-                let (dw, mw) = (I::to_f32(wb.d), wb.min());
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let xb = &x_rows[i * nb + b];
-                    let sumi = I::dot(wi, &xb.qs);
-                    *acc += (dw * I::to_f32(xb.d)) * sumi as f32 + mw * I::to_f32(xb.s);
+            let mut out = I::int_values(block.unpack());
+            let d = I::L::splat(I::to_f32(block.d()));
+            let m = I::L::splat(block.min());
+            for o in out.as_mut() {
+                // `d*q` is exact, so the FMA rounds once, like scalar's `d*q + m`.
+                *o = if W::HAS_MIN {
+                    I::L::fma(*o, d, m)
+                } else {
+                    I::L::mul(*o, d)
+                };
+            }
+            out
+        }
+    }
+}
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl<I: F32Isa> Values<I> for f16 {
+    const W_VALUES: usize = 1;
+
+    #[inline(always)]
+    unsafe fn values(w: &[f16], c: usize) -> I::Regs {
+        let chunk = &w[32 * c..32 * c + 32];
+        // SAFETY: `LANES` f16 at `LANES*v` inside the 32-value chunk; the features per the
+        // contract.
+        unsafe {
+            let mut out = I::zero_regs();
+            for (v, o) in out.as_mut().iter_mut().enumerate() {
+                *o = I::L::load_f16(chunk.as_ptr().add(I::L::LANES * v));
+            }
+            out
+        }
+    }
+}
+
+/// The f32 design's row dots, for every SIMD ISA.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) struct F32Dots<I, W>(PhantomData<(I, W)>);
+
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+impl<I: F32Isa, W: Values<I>> RowDots for F32Dots<I, W> {
+    type W = W;
+    type X = f32;
+    const W_VALUES: usize = <W as Values<I>>::W_VALUES;
+    const X_VALUES: usize = 1;
+    // Every design step reads 32 values, also of F16 weights (one element each).
+    const K_MULTIPLE: usize = 32;
+
+    #[inline(always)]
+    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[f32]) -> [f32; R] {
+        // SAFETY: the trait's contract.
+        unsafe {
+            if R == 1 || I::MULTI_ROW_CHAINS == 4 {
+                f32_row::<I, W, R, 4>(w_row, x_rows)
+            } else {
+                f32_row::<I, W, R, 2>(w_row, x_rows)
+            }
+        }
+    }
+}
+
+/// [`F32Dots`] with `P` FMA chains per activation row: vector `v` of block `c` goes to chain
+/// `(c * vectors per block + v) % P`.
+///
+/// # Safety
+/// As [`RowDots::row_dots`].
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[inline(always)]
+unsafe fn f32_row<I: F32Isa, W: Values<I>, const R: usize, const P: usize>(
+    w_row: &[W],
+    x_rows: &[f32],
+) -> [f32; R] {
+    let k = w_row.len() * W::W_VALUES;
+    debug_assert!(x_rows.len() == R * k);
+    let lanes = I::L::LANES;
+    let vectors = 32 / lanes;
+    // SAFETY: every activation load reads `LANES` values at `i*k + 32c + LANES*v + LANES <= R*k`.
+    unsafe {
+        let mut acc = [[I::L::zero(); P]; R];
+        for c in 0..k / 32 {
+            let wv = W::values(w_row, c);
+            for (i, acc) in acc.iter_mut().enumerate() {
+                let xp = x_rows.as_ptr().add(i * k + 32 * c);
+                for (v, &w) in wv.as_ref().iter().enumerate() {
+                    // A constant chain per `v` when the vectors of a block fill whole rounds.
+                    let a = if vectors % P == 0 {
+                        v % P
+                    } else {
+                        (vectors * c + v) % P
+                    };
+                    acc[a] = I::L::fma(w, I::L::load(xp.add(lanes * v)), acc[a]);
                 }
             }
         }
-        acc
-    }
-}
-
-/// The Q8_0 quantizer loop of every ISA.
-///
-/// # Safety
-/// The ISA's target features are enabled.
-#[inline(always)]
-pub(crate) unsafe fn quantize_q8_0_with<I: IntIsa>(x: &[f32], out: &mut [BlockQ8_0]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_0: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: per this fn's contract; `x` is one block of values.
-        let (d, _) = unsafe { I::quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-    }
-}
-
-/// The Q8_1 quantizer loop of every ISA.
-///
-/// # Safety
-/// The ISA's target features are enabled.
-#[inline(always)]
-pub(crate) unsafe fn quantize_q8_1_with<I: IntIsa>(x: &[f32], out: &mut [BlockQ8_1]) {
-    assert_eq!(x.len(), 32 * out.len(), "quantize_q8_1: lengths");
-    for (x, block) in x.chunks_exact(32).zip(out.iter_mut()) {
-        // SAFETY: per this fn's contract; `x` is one block of values.
-        let (d, sum) = unsafe { I::quantize_block(x, &mut block.qs) };
-        block.d = q8_d_f16(d);
-        block.s = q8_1_sum(d, sum);
+        let mut dots = [0f32; R];
+        for (dot, acc) in dots.iter_mut().zip(&acc) {
+            let sum = if I::PAIRWISE_SUM && P == 4 {
+                I::L::add(I::L::add(acc[0], acc[1]), I::L::add(acc[2], acc[3]))
+            } else {
+                let mut sum = acc[0];
+                for &a in &acc[1..] {
+                    sum = I::L::add(sum, a);
+                }
+                sum
+            };
+            *dot = I::L::hsum(sum);
+        }
+        dots
     }
 }
 
@@ -288,13 +531,13 @@ macro_rules! block32_entries {
         $crate::matmul::driver::matmul_entries! {
             $features;
             matmul_q8_0_f32(f32, BlockQ8_0) => $f32dots<BlockQ8_0>;
-            matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => IntDots<$isa, BlockQ8_0>;
+            matmul_q8_0_q8_0(BlockQ8_0, BlockQ8_0) => $crate::matmul::block32::IntDots<$isa, BlockQ8_0, BlockQ8_0>;
             matmul_q4_0_f32(f32, BlockQ4_0) => $f32dots<BlockQ4_0>;
-            matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => IntDots<$isa, BlockQ4_0>;
+            matmul_q4_0_q8_0(BlockQ8_0, BlockQ4_0) => $crate::matmul::block32::IntDots<$isa, BlockQ4_0, BlockQ8_0>;
             matmul_q5_0_f32(f32, BlockQ5_0) => $f32dots<BlockQ5_0>;
-            matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => IntDots<$isa, BlockQ5_0>;
+            matmul_q5_0_q8_0(BlockQ8_0, BlockQ5_0) => $crate::matmul::block32::IntDots<$isa, BlockQ5_0, BlockQ8_0>;
             matmul_q4_1_f32(f32, BlockQ4_1) => $f32dots<BlockQ4_1>;
-            matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => Q4_1Dots<$isa>;
+            matmul_q4_1_q8_1(BlockQ8_1, BlockQ4_1) => $crate::matmul::block32::IntDots<$isa, BlockQ4_1, BlockQ8_1>;
             matmul_f16_f32(f32, f16) => $f32dots<f16>;
         }
         $crate::matmul::block32::quantizer_entries!($features, $isa);
@@ -307,13 +550,13 @@ macro_rules! quantizer_entries {
         /// Activations to Q8_0 (see [`block32`](super) for the rule).
         pub fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
             // SAFETY: the scalar primitives need no target feature.
-            unsafe { quantize_q8_0_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_0>(x, out) }
         }
 
         /// Activations to Q8_1 (see [`block32`](super) for the rule).
         pub fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
             // SAFETY: as above.
-            unsafe { quantize_q8_1_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_1>(x, out) }
         }
     };
     ($features:literal, $isa:ty) => {
@@ -322,7 +565,7 @@ macro_rules! quantizer_entries {
         #[target_feature(enable = $features)]
         pub unsafe fn quantize_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
             // SAFETY: this function enables the features `$isa` needs.
-            unsafe { quantize_q8_0_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_0>(x, out) }
         }
 
         /// # Safety
@@ -330,7 +573,7 @@ macro_rules! quantizer_entries {
         #[target_feature(enable = $features)]
         pub unsafe fn quantize_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
             // SAFETY: as above.
-            unsafe { quantize_q8_1_with::<$isa>(x, out) }
+            unsafe { $crate::matmul::block32::quantize_with::<$isa, BlockQ8_1>(x, out) }
         }
     };
 }

@@ -6,22 +6,14 @@
 //! `fma(q, d, m)`) and FMAs them into four accumulators per activation row. The quantizers
 //! round with `fcvtas` (to nearest, ties away from zero: `f32::round`).
 
-use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, Block32, IntDots, IntIsa,
-    Q4_1Dots, Unpack,
-};
-use crate::matmul::driver::RowDots;
+use super::{block32_entries, q8_scales, simd_isa, Block32, F32Isa, IntIsa, Unpack};
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use crate::simd::aarch64::f16_to_f32;
 use half::f16;
 use std::arch::aarch64::*;
-use std::marker::PhantomData;
 
 /// A 32-value weight block as the NEON kernels unpack it.
 trait NeonBlock: Block32 {
-    /// Whether values carry an added min (`d*q + m`, Q4_1).
-    const HAS_MIN: bool = false;
-
     /// [`Block32::ints`] as two vectors of sixteen bytes (values 0..16, 16..32).
     ///
     /// # Safety
@@ -116,8 +108,6 @@ impl NeonBlock for BlockQ5_0 {
 }
 
 impl NeonBlock for BlockQ4_1 {
-    const HAS_MIN: bool = true;
-
     #[inline(always)]
     unsafe fn ints_neon(&self) -> [int8x16_t; 2] {
         // SAFETY: NEON per the caller's contract.
@@ -138,7 +128,7 @@ impl NeonBlock for BlockQ4_1 {
 /// # Safety
 /// The caller runs with NEON enabled.
 #[inline(always)]
-unsafe fn dot_i8(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
+unsafe fn dot(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
     // SAFETY: two 16-byte loads of the 32-byte `x`; NEON per the caller's contract.
     unsafe {
         let x0 = vld1q_s8(x.as_ptr());
@@ -146,34 +136,6 @@ unsafe fn dot_i8(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
         let p0 = vmlal_high_s8(vmull_s8(vget_low_s8(w[0]), vget_low_s8(x0)), w[0], x0);
         let p1 = vmlal_high_s8(vmull_s8(vget_low_s8(w[1]), vget_low_s8(x1)), w[1], x1);
         vaddvq_s32(vaddq_s32(vpaddlq_s16(p0), vpaddlq_s16(p1)))
-    }
-}
-
-/// The Neon primitives of the shared integer loops and quantizers.
-pub(crate) struct Neon;
-
-impl IntIsa for Neon {
-    type Ints = [int8x16_t; 2];
-
-    #[inline(always)]
-    unsafe fn dot(w: [int8x16_t; 2], x: &[i8; 32]) -> i32 {
-        // SAFETY: the trait's contract; the load reads the 32-byte `x`.
-        unsafe { dot_i8(w, x) }
-    }
-
-    #[inline(always)]
-    unsafe fn to_f32(h: f16) -> f32 {
-        // SAFETY: the trait's contract.
-        #[allow(unused_unsafe)]
-        unsafe {
-            f16_to_f32(h)
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn quantize_block(x: &[f32], qs: &mut [i8; 32]) -> (f32, i32) {
-        // SAFETY: the trait's contract.
-        unsafe { quantize_block(x, qs) }
     }
 }
 
@@ -194,106 +156,34 @@ impl<W: NeonBlock> Unpack<Neon> for W {
     }
 }
 
-/// Thirty-two weights dequantized into eight vectors of four.
-trait Values4x8: Sized {
-    /// Values per element (32 for a block, 1 for an f16).
-    const W_VALUES: usize;
-    /// Weights `32c..32c+32` of the row `w`.
-    ///
-    /// # Safety
-    /// NEON enabled; `w` holds at least `32(c+1)` values.
-    unsafe fn values(w: &[Self], c: usize) -> [float32x4_t; 8];
+simd_isa! {
+    Neon: ints [int8x16_t; 2], lanes crate::simd::lanes::Neon, regs [float32x4_t; 8],
+    multi_row_chains 4, pairwise_sum true
 }
 
-impl<W: NeonBlock> Values4x8 for W {
-    const W_VALUES: usize = 32;
-
-    #[inline(always)]
-    unsafe fn values(w: &[W], c: usize) -> [float32x4_t; 8] {
-        let block = &w[c];
-        // SAFETY: NEON per the contract; register-only after `ints_neon`.
-        unsafe {
-            let ints = block.ints_neon();
-            let d = vdupq_n_f32(f16_to_f32(block.d()));
-            let m = vdupq_n_f32(block.min_f32());
-            let mut out = [vdupq_n_f32(0.0); 8];
-            for (h, &q8) in ints.iter().enumerate() {
-                let q16 = [vmovl_s8(vget_low_s8(q8)), vmovl_high_s8(q8)];
-                for (j, &q) in q16.iter().enumerate() {
-                    let q32 = [vmovl_s16(vget_low_s16(q)), vmovl_high_s16(q)];
-                    for (t, &qi) in q32.iter().enumerate() {
-                        let qf = vcvtq_f32_s32(qi);
-                        // `d*q` is exact, so the FMA rounds once, like scalar's `d*q + m`.
-                        out[4 * h + 2 * j + t] = if W::HAS_MIN {
-                            vfmaq_f32(m, qf, d)
-                        } else {
-                            vmulq_f32(qf, d)
-                        };
-                    }
+/// The 32 integers, exactly, as f32 vectors ([`F32Isa::int_values`]).
+///
+/// # Safety
+/// The ISA's target features are enabled.
+#[inline(always)]
+unsafe fn int_values(ints: [int8x16_t; 2]) -> [float32x4_t; 8] {
+    // SAFETY: register-only; the features per the caller's contract.
+    unsafe {
+        let mut out = [vdupq_n_f32(0.0); 8];
+        for (h, &q8) in ints.iter().enumerate() {
+            let q16 = [vmovl_s8(vget_low_s8(q8)), vmovl_high_s8(q8)];
+            for (j, &q) in q16.iter().enumerate() {
+                let q32 = [vmovl_s16(vget_low_s16(q)), vmovl_high_s16(q)];
+                for (t, &qi) in q32.iter().enumerate() {
+                    out[4 * h + 2 * j + t] = vcvtq_f32_s32(qi);
                 }
             }
-            out
-        }
-    }
-}
-
-impl Values4x8 for f16 {
-    const W_VALUES: usize = 1;
-
-    #[inline(always)]
-    unsafe fn values(w: &[f16], c: usize) -> [float32x4_t; 8] {
-        let chunk = &w[32 * c..32 * c + 32];
-        // SAFETY: register-only; NEON per this fn's contract.
-        let mut out = [unsafe { vdupq_n_f32(0.0) }; 8];
-        for (v, o) in out.iter_mut().enumerate() {
-            // SAFETY: 4 f16 = 8 bytes at 4v inside the 32-value chunk; NEON per the contract.
-            *o = unsafe {
-                vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(
-                    chunk.as_ptr().add(4 * v).cast(),
-                )))
-            };
         }
         out
     }
 }
 
-struct F32Dots<W>(PhantomData<W>);
-
-impl<W: Values4x8> RowDots for F32Dots<W> {
-    type W = W;
-    type X = f32;
-    const W_VALUES: usize = <W as Values4x8>::W_VALUES;
-    const X_VALUES: usize = 1;
-    // Every design step reads 32 values, also of F16 weights (one element each).
-    const K_MULTIPLE: usize = 32;
-
-    #[inline(always)]
-    unsafe fn row_dots<const R: usize>(w_row: &[W], x_rows: &[f32]) -> [f32; R] {
-        let k = w_row.len() * W::W_VALUES;
-        debug_assert!(x_rows.len() == R * k);
-        // SAFETY: the trait's contract; every activation load reads 4 values at
-        // `i*k + 32c + 4v + 4 <= R*k`.
-        unsafe {
-            let mut acc = [[vdupq_n_f32(0.0); 4]; R];
-            for c in 0..k / 32 {
-                let wv = W::values(w_row, c);
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let xp = x_rows.as_ptr().add(i * k + 32 * c);
-                    for (v, &w) in wv.iter().enumerate() {
-                        acc[v % 4] = vfmaq_f32(acc[v % 4], w, vld1q_f32(xp.add(4 * v)));
-                    }
-                }
-            }
-            let mut dots = [0f32; R];
-            for (dot, a) in dots.iter_mut().zip(&acc) {
-                *dot = vaddvq_f32(vaddq_f32(vaddq_f32(a[0], a[1]), vaddq_f32(a[2], a[3])));
-            }
-            dots
-        }
-    }
-}
-
-block32_entries!("neon", Neon, F32Dots);
+block32_entries!("neon", Neon, IsaF32Dots);
 
 /// One block: `qs` from the 32 values at `x`, returning `(d, sum of qs)`.
 ///

@@ -1,10 +1,7 @@
 //! Portable 32-block kernels and activation quantizers: the oracle every SIMD variant is
 //! compared with. The integer dots and the f32 combines here are the bit-exactness contract.
 
-use super::{
-    block32_entries, q8_scales, quantize_q8_0_with, quantize_q8_1_with, Block32, IntDots, IntIsa,
-    Q4_1Dots, Unpack,
-};
+use super::{block32_entries, q8_scales, Block32, IntIsa, Unpack};
 use crate::matmul::driver::RowDots;
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0, BlockQ8_1};
 use half::f16;

@@ -2,16 +2,15 @@
 //! [`Block32::ints`] as one 256-bit vector of 32 signed bytes (byte `l` = value `l`). Callers
 //! run with AVX2 + F16C enabled; everything is `#[inline(always)]`.
 
-use super::Block32;
+use super::avx2::Avx2;
+use super::avx512::Avx512;
+use super::{Block32, Unpack};
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ8_0};
 use crate::simd::x86::f16_to_f32;
 use std::arch::x86_64::*;
 
 /// A 32-value weight block as the x86 kernels unpack it.
 pub(super) trait X86Block: Block32 {
-    /// Whether values carry an added min (`d*q + m`, Q4_1).
-    const HAS_MIN: bool = false;
-
     /// [`Block32::ints`] as 32 bytes.
     ///
     /// # Safety
@@ -98,8 +97,6 @@ impl X86Block for BlockQ5_0 {
 }
 
 impl X86Block for BlockQ4_1 {
-    const HAS_MIN: bool = true;
-
     #[inline(always)]
     unsafe fn ints_x86(&self) -> __m256i {
         // SAFETY: AVX2 per the caller's contract.
@@ -112,6 +109,27 @@ impl X86Block for BlockQ4_1 {
         unsafe { f16_to_f32(self.m) }
     }
 }
+
+/// The x86 unpacking, for both x86 ISAs.
+macro_rules! x86_unpack {
+    ($($isa:ty),*) => {$(
+        impl<W: X86Block> Unpack<$isa> for W {
+            #[inline(always)]
+            unsafe fn unpack(&self) -> __m256i {
+                // SAFETY: the trait's contract.
+                unsafe { self.ints_x86() }
+            }
+
+            #[inline(always)]
+            unsafe fn min(&self) -> f32 {
+                // SAFETY: the trait's contract.
+                unsafe { self.min_f32() }
+            }
+        }
+    )*};
+}
+
+x86_unpack!(Avx2, Avx512);
 
 /// Bytes `8v..8v+8` of `ints` (v in 0..4) widened to eight i32 lanes.
 ///

@@ -12,23 +12,6 @@ pub mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use super::MatmulDims;
-use crate::isa::dispatch;
-use crate::quant::{BlockQ4K, BlockQ8K};
-use crate::Isa;
+use crate::quant::BlockQ4K;
 
-/// `y = x * w^T` with f32 activations `x` (`n * k` values). See [`MatmulDims`].
-///
-/// # Panics
-/// If `isa` cannot run on this CPU, or the slices do not match `dims`.
-pub fn matmul_q4k_f32(isa: Isa, x: &[f32], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    dispatch!(isa, matmul_f32(x, w, y, dims))
-}
-
-/// `y = x * w^T` with activations already quantized to Q8_K (`n * k/256` blocks).
-///
-/// # Panics
-/// If `isa` cannot run on this CPU, or the slices do not match `dims`.
-pub fn matmul_q4k_q8k(isa: Isa, xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    dispatch!(isa, matmul_q8k(xq, w, y, dims))
-}
+super::kquant::k_dispatch!(BlockQ4K, matmul_q4k_f32, matmul_q4k_q8k);

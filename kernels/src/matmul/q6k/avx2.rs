@@ -15,8 +15,9 @@
 
 use super::scalar;
 use crate::matmul::driver::{matmul_entries, row_dots};
+use crate::matmul::kquant::avx2::{row_tile_f32, Avx2BlockF32};
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
-use crate::simd::x86::{f16_to_f32, hsum_epi32, hsum_ps};
+use crate::simd::x86::{f16_to_f32, hsum_epi32};
 use std::arch::x86_64::*;
 
 matmul_entries! {
@@ -28,39 +29,20 @@ matmul_entries! {
 row_dots!(F32Dots: BlockQ6K, f32, QK_K, 1, <R> |w_row, x_rows| match R {
     // Enough independent FMA chains to cover the latency, few enough not to spill the 16
     // ymm registers (8 chains for one row measured slower).
-    1 | 2 => row_tile_f32::<R, 4>(x_rows, w_row),
-    _ => row_tile_f32::<R, 2>(x_rows, w_row),
+    1 | 2 => row_tile_f32::<_, R, 4>(x_rows, w_row),
+    _ => row_tile_f32::<_, R, 2>(x_rows, w_row),
 });
 row_dots!(Q8kDots: BlockQ6K, BlockQ8K, QK_K, QK_K, <R> |w_row, x_rows| row_tile_q8k::<R>(x_rows, w_row));
 
-/// Weight row `wr` times the `R` activation rows `x_rows`.
-#[inline(always)]
-unsafe fn row_tile_f32<const R: usize, const P: usize>(
-    x_rows: &[f32],
-    wr: &[BlockQ6K],
-) -> [f32; R] {
-    // SAFETY: this fn's contract: the caller runs with the target features enabled,
-    // and every pointer below stays inside the blocks and rows it was given.
-    unsafe {
-        let k = wr.len() * QK_K;
-        debug_assert!(x_rows.len() == R * k);
-        let mut acc = [[_mm256_setzero_ps(); P]; R];
-        for (b, block) in wr.iter().enumerate() {
-            // SAFETY: `i * k + b * QK_K + QK_K <= R * k == x_rows.len()` because `i < R` and
-            // `b < k / QK_K`, so every pointer starts a full block of activations inside `x_rows`.
-            let xs: [*const f32; R] =
-                std::array::from_fn(|i| x_rows.as_ptr().add(i * k + b * QK_K));
-            block_f32::<R, P>(block, &xs, &mut acc);
-        }
-        let mut dots = [0f32; R];
-        for (dot, acc_row) in dots.iter_mut().zip(&acc) {
-            let mut sum = acc_row[0];
-            for &a in &acc_row[1..] {
-                sum = _mm256_add_ps(sum, a);
-            }
-            *dot = hsum_ps(sum);
-        }
-        dots
+impl Avx2BlockF32 for BlockQ6K {
+    #[inline(always)]
+    unsafe fn block_f32<const R: usize, const P: usize>(
+        &self,
+        xs: &[*const f32; R],
+        acc: &mut [[__m256; P]; R],
+    ) {
+        // SAFETY: the trait's contract.
+        unsafe { block_f32::<R, P>(self, xs, acc) }
     }
 }
 
