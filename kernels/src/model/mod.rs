@@ -97,12 +97,35 @@ pub struct Model<'a> {
     pub weights: Weights<'a>,
 }
 
-/// Whether [`Model::load`] repacks the layers' Q6_K matrices (attn_v, ffn_down) for the x8
-/// kernels. Measured on TinyLlama Q4_K_M (idle Zen 3, 1 thread, alternated, `harness e2e -p
-/// 40,512 -n 128 -r 2`): with them repacked pp40 22.1 / pp512 20.2 / tg128 9.25 tok/s, without
-/// 20.8 / 19.1 / 9.70. Prefill gains 6%, decode loses 5% (the x8 Q6_K kernel at n = 1 is slower
-/// than the file-layout one), so they stay as they are until that kernel is faster.
-const REPACK_LAYER_Q6K: bool = false;
+/// How [`Model::load`] lays out the layers' Q6_K matrices (attn_v, ffn_down) for the `q8`
+/// design on the ISAs the x8 kernels run on.
+///
+/// Measured on TinyLlama Q4_K_M (idle Zen 3, two alternated rounds of `harness e2e -p 40,512
+/// -n 128 -r 2 -t 1,2`, means, tok/s, 1 / 2 threads):
+///
+/// | layout | pp40 | pp512 | tg128 | peak RSS MiB |
+/// |---|---|---|---|---|
+/// | `File` | 20.9 / 38.1 | 19.3 / 35.6 | 9.89 / 16.9 | 750 / 950 |
+/// | `X8` | 22.7 / 41.6 | 20.7 / 38.8 | 9.36 / 16.2 | 862 / 971 |
+/// | `X8ForPrompts` | 22.9 / 41.7 | 20.9 / 38.5 | 10.0 / 17.3 | 957 / 1073 |
+///
+/// The x8 Q6_K panels hold whole-byte values, 30% more bytes than the file's blocks: prompts
+/// gain 8-9% from the kernel that does no unpacking, but decode, which streams every matrix
+/// once per token, pays for the bytes. So prompts take the x8 copy and decode the file's
+/// layout, at the cost of holding both (about 200 MiB more at one thread).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Q6kLayers {
+    /// The file's layout only.
+    #[allow(dead_code)]
+    File,
+    /// The x8 layout only, the file's pages released.
+    #[allow(dead_code)]
+    X8,
+    /// The x8 layout for `n >= 2` activation rows, the file's for `n = 1`.
+    X8ForPrompts,
+}
+
+const LAYER_Q6K: Q6kLayers = Q6kLayers::X8ForPrompts;
 
 impl<'a> Model<'a> {
     /// Reads the config and finds, checks (dims, type, alignment) and borrows every tensor. No
@@ -114,9 +137,10 @@ impl<'a> Model<'a> {
     }
 
     /// [`Model::from_gguf`] of a mapped file, then made ready for sessions of `isa` and
-    /// `design`: for the `q8` design on the ISAs the x8 kernels run on, the Q4_K and Q6_K
-    /// matrices are repacked (on up to `threads` threads) and the mapped pages of their
-    /// original blocks are released, so the process does not hold both copies. Sessions of
+    /// `design`: for the `q8` design on the ISAs the x8 kernels run on, the Q4_K and the layers'
+    /// Q6_K matrices are repacked (on up to `threads` threads) and the mapped pages of the Q4_K
+    /// blocks are released, so the process does not hold both copies; the layers' Q6_K blocks
+    /// stay for decode ([`Q6kLayers`]). Sessions of
     /// any other ISA or design still run from such a model (from the original blocks, paged in
     /// again), with the same results.
     pub fn load(
@@ -130,12 +154,21 @@ impl<'a> Model<'a> {
             // Loading runs before any session: every core may take part.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let threads = threads.max(cores).max(1);
-            // The layers' Q6_K matrices (attn_v, ffn_down) take the x8 kernels; a Q6_K output
+            // The layers' Q6_K matrices (attn_v, ffn_down) as `LAYER_Q6K` says; a Q6_K output
             // matrix, which decode streams every token at n = 1, keeps the file's layout.
             let w = &mut model.weights;
             for m in w.layer_matrices_mut() {
-                if let Some(bytes) = m.pack_x8(threads, REPACK_LAYER_Q6K) {
-                    file.release_pages(bytes);
+                let q6k = matches!(m.blocks, weights::Blocks::Q6K(_));
+                let policy = if q6k { LAYER_Q6K } else { Q6kLayers::X8 };
+                if policy == Q6kLayers::File {
+                    continue;
+                }
+                if let Some(bytes) = m.pack_x8(threads, true) {
+                    if policy == Q6kLayers::X8ForPrompts {
+                        m.packed_min_n = 2;
+                    } else {
+                        file.release_pages(bytes);
+                    }
                 }
             }
             if let Some(bytes) = w.output.pack_x8(threads, false) {

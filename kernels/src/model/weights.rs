@@ -54,6 +54,9 @@ pub struct Matrix<'a> {
     /// The same weights in the x8 layout, used by `matmul_rows` for the `q8` design on the ISAs
     /// [`x8::runs_on`] admits. `blocks` stays valid (the other ISAs and designs read it).
     pub packed: Option<Arc<Packed>>,
+    /// The fewest activation rows that take `packed`: 1 when the original blocks were released
+    /// at load, 2 when they were kept for decode (see [`Matrix::pack_x8`]).
+    pub packed_min_n: usize,
 }
 
 /// The activations of one matmul input: f32 always, quantized forms when a kernel needs them.
@@ -105,7 +108,7 @@ impl<'a> Matrix<'a> {
         if rows.is_empty() || x.n == 0 {
             return;
         }
-        if let Some(packed) = &self.packed {
+        if let Some(packed) = self.packed.as_ref().filter(|_| x.n >= self.packed_min_n) {
             let r8 = x8::ROWS;
             let aligned = rows.start.is_multiple_of(r8) && rows.end.is_multiple_of(r8);
             // Row ranges off the 8-row panels (no caller of the forward pass makes them) take
@@ -196,6 +199,7 @@ impl<'a> Matrix<'a> {
             k,
             blocks,
             packed: None,
+            packed_min_n: 1,
         })
     }
 
@@ -212,10 +216,8 @@ impl<'a> Matrix<'a> {
                 Packed::Q4K(x8::repack_q4k(w, self.rows, threads).ok()?),
                 bytemuck::cast_slice(w),
             ),
-            // Q6_K only when the caller asks: see `REPACK_LAYER_Q6K` in `model` for why the
-            // model does not today (measured with every Q6_K matrix repacked, the output one
-            // included: prompt 22.0 / 40.7 tok/s and decode 8.8 / 15.5 with 1 / 2 threads;
-            // Q4_K only, 20.9 / 38.0 and 10.0 / 17.9).
+            // Q6_K only when the caller asks: see `Q6kLayers` in `model` for the layers'
+            // matrices; the output matrix, read at n = 1, stays in the file's layout.
             Blocks::Q6K(w) if q6k => (
                 Packed::Q6K(x8::repack_q6k(w, self.rows, threads).ok()?),
                 bytemuck::cast_slice(w),
