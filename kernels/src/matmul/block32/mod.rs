@@ -189,6 +189,12 @@ macro_rules! simd_isa {
         /// The primitives of the shared integer loops, f32 loops and quantizers on this ISA.
         pub(crate) struct $isa;
 
+        // The f32 loops load a block's 32 values into these registers through raw pointers.
+        const _: () = assert!(
+            $n * <$lanes as crate::simd::lanes::F32Lanes>::LANES == 32,
+            "regs must hold exactly one 32-value block"
+        );
+
         impl IntIsa for $isa {
             type Ints = $ints;
 

@@ -63,18 +63,15 @@ pub struct BlockQ6Kx8 {
 
 const _: () = assert!(std::mem::size_of::<BlockQ6Kx8>() == 2192);
 
-/// The 256 unsigned 6-bit values of a Q6_K block (`q + 32`) in position order: position
-/// `128h + 32part + l` takes the low nibble of `ql[64h + l + 32(part & 1)]` (parts 0, 1) or its
-/// high nibble (parts 2, 3), and bits `2part .. 2part+2` of `qh[32h + l]` as bits 4 and 5.
+/// The 256 unsigned 6-bit values of a Q6_K block (`q + 32`, 0..64) in position order, decoded
+/// by [`BlockQ6K::signed_quad`] (positions `128h + 32part + l`).
 pub fn q6k_values(w: &BlockQ6K) -> [u8; QK_K] {
     let mut v = [0u8; QK_K];
     for h in 0..2 {
         for l in 0..32 {
-            let (a, b, hi) = (w.ql[64 * h + l], w.ql[64 * h + l + 32], w.qh[32 * h + l]);
-            v[128 * h + l] = (a & 0xF) | ((hi & 3) << 4);
-            v[128 * h + l + 32] = (b & 0xF) | (((hi >> 2) & 3) << 4);
-            v[128 * h + l + 64] = (a >> 4) | (((hi >> 4) & 3) << 4);
-            v[128 * h + l + 96] = (b >> 4) | (((hi >> 6) & 3) << 4);
+            for (part, q) in w.signed_quad(h, l).into_iter().enumerate() {
+                v[128 * h + 32 * part + l] = (q + 32) as u8;
+            }
         }
     }
     v
