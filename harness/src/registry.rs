@@ -285,7 +285,7 @@ impl Variant {
 }
 
 /// Why a `q8k-x8` variant of a non-x86 ISA never runs.
-pub const X8_ONLY: &str = "the x8 layout is an x86 path (its AVX2 kernels serve avx2 and avx512)";
+pub const X8_ONLY: &str = "the x8 layout is an x86 path (avx2, and avx512 with VNNI byte dots)";
 
 /// Every variant, in report order (kernel, then design, then ISA). Which ones run here is a
 /// separate question ([`Variant::unavailable_reason`]): a variant the CPU lacks is reported as

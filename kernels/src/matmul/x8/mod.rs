@@ -1,5 +1,5 @@
 //! Q4_K and Q6_K weights repacked at load into 8-row interleaved blocks, for the x86 `q8k`
-//! kernels in [`avx2`]: one 32-byte load holds the same four byte positions of eight
+//! kernels in [`x86`] (AVX2, and AVX-512 VNNI on 256-bit vectors): one 32-byte load holds the same four byte positions of eight
 //! consecutive weight rows, so the eight rows are the eight i32 lanes of every vector, the
 //! activations are broadcast, and no per-block horizontal reduction is left.
 //!
@@ -16,7 +16,7 @@
 //! blocks (the `harness verify` rows check it).
 
 #[cfg(target_arch = "x86_64")]
-pub mod avx2;
+pub mod x86;
 
 use super::MatmulDims;
 use crate::quant::{q4k_unpack_scales_mins, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
@@ -246,9 +246,9 @@ pub fn unpack_q6k(x8: &[BlockQ6Kx8], nb: usize) -> Vec<BlockQ6K> {
     out
 }
 
-/// Whether the x8 kernels run for `isa`: the AVX2 kernels serve AVX-512 machines too (every
-/// AVX-512 CPU this project targets has AVX2 + FMA + F16C). Scalar and NEON keep the original
-/// layout.
+/// Whether the x8 kernels run for `isa`: AVX2, and AVX-512 (whose kernels are the same tiles
+/// with VNNI's `dpbusd` for the byte dots; every AVX-512 CPU this project targets also has
+/// AVX2 + FMA + F16C). Scalar and NEON keep the original layout.
 pub fn runs_on(isa: Isa) -> bool {
     matches!(isa, Isa::Avx2 | Isa::Avx512)
 }
@@ -283,10 +283,13 @@ pub fn matmul_q4kx8_q8k(
     isa.assert_available();
     check(&dims, xq.len(), w.len(), y.len());
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `assert_available` checked AVX2 (+FMA, F16C; AVX-512 implies them); `check` the
-    // shapes the kernel's unchecked loads rely on.
+    // SAFETY: `assert_available` checked the ISA's features (AVX2 + FMA + F16C; AVX-512 F/BW/
+    // VL/VNNI implies them); `check` the shapes the kernel's unchecked loads rely on.
     unsafe {
-        avx2::matmul_q4kx8_q8k(xq, w, y, dims)
+        match isa {
+            Isa::Avx512 => x86::matmul_q4kx8_q8k_vnni(xq, w, y, dims),
+            _ => x86::matmul_q4kx8_q8k(xq, w, y, dims),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("runs_on admits no ISA of this architecture")
@@ -310,7 +313,10 @@ pub fn matmul_q6kx8_q8k(
     #[cfg(target_arch = "x86_64")]
     // SAFETY: as in `matmul_q4kx8_q8k`.
     unsafe {
-        avx2::matmul_q6kx8_q8k(xq, w, y, dims)
+        match isa {
+            Isa::Avx512 => x86::matmul_q6kx8_q8k_vnni(xq, w, y, dims),
+            _ => x86::matmul_q6kx8_q8k(xq, w, y, dims),
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     unreachable!("runs_on admits no ISA of this architecture")

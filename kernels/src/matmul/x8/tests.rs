@@ -102,11 +102,16 @@ fn repack_refuses_ragged_rows() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn kernels_match_scalar_bit_for_bit() {
-    use crate::matmul::{q4k, q6k};
-    if !Isa::Avx2.is_available() {
-        eprintln!("skipped: no AVX2");
-        return;
+    for isa in [Isa::Avx2, Isa::Avx512] {
+        if crate::isa::runs_here(isa, "x8::kernels_match_scalar_bit_for_bit") {
+            kernels_match_scalar(isa);
+        }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn kernels_match_scalar(isa: Isa) {
+    use crate::matmul::{q4k, q6k};
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     // n covers every tile size and a chunk tail; y_stride > rows checks strided stores.
     for (n, rows, nb, extra) in [(1, 8, 1, 0), (5, 16, 2, 3), (11, 24, 3, 0), (40, 32, 8, 8)] {
@@ -122,13 +127,21 @@ fn kernels_match_scalar_bit_for_bit() {
         let (mut want, mut have) = (vec![0f32; len], vec![0f32; len]);
         q4k::scalar::matmul_q8k(&x, &w, &mut want, dims);
         let x8 = repack_q4k(&w, rows, 1).unwrap();
-        matmul_q4kx8_q8k(Isa::Avx2, &x, &x8, &mut have, dims);
+        matmul_q4kx8_q8k(isa, &x, &x8, &mut have, dims);
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&have), bits(&want), "q4k n {n} rows {rows} nb {nb}");
+        assert_eq!(
+            bits(&have),
+            bits(&want),
+            "{isa} q4k n {n} rows {rows} nb {nb}"
+        );
         let w = q6k_blocks(&mut rng, rows * nb);
         q6k::scalar::matmul_q8k(&x, &w, &mut want, dims);
         let x8 = repack_q6k(&w, rows, 1).unwrap();
-        matmul_q6kx8_q8k(Isa::Avx2, &x, &x8, &mut have, dims);
-        assert_eq!(bits(&have), bits(&want), "q6k n {n} rows {rows} nb {nb}");
+        matmul_q6kx8_q8k(isa, &x, &x8, &mut have, dims);
+        assert_eq!(
+            bits(&have),
+            bits(&want),
+            "{isa} q6k n {n} rows {rows} nb {nb}"
+        );
     }
 }

@@ -1,7 +1,12 @@
-//! AVX2 + FMA + F16C kernels on the 8-row interleaved layout: lanes are weight rows, the
-//! activation bytes are broadcast, and each (8 rows, block) ends in eight i32 sums, one per
-//! row, that are exactly the scalar oracle's integers; the f32 combine then runs on all eight
-//! rows at once with scalar's operations in scalar's order.
+//! x86 kernels on the 8-row interleaved layout: lanes are weight rows, the activation bytes are
+//! broadcast, and each (8 rows, block) ends in eight i32 sums, one per row, that are exactly
+//! the scalar oracle's integers; the f32 combine then runs on all eight rows at once with
+//! scalar's operations in scalar's order.
+//!
+//! One tile per format, written once over [`ByteDots`], the step that multiplies four weight
+//! bytes by four activation bytes per lane: [`Maddubs`] (AVX2: `maddubs` into i16, then `madd`
+//! with the scale) and [`Vnni`] (AVX-512 VNNI on 256-bit vectors: `dpbusd` straight into i32,
+//! then one `mullo` with the scale). Both give the same integers, so the same bits.
 //!
 //! Loop nest: activation rows in chunks that fit in L2 ([`chunk_rows`]), then 8-row weight
 //! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`TILE`]
@@ -85,13 +90,91 @@ unsafe fn f16x8(v: &[half::f16; ROWS]) -> __m256 {
     unsafe { _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().cast())) }
 }
 
+/// The byte dot-product step of the tiles, per lane (one weight row): `dot` adds the four
+/// products of unsigned weight bytes `u` and signed activation bytes `s` to a partial sum, and
+/// `apply` multiplies a partial sum by the row's scale (loaded by `scales_u8` / `scales_i8`)
+/// into i32 lanes.
+///
+/// # Safety
+/// Every method needs the CPU features of its implementation, enabled in the caller.
+trait ByteDots {
+    /// Q6_K `dot` steps one partial sum takes without overflow (see `q6k_tile`).
+    const Q6_DOTS: usize;
+    unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
+    /// Eight u8 scales at `p .. p+8`, one per row.
+    unsafe fn scales_u8(p: *const u8) -> __m256i;
+    /// Eight i8 scales at `p .. p+8`, one per row.
+    unsafe fn scales_i8(p: *const i8) -> __m256i;
+    unsafe fn apply(acc: __m256i, scales: __m256i) -> __m256i;
+}
+
+/// AVX2: `maddubs` into two i16 partial sums per lane (exact while their magnitude stays below
+/// 32768, which the tiles' bounds show), `madd` with the scale duplicated into both halves.
+struct Maddubs;
+
+impl ByteDots for Maddubs {
+    const Q6_DOTS: usize = 2;
+    #[inline(always)]
+    unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: AVX2, as the trait requires.
+        unsafe { _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, s)) }
+    }
+    #[inline(always)]
+    unsafe fn scales_u8(p: *const u8) -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe { dup_u8(p) }
+    }
+    #[inline(always)]
+    unsafe fn scales_i8(p: *const i8) -> __m256i {
+        // SAFETY: the trait's contract.
+        unsafe { dup_i8(p) }
+    }
+    #[inline(always)]
+    unsafe fn apply(acc: __m256i, scales: __m256i) -> __m256i {
+        // SAFETY: AVX2.
+        unsafe { _mm256_madd_epi16(acc, scales) }
+    }
+}
+
+/// AVX-512 VNNI + VL: `dpbusd` adds the four products straight into an i32 lane, exactly (no
+/// i16 step, no saturation), so a partial sum takes all four Q6_K steps; `mullo` applies the
+/// scale.
+struct Vnni;
+
+impl ByteDots for Vnni {
+    const Q6_DOTS: usize = 4;
+    #[inline(always)]
+    unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VNNI + VL, as the trait requires.
+        unsafe { _mm256_dpbusd_epi32(acc, u, s) }
+    }
+    #[inline(always)]
+    unsafe fn scales_u8(p: *const u8) -> __m256i {
+        // SAFETY: the trait's contract: 8 readable bytes.
+        unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn scales_i8(p: *const i8) -> __m256i {
+        // SAFETY: as `scales_u8`.
+        unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn apply(acc: __m256i, scales: __m256i) -> __m256i {
+        // SAFETY: AVX2.
+        unsafe { _mm256_mullo_epi32(acc, scales) }
+    }
+}
+
 /// Rows `x_rows` (`R` rows of `nb` blocks, row `i` at `xs[i]`) times one Q4_K panel `wp`:
 /// lane `r` of result `i` is `dot(x_i, w_r)` accumulated exactly like scalar's row dot.
 ///
 /// # Safety
 /// AVX2 + FMA + F16C enabled; every `xs[i]` points at `wp.len()` readable blocks.
 #[inline(always)]
-unsafe fn q4k_tile<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) -> [__m256; R] {
+unsafe fn q4k_tile<D: ByteDots, const R: usize>(
+    wp: &[BlockQ4Kx8],
+    xs: [*const BlockQ8K; R],
+) -> [__m256; R] {
     // SAFETY: every pointer below stays inside a block of `wp` or of an activation row, whose
     // lengths the caller guarantees; the intrinsics need the features the caller enables.
     unsafe {
@@ -112,21 +195,16 @@ unsafe fn q4k_tile<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) 
                     let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
                     for i in 0..R {
                         let xq = xb[i].qs.as_ptr().add(64 * c + 4 * g);
-                        let p_lo = _mm256_maddubs_epi16(lo, bcast4(xq));
-                        let p_hi = _mm256_maddubs_epi16(hi, bcast4(xq.add(32)));
-                        s_lo[i] = _mm256_add_epi16(s_lo[i], p_lo);
-                        s_hi[i] = _mm256_add_epi16(s_hi[i], p_hi);
+                        s_lo[i] = D::dot(s_lo[i], lo, bcast4(xq));
+                        s_hi[i] = D::dot(s_hi[i], hi, bcast4(xq.add(32)));
                     }
                 }
-                // `madd` with the 6-bit scale: at most 2*63*30720 per lane; the block's sum
-                // of eight such stays far inside i32.
-                let sc_lo = dup_u8(w.scales.as_ptr().add(8 * (2 * c)));
-                let sc_hi = dup_u8(w.scales.as_ptr().add(8 * (2 * c + 1)));
+                // Times the 6-bit scale: at most 63*30720 per lane and sub-block; the block's
+                // sum of eight such stays far inside i32.
+                let sc_lo = D::scales_u8(w.scales.as_ptr().add(8 * (2 * c)));
+                let sc_hi = D::scales_u8(w.scales.as_ptr().add(8 * (2 * c + 1)));
                 for i in 0..R {
-                    let t = _mm256_add_epi32(
-                        _mm256_madd_epi16(s_lo[i], sc_lo),
-                        _mm256_madd_epi16(s_hi[i], sc_hi),
-                    );
+                    let t = _mm256_add_epi32(D::apply(s_lo[i], sc_lo), D::apply(s_hi[i], sc_hi));
                     sumi[i] = _mm256_add_epi32(sumi[i], t);
                 }
             }
@@ -165,7 +243,10 @@ unsafe fn q4k_tile<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) 
 /// # Safety
 /// As [`q4k_tile`].
 #[inline(always)]
-unsafe fn q6k_tile<const R: usize>(wp: &[BlockQ6Kx8], xs: [*const BlockQ8K; R]) -> [__m256; R] {
+unsafe fn q6k_tile<D: ByteDots, const R: usize>(
+    wp: &[BlockQ6Kx8],
+    xs: [*const BlockQ8K; R],
+) -> [__m256; R] {
     // SAFETY: as in `q4k_tile`: `16g + 12 + 4 <= 256` activation bytes, `(4g + 3) * 32 + 32
     // <= 2048` weight bytes, `8g + 8 <= 128` scale bytes.
     unsafe {
@@ -175,24 +256,22 @@ unsafe fn q6k_tile<const R: usize>(wp: &[BlockQ6Kx8], xs: [*const BlockQ8K; R]) 
             let mut sumi = [_mm256_setzero_si256(); R];
             for g in 0..16 {
                 // Group `g`: positions 16g .. 16g+16, one scale per row.
-                let sc = dup_i8(w.scales.as_ptr().add(8 * g));
+                let sc = D::scales_i8(w.scales.as_ptr().add(8 * g));
                 let v: [__m256i; 4] = std::array::from_fn(|u| {
                     _mm256_loadu_si256(w.q.as_ptr().add((4 * g + u) * 32).cast())
                 });
                 for i in 0..R {
                     let xq = xb[i].qs.as_ptr().add(16 * g);
-                    // Two `maddubs` of at most 2*63*128 = 16128 each: their sum (<= 32256)
-                    // fits i16; one more would not.
-                    let s0 = _mm256_add_epi16(
-                        _mm256_maddubs_epi16(v[0], bcast4(xq)),
-                        _mm256_maddubs_epi16(v[1], bcast4(xq.add(4))),
-                    );
-                    let s1 = _mm256_add_epi16(
-                        _mm256_maddubs_epi16(v[2], bcast4(xq.add(8))),
-                        _mm256_maddubs_epi16(v[3], bcast4(xq.add(12))),
-                    );
-                    let t = _mm256_add_epi32(_mm256_madd_epi16(s0, sc), _mm256_madd_epi16(s1, sc));
-                    sumi[i] = _mm256_add_epi32(sumi[i], t);
+                    // Each step adds 4 products of at most 63*128 per lane (two i16 sums of
+                    // 2 of them with `Maddubs`): `Q6_DOTS` = 2 steps keep an i16 sum within
+                    // 4*63*128 = 32256 < 32768; in i32 (`Vnni`) all four fit.
+                    for u0 in (0..4).step_by(D::Q6_DOTS) {
+                        let mut s = _mm256_setzero_si256();
+                        for u in u0..u0 + D::Q6_DOTS {
+                            s = D::dot(s, v[u], bcast4(xq.add(4 * u)));
+                        }
+                        sumi[i] = _mm256_add_epi32(sumi[i], D::apply(s, sc));
+                    }
                 }
             }
             q6k_finish(w, &xb, &mut sumi, &mut acc);
@@ -240,14 +319,15 @@ unsafe fn q6k_finish<const R: usize>(
     }
 }
 
-/// The loop nest shared by both formats: `tile::<R>(panel, rows)` computes one register tile.
+/// The loop nest shared by both formats and both [`ByteDots`]: `tile::<D, R>(panel, rows)`
+/// computes one register tile.
 macro_rules! x8_driver {
-    ($name:ident, $w:ty, $tile:ident) => {
+    ($name:ident, $w:ty, $tile:ident, $dots:ty, $features:literal) => {
         /// # Safety
-        /// The CPU has AVX2 + FMA + F16C, and the slices match `dims` (checked by the safe
-        /// wrapper in `x8`): `rows % 8 == 0`, `w` holds `rows / 8 * k/256` blocks, `xq`
-        /// `n * k/256`, `y` at least `(n-1) * y_stride + rows` values.
-        #[target_feature(enable = "avx2,fma,f16c")]
+        /// The CPU has the features this function enables, and the slices match `dims`
+        /// (checked by the safe wrapper in `x8`): `rows % 8 == 0`, `w` holds `rows / 8 *
+        /// k/256` blocks, `xq` `n * k/256`, `y` at least `(n-1) * y_stride + rows` values.
+        #[target_feature(enable = $features)]
         pub unsafe fn $name(xq: &[BlockQ8K], w: &[$w], y: &mut [f32], dims: MatmulDims) {
             let nb = dims.k / QK_K;
             let panels = dims.rows / ROWS;
@@ -270,25 +350,25 @@ macro_rules! x8_driver {
                             let out = |j: usize| yp.add((i + j) * dims.y_stride + ROWS * p);
                             match t {
                                 4 => {
-                                    let a = $tile::<4>(wp, [row(0), row(1), row(2), row(3)]);
+                                    let a = $tile::<$dots, 4>(wp, [row(0), row(1), row(2), row(3)]);
                                     for (j, a) in a.into_iter().enumerate() {
                                         _mm256_storeu_ps(out(j), a);
                                     }
                                 }
                                 3 => {
-                                    let a = $tile::<3>(wp, [row(0), row(1), row(2)]);
+                                    let a = $tile::<$dots, 3>(wp, [row(0), row(1), row(2)]);
                                     for (j, a) in a.into_iter().enumerate() {
                                         _mm256_storeu_ps(out(j), a);
                                     }
                                 }
                                 2 => {
-                                    let a = $tile::<2>(wp, [row(0), row(1)]);
+                                    let a = $tile::<$dots, 2>(wp, [row(0), row(1)]);
                                     for (j, a) in a.into_iter().enumerate() {
                                         _mm256_storeu_ps(out(j), a);
                                     }
                                 }
                                 _ => {
-                                    let [a] = $tile::<1>(wp, [row(0)]);
+                                    let [a] = $tile::<$dots, 1>(wp, [row(0)]);
                                     _mm256_storeu_ps(out(0), a);
                                 }
                             }
@@ -302,5 +382,31 @@ macro_rules! x8_driver {
     };
 }
 
-x8_driver!(matmul_q4kx8_q8k, BlockQ4Kx8, q4k_tile);
-x8_driver!(matmul_q6kx8_q8k, BlockQ6Kx8, q6k_tile);
+x8_driver!(
+    matmul_q4kx8_q8k,
+    BlockQ4Kx8,
+    q4k_tile,
+    Maddubs,
+    "avx2,fma,f16c"
+);
+x8_driver!(
+    matmul_q6kx8_q8k,
+    BlockQ6Kx8,
+    q6k_tile,
+    Maddubs,
+    "avx2,fma,f16c"
+);
+x8_driver!(
+    matmul_q4kx8_q8k_vnni,
+    BlockQ4Kx8,
+    q4k_tile,
+    Vnni,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+);
+x8_driver!(
+    matmul_q6kx8_q8k_vnni,
+    BlockQ6Kx8,
+    q6k_tile,
+    Vnni,
+    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
+);
