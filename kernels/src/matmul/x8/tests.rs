@@ -114,7 +114,14 @@ fn kernels_match_scalar(isa: Isa) {
     use crate::matmul::{q4k, q6k};
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     // n covers every tile size and a chunk tail; y_stride > rows checks strided stores.
-    for (n, rows, nb, extra) in [(1, 8, 1, 0), (5, 16, 2, 3), (11, 24, 3, 0), (40, 32, 8, 8)] {
+    for (n, rows, nb, extra) in [
+        (1, 8, 1, 0),
+        (3, 8, 2, 1),
+        (5, 16, 2, 3),
+        (8, 16, 1, 0),
+        (11, 24, 3, 0),
+        (40, 32, 8, 8),
+    ] {
         let x = q8k_blocks(&mut rng, n * nb);
         let dims = MatmulDims {
             n,

@@ -9,7 +9,7 @@
 //! then one `mullo` with the scale). Both give the same integers, so the same bits.
 //!
 //! Loop nest: activation rows in chunks that fit in L2 ([`chunk_rows`]), then 8-row weight
-//! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`TILE`]
+//! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`ByteDots::TILE`]
 //! activation rows that share every weight load. `n = 1` (decode) is a single stream over the
 //! weights.
 
@@ -18,16 +18,13 @@ use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ8K, QK_K};
 use std::arch::x86_64::*;
 
-/// Activation rows per register tile.
-pub const TILE: usize = 4;
-
 /// Bytes of activations one chunk may take: half of Zen 3's 512 KiB L2.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Activation rows per chunk for `nb` blocks per row: a multiple of [`TILE`], at least one tile.
-fn chunk_rows(nb: usize) -> usize {
+/// Activation rows per chunk for `nb` blocks per row: a multiple of `tile`, at least one tile.
+fn chunk_rows(nb: usize, tile: usize) -> usize {
     let rows = CHUNK_BYTES / (nb * std::mem::size_of::<BlockQ8K>()).max(1);
-    (rows / TILE * TILE).max(TILE)
+    (rows / tile * tile).max(tile)
 }
 
 /// Four activation bytes as one i32, broadcast to all eight lanes.
@@ -98,6 +95,8 @@ unsafe fn f16x8(v: &[half::f16; ROWS]) -> __m256 {
 /// # Safety
 /// Every method needs the CPU features of its implementation, enabled in the caller.
 trait ByteDots {
+    /// Activation rows per register tile (at most 4, the driver's largest).
+    const TILE: usize;
     /// Q6_K `dot` steps one partial sum takes without overflow (see `q6k_tile`).
     const Q6_DOTS: usize;
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
@@ -113,6 +112,9 @@ trait ByteDots {
 struct Maddubs;
 
 impl ByteDots for Maddubs {
+    /// 4 rows: the Q4_K tile's 4 accumulators per row (f32, block sum, two sub-block sums)
+    /// and the shared operands fill AVX2's 16 registers.
+    const TILE: usize = 4;
     const Q6_DOTS: usize = 2;
     #[inline(always)]
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -142,6 +144,9 @@ impl ByteDots for Maddubs {
 struct Vnni;
 
 impl ByteDots for Vnni {
+    /// AVX-512 VL's 32 registers would hold 6 rows, but 6 measured no faster than 4 on Zen 4
+    /// (`harness bench --design q8k-x8 --isa avx512`, 3 alternated rounds, within the noise).
+    const TILE: usize = 4;
     const Q6_DOTS: usize = 4;
     #[inline(always)]
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -331,7 +336,7 @@ macro_rules! x8_driver {
         pub unsafe fn $name(xq: &[BlockQ8K], w: &[$w], y: &mut [f32], dims: MatmulDims) {
             let nb = dims.k / QK_K;
             let panels = dims.rows / ROWS;
-            let chunk = chunk_rows(nb);
+            let chunk = chunk_rows(nb, <$dots>::TILE);
             let x = xq.as_ptr();
             let yp = y.as_mut_ptr();
             let mut i0 = 0;
@@ -341,36 +346,26 @@ macro_rules! x8_driver {
                     let wp = &w[p * nb..(p + 1) * nb];
                     let mut i = i0;
                     while i < i_end {
-                        let t = (i_end - i).min(TILE);
+                        let t = (i_end - i).min(<$dots>::TILE);
                         // SAFETY: rows `i .. i+t` are below `n`, so each row pointer has `nb`
                         // blocks of `xq` behind it; the stores write 8 values at
                         // `row * y_stride + 8p`, inside `(n-1) * y_stride + rows`.
                         unsafe {
                             let row = |j: usize| x.add((i + j) * nb);
                             let out = |j: usize| yp.add((i + j) * dims.y_stride + ROWS * p);
+                            macro_rules! tile {
+                                ($r:literal) => {{
+                                    let a = $tile::<$dots, $r>(wp, std::array::from_fn(row));
+                                    for (j, a) in a.into_iter().enumerate() {
+                                        _mm256_storeu_ps(out(j), a);
+                                    }
+                                }};
+                            }
                             match t {
-                                4 => {
-                                    let a = $tile::<$dots, 4>(wp, [row(0), row(1), row(2), row(3)]);
-                                    for (j, a) in a.into_iter().enumerate() {
-                                        _mm256_storeu_ps(out(j), a);
-                                    }
-                                }
-                                3 => {
-                                    let a = $tile::<$dots, 3>(wp, [row(0), row(1), row(2)]);
-                                    for (j, a) in a.into_iter().enumerate() {
-                                        _mm256_storeu_ps(out(j), a);
-                                    }
-                                }
-                                2 => {
-                                    let a = $tile::<$dots, 2>(wp, [row(0), row(1)]);
-                                    for (j, a) in a.into_iter().enumerate() {
-                                        _mm256_storeu_ps(out(j), a);
-                                    }
-                                }
-                                _ => {
-                                    let [a] = $tile::<$dots, 1>(wp, [row(0)]);
-                                    _mm256_storeu_ps(out(0), a);
-                                }
+                                4 => tile!(4),
+                                3 => tile!(3),
+                                2 => tile!(2),
+                                _ => tile!(1),
                             }
                         }
                         i += t;
