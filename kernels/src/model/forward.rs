@@ -9,9 +9,9 @@
 //!
 //! Threads: decode's matmuls split by weight rows into one part per thread ([`part_range`] on
 //! multiples of [`ROW_ALIGN`] rows), prompts' matmuls into chunks of weight rows that the threads
-//! claim as they go ([`Ctx::matmuls`]), attention by query heads. Each output element is computed by the same
-//! kernel call shape whatever the thread count, so the logits (and greedy text) do not depend on
-//! it.
+//! claim as they go ([`Ctx::matmuls`]), attention by query heads. Each output element is computed
+//! by the same kernel call shape whatever the thread count, so the logits (and greedy text) do
+//! not depend on it.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -592,17 +592,27 @@ impl Ctx<'_> {
     /// matrix into chunks of [`prompt_chunk_rows`] weight rows that the threads claim one at a
     /// time from a shared counter: a thread that a busy machine slows down takes fewer chunks
     /// instead of holding the others at the end of the step (a static split ran 2 threads at
-    /// 1.45x one thread's pp512 on a shared Zen 4 VM, where two 1-thread processes made 1.97x).
+    /// about 1.45x one thread's pp512 on a shared Zen 4 VM, where two 1-thread processes made
+    /// about 1.9x).
     fn matmuls<const N: usize>(&self, x: &Input, mats: [&Matrix; N], outs: [&mut [f32]; N]) {
         let n = x.n;
+        let threads = self.pool.n_threads();
+        let mut i = 0;
+        let splits = outs.map(|y| {
+            let rows = mats[i].rows;
+            i += 1;
+            if n == 1 {
+                ColumnSplit::new(y, 1, rows, threads, |p| {
+                    part_range(rows, p, threads, ROW_ALIGN)
+                })
+            } else {
+                let chunk = prompt_chunk_rows(rows);
+                ColumnSplit::new(y, n, rows, rows.div_ceil(chunk), |c| {
+                    c * chunk..((c + 1) * chunk).min(rows)
+                })
+            }
+        });
         if n == 1 {
-            let parts = self.pool.n_threads();
-            let mut i = 0;
-            let splits = outs.map(|y| {
-                let rows = mats[i].rows;
-                i += 1;
-                ColumnSplit::new(y, 1, rows, parts, |p| part_range(rows, p, parts, ROW_ALIGN))
-            });
             self.pool.run(|tid| {
                 for (m, split) in mats.iter().zip(&splits) {
                     let mut cols = split.take(tid);
@@ -615,15 +625,6 @@ impl Ctx<'_> {
             });
             return;
         }
-        let mut i = 0;
-        let splits = outs.map(|y| {
-            let rows = mats[i].rows;
-            i += 1;
-            let chunk = prompt_chunk_rows(rows);
-            ColumnSplit::new(y, n, rows, rows.div_ceil(chunk), |c| {
-                c * chunk..((c + 1) * chunk).min(rows)
-            })
-        });
         // Work item `j` is chunk `j - first[i]` of matrix `i`.
         let mut first = [0usize; N];
         let mut total = 0;

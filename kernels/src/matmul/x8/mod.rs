@@ -1,7 +1,8 @@
 //! Q4_K and Q6_K weights repacked at load into 8-row interleaved blocks, for the x86 `q8k`
-//! kernels in [`x86`] (AVX2, and AVX-512 VNNI on 256-bit vectors): one 32-byte load holds the same four byte positions of eight
-//! consecutive weight rows, so the eight rows are the eight i32 lanes of every vector, the
-//! activations are broadcast, and no per-block horizontal reduction is left.
+//! kernels in [`x86`] (AVX2, and AVX-512 VNNI on 256-bit vectors): one 32-byte load holds the
+//! same four byte positions of eight consecutive weight rows, so the eight rows are the eight
+//! i32 lanes of every vector, the activations are broadcast, and no per-block horizontal
+//! reduction is left.
 //!
 //! Block `b` of panel `p` holds block `b` of weight rows `8p..8p+8`; a matrix of `rows` rows
 //! (a multiple of 8: matrices with a tail keep the original layout and kernels) and `nb` blocks

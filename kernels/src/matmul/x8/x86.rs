@@ -9,7 +9,7 @@
 //! then one `mullo` with the scale). Both give the same integers, so the same bits.
 //!
 //! Loop nest: activation rows in chunks that fit in L2 ([`chunk_rows`]), then 8-row weight
-//! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`ByteDots::TILE`]
+//! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`TILE`]
 //! activation rows that share every weight load. `n = 1` (decode) is a single stream over the
 //! weights.
 
@@ -18,13 +18,19 @@ use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ8K, QK_K};
 use std::arch::x86_64::*;
 
+/// Activation rows per register tile: with AVX2's 16 registers, the Q4_K tile's 4 accumulators
+/// per row (f32, block sum, two sub-block sums) and the shared operands. AVX-512 VL's 32 would
+/// hold 6 rows for the VNNI tiles, but 6 measured no faster than 4 on Zen 4 (`harness bench
+/// --design q8k-x8 --isa avx512`, 3 alternated rounds, within the noise).
+pub const TILE: usize = 4;
+
 /// Bytes of activations one chunk may take: half of Zen 3's 512 KiB L2.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Activation rows per chunk for `nb` blocks per row: a multiple of `tile`, at least one tile.
-fn chunk_rows(nb: usize, tile: usize) -> usize {
+/// Activation rows per chunk for `nb` blocks per row: a multiple of [`TILE`], at least one tile.
+fn chunk_rows(nb: usize) -> usize {
     let rows = CHUNK_BYTES / (nb * std::mem::size_of::<BlockQ8K>()).max(1);
-    (rows / tile * tile).max(tile)
+    (rows / TILE * TILE).max(TILE)
 }
 
 /// Four activation bytes as one i32, broadcast to all eight lanes.
@@ -95,8 +101,6 @@ unsafe fn f16x8(v: &[half::f16; ROWS]) -> __m256 {
 /// # Safety
 /// Every method needs the CPU features of its implementation, enabled in the caller.
 trait ByteDots {
-    /// Activation rows per register tile (at most 4, the driver's largest).
-    const TILE: usize;
     /// Q6_K `dot` steps one partial sum takes without overflow (see `q6k_tile`).
     const Q6_DOTS: usize;
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
@@ -112,9 +116,6 @@ trait ByteDots {
 struct Maddubs;
 
 impl ByteDots for Maddubs {
-    /// 4 rows: the Q4_K tile's 4 accumulators per row (f32, block sum, two sub-block sums)
-    /// and the shared operands fill AVX2's 16 registers.
-    const TILE: usize = 4;
     const Q6_DOTS: usize = 2;
     #[inline(always)]
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -144,9 +145,6 @@ impl ByteDots for Maddubs {
 struct Vnni;
 
 impl ByteDots for Vnni {
-    /// AVX-512 VL's 32 registers would hold 6 rows, but 6 measured no faster than 4 on Zen 4
-    /// (`harness bench --design q8k-x8 --isa avx512`, 3 alternated rounds, within the noise).
-    const TILE: usize = 4;
     const Q6_DOTS: usize = 4;
     #[inline(always)]
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
@@ -174,7 +172,8 @@ impl ByteDots for Vnni {
 /// lane `r` of result `i` is `dot(x_i, w_r)` accumulated exactly like scalar's row dot.
 ///
 /// # Safety
-/// AVX2 + FMA + F16C enabled; every `xs[i]` points at `wp.len()` readable blocks.
+/// AVX2 + FMA + F16C and the features of `D` enabled; every `xs[i]` points at `wp.len()`
+/// readable blocks.
 #[inline(always)]
 unsafe fn q4k_tile<D: ByteDots, const R: usize>(
     wp: &[BlockQ4Kx8],
@@ -336,7 +335,7 @@ macro_rules! x8_driver {
         pub unsafe fn $name(xq: &[BlockQ8K], w: &[$w], y: &mut [f32], dims: MatmulDims) {
             let nb = dims.k / QK_K;
             let panels = dims.rows / ROWS;
-            let chunk = chunk_rows(nb, <$dots>::TILE);
+            let chunk = chunk_rows(nb);
             let x = xq.as_ptr();
             let yp = y.as_mut_ptr();
             let mut i0 = 0;
@@ -346,7 +345,7 @@ macro_rules! x8_driver {
                     let wp = &w[p * nb..(p + 1) * nb];
                     let mut i = i0;
                     while i < i_end {
-                        let t = (i_end - i).min(<$dots>::TILE);
+                        let t = (i_end - i).min(TILE);
                         // SAFETY: rows `i .. i+t` are below `n`, so each row pointer has `nb`
                         // blocks of `xq` behind it; the stores write 8 values at
                         // `row * y_stride + 8p`, inside `(n-1) * y_stride + rows`.
