@@ -523,7 +523,9 @@ impl GroupInputs {
                 m,
                 threads,
                 pool,
-                |w, rows| x8::repack_q4k(w, rows, 1).expect("x8 bench shapes have rows % 8 == 0"),
+                move |w, rows| {
+                    x8::repack_q4k(w, rows, 1, isa).expect("x8 bench shapes have rows % 8 == 0")
+                },
                 move |x, w, y, d| x8::matmul_q4kx8_q8k(isa, x, w, y, d),
             ),
             (Inputs::Q6K(m), Design::Q8KX8) => x8_call(

@@ -307,7 +307,7 @@ impl WeightFormat for BlockQ4K {
     }
 
     fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
-        let packed = x8::repack_q4k(w, dims.rows, 1).expect("x8 cases have whole panels");
+        let packed = x8::repack_q4k(w, dims.rows, 1, isa).expect("x8 cases have whole panels");
         x8::matmul_q4kx8_q8k(isa, xq, &packed, y, dims)
     }
 }

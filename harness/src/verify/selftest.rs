@@ -204,7 +204,8 @@ pub enum X8Bug {
 
 /// The planted x8 Q4_K call: correct repack, then the bug, then the real kernel.
 fn planted_q4k_x8(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
-    let mut packed = x8::repack_q4k(w, dims.rows, 1).expect("x8 cases have whole panels");
+    let mut packed =
+        x8::repack_q4k(w, dims.rows, 1, Isa::Avx2).expect("x8 cases have whole panels");
     for b in &mut packed {
         for j in 0..8 {
             b.mins[8 * j..8 * j + 8].rotate_left(1);

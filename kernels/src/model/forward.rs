@@ -345,13 +345,11 @@ impl<'m, 'a> Session<'m, 'a> {
             isa,
             design,
         };
-        let x = prepare(
+        let x = ctx.prepare(
             &b.xb[..n * d],
             n,
             d,
             &[&w.output],
-            design,
-            isa,
             (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
         );
         ctx.matmuls(&x, [&w.output], [&mut out[..n * c.n_vocab]]);
@@ -407,13 +405,11 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             prof.lap(Phase::Norms);
             {
-                let x = prepare(
+                let x = ctx.prepare(
                     &b.xb[..n * d],
                     n,
                     d,
                     &[&lw.wq, &lw.wk, &lw.wv],
-                    design,
-                    isa,
                     (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
                 );
                 ctx.matmuls(
@@ -449,13 +445,11 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             prof.lap(Phase::Attention);
             {
-                let x = prepare(
+                let x = ctx.prepare(
                     &b.att[..n * qd],
                     n,
                     qd,
                     &[&lw.wo],
-                    design,
-                    isa,
                     (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
                 );
                 ctx.matmuls(&x, [&lw.wo], [&mut b.xb[..]]);
@@ -475,13 +469,11 @@ impl<'m, 'a> Session<'m, 'a> {
             }
             prof.lap(Phase::Norms);
             {
-                let x = prepare(
+                let x = ctx.prepare(
                     &b.xb[..n * d],
                     n,
                     d,
                     &[&lw.w_gate, &lw.w_up],
-                    design,
-                    isa,
                     (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
                 );
                 ctx.matmuls(&x, [&lw.w_gate, &lw.w_up], [&mut b.gate[..], &mut b.up[..]]);
@@ -495,13 +487,11 @@ impl<'m, 'a> Session<'m, 'a> {
             );
             prof.lap(Phase::Other);
             {
-                let x = prepare(
+                let x = ctx.prepare(
                     &b.hidden[..n * ff],
                     n,
                     ff,
                     &[&lw.w_down],
-                    design,
-                    isa,
                     (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
                 );
                 ctx.matmuls(&x, [&lw.w_down], [&mut b.xb[..]]);
@@ -515,13 +505,11 @@ impl<'m, 'a> Session<'m, 'a> {
             let last = (n - 1) * d..n * d;
             ops::rmsnorm(isa, &b.x[last], w.output_norm, c.rms_eps, &mut b.xb[..d]);
             prof.lap(Phase::Norms);
-            let x = prepare(
+            let x = ctx.prepare(
                 &b.xb[..d],
                 1,
                 d,
                 &[&w.output],
-                design,
-                isa,
                 (&mut b.q8k, &mut b.q8_0, &mut b.q8_1),
             );
             ctx.matmuls(&x, [&w.output], [&mut b.logits[..]]);
@@ -533,49 +521,29 @@ impl<'m, 'a> Session<'m, 'a> {
     }
 }
 
-/// The input of one or more matmuls: `x` (`[n x k]`) and its quantizations in the formats
-/// `mats` read in `design`, each made once and shared by all of them.
-#[allow(clippy::type_complexity)]
-fn prepare<'b>(
-    x: &'b [f32],
-    n: usize,
-    k: usize,
-    mats: &[&Matrix],
-    design: Design,
-    isa: Isa,
-    bufs: (&'b mut [BlockQ8K], &'b mut [BlockQ8_0], &'b mut [BlockQ8_1]),
-) -> Input<'b> {
-    let needs = |f: ActFormat| mats.iter().any(|m| m.act_format(design) == f);
-    let (q8k, q8_0, q8_1) = bufs;
-    let q8k: &[BlockQ8K] = if needs(ActFormat::Q8K) {
-        let blocks = &mut q8k[..n * k / QK_K];
-        BlockQ8K::quantize_row(x, blocks);
-        blocks
-    } else {
-        &[]
-    };
-    let q8_0: &[BlockQ8_0] = if needs(ActFormat::Q8_0) {
-        let blocks = &mut q8_0[..n * k / 32];
-        matmul::quantize_q8_0(isa, x, blocks);
-        blocks
-    } else {
-        &[]
-    };
-    let q8_1: &[BlockQ8_1] = if needs(ActFormat::Q8_1) {
-        let blocks = &mut q8_1[..n * k / 32];
-        matmul::quantize_q8_1(isa, x, blocks);
-        blocks
-    } else {
-        &[]
-    };
-    Input {
-        n,
-        k,
-        f32: x,
-        q8k,
-        q8_0,
-        q8_1,
+/// Fewest Q8_K blocks worth a pool run: below it (decode's 8 to 22) waking the other threads
+/// costs more than the quantization they would share.
+const PAR_QUANT_BLOCKS: usize = 64;
+
+/// `BlockQ8K::quantize_row(x, out)` with the blocks split into one contiguous part per pool
+/// thread: each block is quantized on its own, so the bytes do not depend on the split. Serial,
+/// this was about 8% of a 1-thread prompt and more of a 2-thread one.
+fn quantize_q8k(pool: &Pool, x: &[f32], out: &mut [BlockQ8K]) {
+    let threads = pool.n_threads();
+    if threads == 1 || out.len() < PAR_QUANT_BLOCKS {
+        BlockQ8K::quantize_row(x, out);
+        return;
     }
+    let per = out.len().div_ceil(threads);
+    let mut pieces = x.chunks(per * QK_K).zip(out.chunks_mut(per));
+    type Piece<'x> = Mutex<Option<(&'x [f32], &'x mut [BlockQ8K])>>;
+    let parts: [Piece; MAX_PARTS] = std::array::from_fn(|_| Mutex::new(pieces.next()));
+    pool.run(|tid| {
+        let piece = parts[tid].lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((x, out)) = piece {
+            BlockQ8K::quantize_row(x, out);
+        }
+    });
 }
 
 /// What every parallel step needs.
@@ -587,6 +555,51 @@ struct Ctx<'s> {
 }
 
 impl Ctx<'_> {
+    /// The input of one or more matmuls: `x` (`[n x k]`) and its quantizations in the formats
+    /// `mats` read in `design`, each made once and shared by all of them.
+    #[allow(clippy::type_complexity)]
+    fn prepare<'b>(
+        &self,
+        x: &'b [f32],
+        n: usize,
+        k: usize,
+        mats: &[&Matrix],
+        bufs: (&'b mut [BlockQ8K], &'b mut [BlockQ8_0], &'b mut [BlockQ8_1]),
+    ) -> Input<'b> {
+        let (design, isa) = (self.design, self.isa);
+        let needs = |f: ActFormat| mats.iter().any(|m| m.act_format(design) == f);
+        let (q8k, q8_0, q8_1) = bufs;
+        let q8k: &[BlockQ8K] = if needs(ActFormat::Q8K) {
+            let blocks = &mut q8k[..n * k / QK_K];
+            quantize_q8k(self.pool, x, blocks);
+            blocks
+        } else {
+            &[]
+        };
+        let q8_0: &[BlockQ8_0] = if needs(ActFormat::Q8_0) {
+            let blocks = &mut q8_0[..n * k / 32];
+            matmul::quantize_q8_0(isa, x, blocks);
+            blocks
+        } else {
+            &[]
+        };
+        let q8_1: &[BlockQ8_1] = if needs(ActFormat::Q8_1) {
+            let blocks = &mut q8_1[..n * k / 32];
+            matmul::quantize_q8_1(isa, x, blocks);
+            blocks
+        } else {
+            &[]
+        };
+        Input {
+            n,
+            k,
+            f32: x,
+            q8k,
+            q8_0,
+            q8_1,
+        }
+    }
+
     /// `outs[i][t][r] = x[t] . mats[i][r]`, all `N` matmuls in one pool run. Decode (`n = 1`)
     /// splits each matrix by weight rows into one part per thread. Prompts (`n > 1`) cut every
     /// matrix into chunks of [`prompt_chunk_rows`] weight rows that the threads claim one at a

@@ -163,7 +163,7 @@ impl<'a> Model<'a> {
                 if policy == Q6kLayers::File {
                     continue;
                 }
-                if let Some(bytes) = m.pack_x8(threads, true) {
+                if let Some(bytes) = m.pack_x8(isa, threads, true) {
                     if policy == Q6kLayers::X8ForPrompts {
                         m.packed_min_n = 2;
                     } else {
@@ -171,7 +171,7 @@ impl<'a> Model<'a> {
                     }
                 }
             }
-            if let Some(bytes) = w.output.pack_x8(threads, false) {
+            if let Some(bytes) = w.output.pack_x8(isa, threads, false) {
                 file.release_pages(bytes);
             }
         }

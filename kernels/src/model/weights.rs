@@ -40,7 +40,8 @@ pub enum Blocks<'a> {
 /// A matrix's blocks repacked for the x8 kernels: owned, `rows / 8 * k/256` blocks.
 #[derive(Debug)]
 pub enum Packed {
-    Q4K(Vec<BlockQ4Kx8>),
+    /// Q4_K panels with their `qs` interleave (the ISA they were packed for decides it).
+    Q4K(Vec<BlockQ4Kx8>, x8::Interleave),
     Q6K(Vec<BlockQ6Kx8>),
 }
 
@@ -113,11 +114,16 @@ impl<'a> Matrix<'a> {
             let aligned = rows.start.is_multiple_of(r8) && rows.end.is_multiple_of(r8);
             // Row ranges off the 8-row panels (no caller of the forward pass makes them) take
             // the original blocks: same bits, slower.
-            if design == Design::Int8 && x8::runs_on(isa) && aligned {
+            // So do sessions of an ISA whose Q4_K interleave differs from the one packed.
+            let layout_fits = match &**packed {
+                Packed::Q4K(_, il) => *il == x8::Interleave::q4k(isa),
+                Packed::Q6K(_) => true,
+            };
+            if design == Design::Int8 && x8::runs_on(isa) && aligned && layout_fits {
                 let nb = self.k / crate::quant::QK_K;
                 let panels = rows.start / r8 * nb..rows.end / r8 * nb;
                 match &**packed {
-                    Packed::Q4K(w) => x8::matmul_q4kx8_q8k(isa, x.q8k, &w[panels], y, dims),
+                    Packed::Q4K(w, _) => x8::matmul_q4kx8_q8k(isa, x.q8k, &w[panels], y, dims),
                     Packed::Q6K(w) => x8::matmul_q6kx8_q8k(isa, x.q8k, &w[panels], y, dims),
                 }
                 return;
@@ -204,16 +210,19 @@ impl<'a> Matrix<'a> {
     }
 
     /// Repacks a Q4_K matrix (and a Q6_K one if `q6k`) of a multiple of 8 rows into the x8
-    /// layout (up to `threads` threads) and returns the bytes of the original blocks, which the
-    /// fast path no longer reads. Other matrices stay as they are (`None`).
-    pub fn pack_x8(&mut self, threads: usize, q6k: bool) -> Option<&'a [u8]> {
+    /// layout of `isa` (up to `threads` threads) and returns the bytes of the original blocks,
+    /// which the fast path no longer reads. Other matrices stay as they are (`None`).
+    pub fn pack_x8(&mut self, isa: Isa, threads: usize, q6k: bool) -> Option<&'a [u8]> {
         if self.packed.is_some() || !self.rows.is_multiple_of(x8::ROWS) {
             return None;
         }
         // The shapes were checked at load, so repacking cannot fail.
         let (packed, bytes) = match self.blocks {
             Blocks::Q4K(w) => (
-                Packed::Q4K(x8::repack_q4k(w, self.rows, threads).ok()?),
+                Packed::Q4K(
+                    x8::repack_q4k(w, self.rows, threads, isa).ok()?,
+                    x8::Interleave::q4k(isa),
+                ),
                 bytemuck::cast_slice(w),
             ),
             // Q6_K only when the caller asks: see `Q6kLayers` in `model` for the layers'

@@ -1,15 +1,17 @@
 //! Q4_K and Q6_K weights repacked at load into 8-row interleaved blocks, for the x86 `q8k`
-//! kernels in [`x86`] (AVX2, and AVX-512 VNNI on 256-bit vectors): one 32-byte load holds the
-//! same four byte positions of eight consecutive weight rows, so the eight rows are the eight
-//! i32 lanes of every vector, the activations are broadcast, and no per-block horizontal
-//! reduction is left.
+//! kernels in [`x86`] (AVX2, and AVX-512 VNNI): one 32-byte load holds the same four byte
+//! positions of eight consecutive weight rows (on AVX-512, one 64-byte load eight positions of
+//! Q4_K), so the eight rows are the i32 lanes of every vector, the activations are broadcast,
+//! and no per-block horizontal reduction is left.
 //!
 //! Block `b` of panel `p` holds block `b` of weight rows `8p..8p+8`; a matrix of `rows` rows
 //! (a multiple of 8: matrices with a tail keep the original layout and kernels) and `nb` blocks
 //! per row is `rows / 8 * nb` repacked blocks, panel-major. Every byte array of a block is
-//! interleaved the same way ([`interleave4`]): byte `o` of row `r` lands at
-//! `(o / 4) * 32 + 4 * r + o % 4`. Scales (and Q4_K mins) are stored unpacked as
-//! `[sub-block][row]` bytes.
+//! interleaved the same way ([`interleave`]) in groups of `G` bytes: byte `o` of row `r` lands
+//! at `(o / G) * 8G + G * r + o % G`. `G` is 4 (one 32-byte AVX2 vector holds four positions of
+//! the eight rows) except for the Q4_K `qs` on AVX-512, where it is 8 ([`Interleave::q4k`]: one
+//! 64-byte vector holds eight positions, and one 8-byte broadcast of activations feeds it).
+//! Scales (and Q4_K mins) are stored unpacked as `[sub-block][row]` bytes.
 //!
 //! The kernels compute exactly the integers of the scalar oracle's `block_sums` / `block_sum`
 //! and combine them with the same f32 operations in the same block order, so their outputs are
@@ -40,7 +42,7 @@ pub struct BlockQ4Kx8 {
     pub scales: [u8; 64],
     /// 6-bit min of sub-block `j` of row `r` at `8 * j + r`.
     pub mins: [u8; 64],
-    /// The rows' `qs`, interleaved by [`interleave4`].
+    /// The rows' `qs`, interleaved by [`interleave`] in groups of [`Interleave::q4k`] bytes.
     pub qs: [u8; 1024],
 }
 
@@ -54,7 +56,7 @@ const _: () = assert!(std::mem::size_of::<BlockQ4Kx8>() == 1184);
 #[derive(Clone, Copy, Debug, PartialEq, Pod, Zeroable)]
 pub struct BlockQ6Kx8 {
     /// The rows' unsigned values `q + 32` (0..64) in position order ([`q6k_values`]),
-    /// interleaved by [`interleave4`].
+    /// interleaved by [`interleave`] in groups of 4.
     pub q: [u8; 2048],
     /// Scale of group `g` (16 values) of row `r` at `8 * g + r`.
     pub scales: [i8; 128],
@@ -94,19 +96,48 @@ fn q6k_pack_values(v: &[u8; QK_K]) -> ([u8; 128], [u8; 64]) {
     (ql, qh)
 }
 
-/// Writes byte `o` of `rows[r]` to `out[(o / 4) * 32 + 4 * r + o % 4]`.
-fn interleave4<const L: usize>(rows: [&[u8; L]; ROWS], out: &mut [u8]) {
-    debug_assert_eq!(out.len(), ROWS * L);
-    for (group, dst) in out.chunks_exact_mut(4 * ROWS).enumerate() {
-        for (r, row) in rows.iter().enumerate() {
-            dst[4 * r..4 * r + 4].copy_from_slice(&row[4 * group..4 * group + 4]);
+/// The byte group of the Q4_K `qs` interleave: what one vector of the ISA's x8 kernel holds of
+/// each of the eight rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interleave {
+    /// 4 bytes: a 256-bit vector of eight rows (AVX2).
+    Four,
+    /// 8 bytes: a 512-bit vector of eight rows (AVX-512 VNNI).
+    Eight,
+}
+
+impl Interleave {
+    /// The Q4_K `qs` interleave of `isa`'s x8 kernel. Weights repacked for one ISA run on another
+    /// only if the two agree here.
+    pub fn q4k(isa: Isa) -> Interleave {
+        match isa {
+            Isa::Avx512 => Interleave::Eight,
+            _ => Interleave::Four,
+        }
+    }
+
+    /// Bytes per group.
+    pub fn bytes(self) -> usize {
+        match self {
+            Interleave::Four => 4,
+            Interleave::Eight => 8,
         }
     }
 }
 
-/// The inverse of [`interleave4`] for row `r`.
-fn deinterleave4<const L: usize>(src: &[u8], r: usize) -> [u8; L] {
-    std::array::from_fn(|o| src[(o / 4) * 32 + 4 * r + o % 4])
+/// Writes byte `o` of `rows[r]` to `out[(o / G) * 8G + G * r + o % G]`.
+fn interleave<const G: usize, const L: usize>(rows: [&[u8; L]; ROWS], out: &mut [u8]) {
+    debug_assert_eq!(out.len(), ROWS * L);
+    for (group, dst) in out.chunks_exact_mut(G * ROWS).enumerate() {
+        for (r, row) in rows.iter().enumerate() {
+            dst[G * r..G * r + G].copy_from_slice(&row[G * group..G * group + G]);
+        }
+    }
+}
+
+/// The inverse of [`interleave`] for row `r`, groups of `g` bytes.
+fn deinterleave<const L: usize>(src: &[u8], r: usize, g: usize) -> [u8; L] {
+    std::array::from_fn(|o| src[(o / g) * g * ROWS + g * r + o % g])
 }
 
 /// Why a matrix cannot be repacked.
@@ -129,7 +160,7 @@ fn check_shape(blocks: usize, rows: usize) -> Result<usize, RepackError> {
 }
 
 /// Repacks one panel (`ROWS * nb` row-major blocks) into `out` (`nb` blocks).
-fn repack_q4k_panel(src: &[BlockQ4K], out: &mut [BlockQ4Kx8]) {
+fn repack_q4k_panel(src: &[BlockQ4K], out: &mut [BlockQ4Kx8], il: Interleave) {
     let nb = out.len();
     for (b, o) in out.iter_mut().enumerate() {
         let rows: [&BlockQ4K; ROWS] = std::array::from_fn(|r| &src[r * nb + b]);
@@ -142,7 +173,10 @@ fn repack_q4k_panel(src: &[BlockQ4K], out: &mut [BlockQ4Kx8]) {
                 o.mins[8 * j + r] = m[j];
             }
         }
-        interleave4(rows.map(|w| &w.qs), &mut o.qs);
+        match il {
+            Interleave::Four => interleave::<4, 128>(rows.map(|w| &w.qs), &mut o.qs),
+            Interleave::Eight => interleave::<8, 128>(rows.map(|w| &w.qs), &mut o.qs),
+        }
     }
 }
 
@@ -157,7 +191,7 @@ fn repack_q6k_panel(src: &[BlockQ6K], out: &mut [BlockQ6Kx8]) {
             }
         }
         let values = rows.map(q6k_values);
-        interleave4(std::array::from_fn(|r| &values[r]), &mut o.q);
+        interleave::<4, QK_K>(std::array::from_fn(|r| &values[r]), &mut o.q);
     }
 }
 
@@ -183,18 +217,22 @@ fn for_panels<S: Sync, D: Send>(
     });
 }
 
-/// Repacks a row-major Q4_K matrix of `rows` rows (a multiple of 8) using up to `threads`
-/// threads.
+/// Repacks a row-major Q4_K matrix of `rows` rows (a multiple of 8) for the x8 kernel of
+/// `isa` ([`Interleave::q4k`]) using up to `threads` threads.
 pub fn repack_q4k(
     src: &[BlockQ4K],
     rows: usize,
     threads: usize,
+    isa: Isa,
 ) -> Result<Vec<BlockQ4Kx8>, RepackError> {
     let nb = check_shape(src.len(), rows)?;
     // `zeroed_vec` takes fresh zero pages from the allocator: no zeroing pass before the
     // repack writes them.
     let mut out: Vec<BlockQ4Kx8> = bytemuck::allocation::zeroed_vec(src.len() / ROWS);
-    for_panels(src, &mut out, nb, threads, repack_q4k_panel);
+    let il = Interleave::q4k(isa);
+    for_panels(src, &mut out, nb, threads, |s, o| {
+        repack_q4k_panel(s, o, il)
+    });
     Ok(out)
 }
 
@@ -211,9 +249,10 @@ pub fn repack_q6k(
     Ok(out)
 }
 
-/// The original row-major blocks of a repacked matrix with `nb` blocks per row (the inverse of
-/// [`repack_q4k`]; the scales are packed again the one way `quant` packs them).
-pub fn unpack_q4k(x8: &[BlockQ4Kx8], nb: usize) -> Vec<BlockQ4K> {
+/// The original row-major blocks of a matrix with `nb` blocks per row repacked for `isa` (the
+/// inverse of [`repack_q4k`]; the scales are packed again the one way `quant` packs them).
+pub fn unpack_q4k(x8: &[BlockQ4Kx8], nb: usize, isa: Isa) -> Vec<BlockQ4K> {
+    let g = Interleave::q4k(isa).bytes();
     let mut out = vec![BlockQ4K::zeroed(); x8.len() * ROWS];
     for (p, panel) in x8.chunks(nb).enumerate() {
         for (b, o) in panel.iter().enumerate() {
@@ -224,7 +263,7 @@ pub fn unpack_q4k(x8: &[BlockQ4Kx8], nb: usize) -> Vec<BlockQ4K> {
                 let sc: [u8; 8] = std::array::from_fn(|j| o.scales[8 * j + r]);
                 let m: [u8; 8] = std::array::from_fn(|j| o.mins[8 * j + r]);
                 w.scales = crate::quant::q4k_pack_scales_mins(&sc, &m);
-                w.qs = deinterleave4(&o.qs, r);
+                w.qs = deinterleave(&o.qs, r, g);
             }
         }
     }
@@ -240,7 +279,7 @@ pub fn unpack_q6k(x8: &[BlockQ6Kx8], nb: usize) -> Vec<BlockQ6K> {
                 let w = &mut out[(p * ROWS + r) * nb + b];
                 w.d = o.d[r];
                 w.scales = std::array::from_fn(|g| o.scales[8 * g + r]);
-                (w.ql, w.qh) = q6k_pack_values(&deinterleave4(&o.q, r));
+                (w.ql, w.qh) = q6k_pack_values(&deinterleave(&o.q, r, 4));
             }
         }
     }
@@ -267,8 +306,9 @@ fn check(dims: &MatmulDims, x_len: usize, w_len: usize, y_len: usize) {
     dims.check_elements(crate::quant::QK_K, x_len, nb, w_rows_blocks, nb, y_len);
 }
 
-/// `y = xq * w^T` for a repacked Q4_K matrix, bit-identical to
-/// [`matmul_q4k_q8k`](super::matmul_q4k_q8k) on the original blocks.
+/// `y = xq * w^T` for a Q4_K matrix repacked for `isa` (or an ISA of the same
+/// [`Interleave::q4k`]), bit-identical to [`matmul_q4k_q8k`](super::matmul_q4k_q8k) on the
+/// original blocks.
 ///
 /// # Panics
 /// If `isa` is not one [`runs_on`] admits or the CPU lacks it, or the slices do not match
@@ -288,7 +328,7 @@ pub fn matmul_q4kx8_q8k(
     // VL/VNNI implies them); `check` the shapes the kernel's unchecked loads rely on.
     unsafe {
         match isa {
-            Isa::Avx512 => x86::matmul_q4kx8_q8k_vnni(xq, w, y, dims),
+            Isa::Avx512 => x86::matmul_q4kx8_q8k_vnni512(xq, w, y, dims),
             _ => x86::matmul_q4kx8_q8k(xq, w, y, dims),
         }
     }

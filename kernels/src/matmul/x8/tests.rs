@@ -75,9 +75,9 @@ fn repack_round_trips() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for (rows, nb) in [(8, 1), (16, 3), (24, 8)] {
         let w = q4k_blocks(&mut rng, rows * nb);
-        for threads in [1, 2, 3] {
-            let x8 = repack_q4k(&w, rows, threads).unwrap();
-            assert_eq!(unpack_q4k(&x8, nb), w, "q4k rows {rows} nb {nb}");
+        for (threads, isa) in [(1, Isa::Avx2), (2, Isa::Avx512), (3, Isa::Avx2)] {
+            let x8 = repack_q4k(&w, rows, threads, isa).unwrap();
+            assert_eq!(unpack_q4k(&x8, nb, isa), w, "q4k {isa} rows {rows} nb {nb}");
         }
         let w = q6k_blocks(&mut rng, rows * nb);
         let x8 = repack_q6k(&w, rows, 2).unwrap();
@@ -88,7 +88,10 @@ fn repack_round_trips() {
 #[test]
 fn repack_refuses_ragged_rows() {
     let w = vec![BlockQ4K::zeroed(); 12];
-    assert_eq!(repack_q4k(&w, 12, 1), Err(RepackError::Rows { rows: 12 }));
+    assert_eq!(
+        repack_q4k(&w, 12, 1, Isa::Avx2),
+        Err(RepackError::Rows { rows: 12 })
+    );
     let w = vec![BlockQ6K::zeroed(); 12];
     assert_eq!(
         repack_q6k(&w, 8, 1),
@@ -133,7 +136,7 @@ fn kernels_match_scalar(isa: Isa) {
         let w = q4k_blocks(&mut rng, rows * nb);
         let (mut want, mut have) = (vec![0f32; len], vec![0f32; len]);
         q4k::scalar::matmul_q8k(&x, &w, &mut want, dims);
-        let x8 = repack_q4k(&w, rows, 1).unwrap();
+        let x8 = repack_q4k(&w, rows, 1, isa).unwrap();
         matmul_q4kx8_q8k(isa, &x, &x8, &mut have, dims);
         let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         assert_eq!(

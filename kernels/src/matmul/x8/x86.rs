@@ -3,10 +3,12 @@
 //! the scalar oracle's integers; the f32 combine then runs on all eight rows at once with
 //! scalar's operations in scalar's order.
 //!
-//! One tile per format, written once over [`ByteDots`], the step that multiplies four weight
+//! The 256-bit tiles are written once over [`ByteDots`], the step that multiplies four weight
 //! bytes by four activation bytes per lane: [`Maddubs`] (AVX2: `maddubs` into i16, then `madd`
 //! with the scale) and [`Vnni`] (AVX-512 VNNI on 256-bit vectors: `dpbusd` straight into i32,
-//! then one `mullo` with the scale). Both give the same integers, so the same bits.
+//! then one `mullo` with the scale). AVX-512 runs Q4_K on 512-bit vectors instead
+//! ([`q4k_tile_zmm`], `qs` interleaved in 8-byte groups). All give the same integers, so the
+//! same bits.
 //!
 //! Loop nest: activation rows in chunks that fit in L2 ([`chunk_rows`]), then 8-row weight
 //! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`TILE`]
@@ -241,6 +243,103 @@ unsafe fn q4k_tile<D: ByteDots, const R: usize>(
     }
 }
 
+/// [`q4k_tile`] on AVX-512 VNNI with 512-bit vectors, for `qs` interleaved in 8-byte groups
+/// ([`super::Interleave::Eight`]): one 64-byte load holds eight positions of the eight rows
+/// (dword `2r + h` = row `r`, positions `4h .. 4h+4` of the group), so one 8-byte broadcast of
+/// activations (dwords alternating the two halves) feeds a whole `dpbusd`, half the
+/// broadcasts per product of the 256-bit tiles. The two 16-bit-sized partial sums of a
+/// sub-block pair are packed to i16 and scaled by one `dpwssd`; the halves are added at the end
+/// of the block. Same integers as scalar, so the same bits.
+///
+/// # Safety
+/// AVX2 + FMA + F16C + AVX-512 F/BW/VL/VNNI enabled; as [`q4k_tile`].
+#[inline(always)]
+unsafe fn q4k_tile_zmm<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) -> [__m256; R] {
+    // SAFETY: as in `q4k_tile`: `(4c + t) * 64 + 64 <= 1024` weight bytes, `64c + 8t + 32 + 8
+    // <= 256` activation bytes, `16c + 16 <= 64` scale bytes.
+    unsafe {
+        let low4 = _mm512_set1_epi8(0xF);
+        // Scale bytes `[lo rows 0-7, hi rows 0-7]` of a sub-block pair to the i16 pairs of the
+        // packed sums: 128-bit lane `L` is (lo 2L, lo 2L+1, hi 2L, hi 2L+1), each twice.
+        let spread = _mm256_setr_epi8(
+            0, 0, 1, 1, 8, 8, 9, 9, 2, 2, 3, 3, 10, 10, 11, 11, //
+            4, 4, 5, 5, 12, 12, 13, 13, 6, 6, 7, 7, 14, 14, 15, 15,
+        );
+        // Dwords 0, 1 of every 128-bit lane: rows 0-7 in order.
+        let rows = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 0, 1, 4, 5, 8, 9, 12, 13);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for (b, w) in wp.iter().enumerate() {
+            let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
+            let mut sumi = [_mm512_setzero_si512(); R];
+            for c in 0..4 {
+                // Per dword: 4 steps of 4 products of at most 15*128: |sum| <= 30720, so the
+                // pack to i16 below is exact.
+                let mut s_lo = [_mm512_setzero_si512(); R];
+                let mut s_hi = [_mm512_setzero_si512(); R];
+                for t in 0..4 {
+                    let v = _mm512_loadu_si512(w.qs.as_ptr().add((4 * c + t) * 64).cast());
+                    let lo = _mm512_and_si512(v, low4);
+                    let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), low4);
+                    for i in 0..R {
+                        let xq = xb[i].qs.as_ptr().add(64 * c + 8 * t);
+                        let x_lo = _mm512_set1_epi64(std::ptr::read_unaligned(xq.cast::<i64>()));
+                        let x_hi =
+                            _mm512_set1_epi64(std::ptr::read_unaligned(xq.add(32).cast::<i64>()));
+                        s_lo[i] = _mm512_dpbusd_epi32(s_lo[i], lo, x_lo);
+                        s_hi[i] = _mm512_dpbusd_epi32(s_hi[i], hi, x_hi);
+                    }
+                }
+                // Packed lane `L`: (lo 2L, lo 2L+1, hi 2L, hi 2L+1) as i16 halves pairs; one
+                // `dpwssd` with the 6-bit scales gives four row sums of at most
+                // 2*63*30720 per dword, the block's eight sub-blocks far inside i32.
+                let sc = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                    w.scales.as_ptr().add(16 * c).cast(),
+                ));
+                let sc = _mm512_cvtepu8_epi16(_mm256_shuffle_epi8(sc, spread));
+                for i in 0..R {
+                    let packed = _mm512_packs_epi32(s_lo[i], s_hi[i]);
+                    sumi[i] = _mm512_dpwssd_epi32(sumi[i], packed, sc);
+                }
+            }
+            // Mins: sum_j m_j * (bsums[2j] + bsums[2j+1]) in four `dpwssd` steps `q` over
+            // 16 dwords `2r + p`, each the word pair (m_{2q+p}, m_{2q+p}) of row `r` times
+            // (bsums[4q+2p], bsums[4q+2p+1]), which one 8-byte broadcast of bsums lays out.
+            // Each product is at most 63*2048 in magnitude: exact in i32.
+            let mut summ = [_mm512_setzero_si512(); R];
+            for q in 0..4 {
+                // Bytes 16q .. 16q+16 are m_{2q} then m_{2q+1} of rows 0-7; interleaved, they
+                // are the 16 dwords' mins, widened to both words of each.
+                let m = _mm_loadu_si128(w.mins.as_ptr().add(16 * q).cast());
+                let m = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(m, _mm_srli_si128::<8>(m)));
+                let m = _mm512_or_si512(m, _mm512_slli_epi32::<16>(m));
+                for i in 0..R {
+                    let bs = _mm512_set1_epi64(std::ptr::read_unaligned(
+                        xb[i].bsums.as_ptr().add(4 * q).cast::<i64>(),
+                    ));
+                    summ[i] = _mm512_dpwssd_epi32(summ[i], m, bs);
+                }
+            }
+            let d = f16x8(&w.d);
+            let dmin = f16x8(&w.dmin);
+            for i in 0..R {
+                // Row r = its lo dword + its hi dword (exact in i32).
+                let s = _mm512_add_epi32(sumi[i], _mm512_shuffle_epi32::<0x4E>(sumi[i]));
+                let s = _mm512_castsi512_si256(_mm512_permutexvar_epi32(rows, s));
+                // Row r's mins = dwords 2r + 2r+1: add the neighbour, keep each qword's low.
+                let m = _mm512_add_epi32(summ[i], _mm512_shuffle_epi32::<0xB1>(summ[i]));
+                let m = _mm512_cvtepi64_epi32(m);
+                let xd = _mm256_set1_ps(xb[i].d);
+                let t = _mm256_sub_ps(
+                    _mm256_mul_ps(_mm256_mul_ps(d, xd), _mm256_cvtepi32_ps(s)),
+                    _mm256_mul_ps(_mm256_mul_ps(dmin, xd), _mm256_cvtepi32_ps(m)),
+                );
+                acc[i] = _mm256_add_ps(acc[i], t);
+            }
+        }
+        acc
+    }
+}
+
 /// [`q4k_tile`] for Q6_K, whose repacked values are whole bytes (`q + 32`, 0..64): no
 /// unpacking, one load per four positions of the eight rows.
 ///
@@ -323,10 +422,10 @@ unsafe fn q6k_finish<const R: usize>(
     }
 }
 
-/// The loop nest shared by both formats and both [`ByteDots`]: `tile::<D, R>(panel, rows)`
-/// computes one register tile.
+/// The loop nest shared by every tile: `tile::<GENERICS.., R>(panel, rows)` computes one
+/// register tile of `R` activation rows.
 macro_rules! x8_driver {
-    ($name:ident, $w:ty, $tile:ident, $dots:ty, $features:literal) => {
+    ($name:ident, $w:ty, $tile:ident, [$($gen:ty),*], $features:literal) => {
         /// # Safety
         /// The CPU has the features this function enables, and the slices match `dims`
         /// (checked by the safe wrapper in `x8`): `rows % 8 == 0`, `w` holds `rows / 8 *
@@ -354,7 +453,7 @@ macro_rules! x8_driver {
                             let out = |j: usize| yp.add((i + j) * dims.y_stride + ROWS * p);
                             macro_rules! tile {
                                 ($r:literal) => {{
-                                    let a = $tile::<$dots, $r>(wp, std::array::from_fn(row));
+                                    let a = $tile::<$($gen,)* $r>(wp, std::array::from_fn(row));
                                     for (j, a) in a.into_iter().enumerate() {
                                         _mm256_storeu_ps(out(j), a);
                                     }
@@ -380,27 +479,27 @@ x8_driver!(
     matmul_q4kx8_q8k,
     BlockQ4Kx8,
     q4k_tile,
-    Maddubs,
+    [Maddubs],
     "avx2,fma,f16c"
 );
 x8_driver!(
     matmul_q6kx8_q8k,
     BlockQ6Kx8,
     q6k_tile,
-    Maddubs,
+    [Maddubs],
     "avx2,fma,f16c"
 );
 x8_driver!(
-    matmul_q4kx8_q8k_vnni,
+    matmul_q4kx8_q8k_vnni512,
     BlockQ4Kx8,
-    q4k_tile,
-    Vnni,
+    q4k_tile_zmm,
+    [],
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 );
 x8_driver!(
     matmul_q6kx8_q8k_vnni,
     BlockQ6Kx8,
     q6k_tile,
-    Vnni,
+    [Vnni],
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 );
