@@ -16,7 +16,7 @@
 
 use super::{Metrics, Row, VerifyConfig};
 use anyhow::Result;
-use kernels::quant::{BlockQ8K, QuantBlock, QK_K};
+use kernels::quant::{quantize_q8k, BlockQ8K, QK_K};
 use kernels::Isa;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -215,27 +215,30 @@ pub fn run_q8k_checks(cases: u32, seed: u64, quantize: Q8kQuantizer) -> super::P
     })
 }
 
-/// This module's rows, as deferred jobs. The Q8_K quantizer has one (portable) implementation.
+/// This module's rows, as deferred jobs: the Q8_K quantizer's scalar rule and its AVX2 path
+/// (which AVX-512 CPUs run too; NEON runs the scalar rule).
 pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
     let mut jobs: Vec<super::Job> = Vec::new();
     let (cases, seed) = (config.cases, config.seed);
-    if config.wants_kernel(QUANTIZE_Q8K) && config.wants_isa(Isa::Scalar) {
-        jobs.push(super::Job::new(Isa::Scalar, move || {
-            let outcome = run_q8k_checks(cases, seed, &BlockQ8K::quantize_row);
-            Ok(row_spec(QUANTIZE_Q8K, cases, outcome))
-        }));
+    for isa in [Isa::Scalar, Isa::Avx2] {
+        if config.wants_kernel(QUANTIZE_Q8K) && config.wants_isa(isa) {
+            jobs.push(super::Job::new(isa, move || {
+                if let Some(reason) = super::qemu::unavailable_reason(isa) {
+                    let kernel = crate::registry::Kernel::QuantizeQ8K;
+                    return Ok(Row::skipped(kernel, kernel.designs()[0], isa, reason));
+                }
+                let quantize = move |x: &[f32], b: &mut [BlockQ8K]| quantize_q8k(isa, x, b);
+                let outcome = run_q8k_checks(cases, seed, &quantize);
+                Ok(row_spec(QUANTIZE_Q8K, isa, cases, outcome))
+            }));
+        }
     }
     jobs
 }
 
-fn row_spec(kernel: &str, cases: u32, outcome: super::PropertyOutcome) -> Row {
+fn row_spec(kernel: &str, isa: Isa, cases: u32, outcome: super::PropertyOutcome) -> Row {
     let kernel = crate::registry::Kernel::from_name(kernel).expect("a registry kernel name");
-    super::row_with_note(
-        kernel,
-        kernel.designs()[0],
-        Isa::Scalar,
-        cases,
-        outcome,
-        |_| "bit-exact vs the reference spec",
-    )
+    super::row_with_note(kernel, kernel.designs()[0], isa, cases, outcome, |_| {
+        "bit-exact vs the reference spec"
+    })
 }

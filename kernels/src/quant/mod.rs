@@ -23,7 +23,7 @@ pub use q5_0::BlockQ5_0;
 pub use q6k::BlockQ6K;
 pub use q8_0::BlockQ8_0;
 pub use q8_1::BlockQ8_1;
-pub use q8k::BlockQ8K;
+pub use q8k::{quantize_q8k, BlockQ8K};
 
 /// Values per super-block of the K-quant formats.
 pub const QK_K: usize = 256;

@@ -59,6 +59,23 @@ impl QuantBlock for BlockQ8K {
     }
 }
 
+/// [`BlockQ8K::quantize_row`] on the code of `isa`: the scalar rule for `Scalar` and `Neon`,
+/// the AVX2 path for `Avx2` and `Avx512` (the same bytes; `harness verify` checks both against
+/// the spec).
+///
+/// # Panics
+/// If `isa` cannot run here, or the lengths do not match.
+pub fn quantize_q8k(isa: crate::Isa, src: &[f32], dst: &mut [BlockQ8K]) {
+    check_row::<BlockQ8K>(src.len(), dst.len());
+    isa.assert_available();
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `assert_available` checked the ISA; `Isa::Avx512` is only available with AVX2.
+        crate::Isa::Avx2 | crate::Isa::Avx512 => unsafe { x86::quantize_row(src, dst) },
+        _ => quantize_row_scalar(src, dst),
+    }
+}
+
 /// The rule of [`BlockQ8K::quantize_row`], one value at a time: the definition the x86 path
 /// is tested against.
 pub(crate) fn quantize_row_scalar(src: &[f32], dst: &mut [BlockQ8K]) {
