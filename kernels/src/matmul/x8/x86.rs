@@ -11,7 +11,7 @@
 //! same bits.
 //!
 //! Loop nest: activation rows in chunks that fit in L2 ([`chunk_rows`]), then 8-row weight
-//! panels (one panel of blocks stays in L1 across the chunk), then tiles of up to [`TILE`]
+//! panels (one panel of blocks stays in L1 across the chunk), then register tiles of a few
 //! activation rows that share every weight load. `n = 1` (decode) is a single stream over the
 //! weights.
 
@@ -20,19 +20,20 @@ use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ8K, QK_K};
 use std::arch::x86_64::*;
 
-/// Activation rows per register tile: with AVX2's 16 registers, the Q4_K tile's 4 accumulators
-/// per row (f32, block sum, two sub-block sums) and the shared operands. AVX-512 VL's 32 would
-/// hold 6 rows for the VNNI tiles, but 6 measured no faster than 4 on Zen 4 (`harness bench
-/// --design q8k-x8 --isa avx512`, 3 alternated rounds, within the noise).
-pub const TILE: usize = 4;
+// Activation rows per register tile, the first of each driver's `tiles` list: 4 for the 256-bit
+// tiles (AVX2's 16 registers hold the Q4_K tile's 4 accumulators per row and the shared
+// operands; 6-row VNNI tiles measured no faster on Zen 4), 6 for the 512-bit Q4_K tile (AVX-512's
+// 32 registers; best of 4, 6 and 8 in `harness bench --design q8k-x8 --isa avx512`, 3
+// alternated rounds: 2-5% over 4, 8 slower).
 
 /// Bytes of activations one chunk may take: half of Zen 3's 512 KiB L2.
 const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Activation rows per chunk for `nb` blocks per row: a multiple of [`TILE`], at least one tile.
-fn chunk_rows(nb: usize) -> usize {
+/// Activation rows per chunk for `nb` blocks per row: a multiple of the tile's `tile` rows, at
+/// least one tile.
+fn chunk_rows(nb: usize, tile: usize) -> usize {
     let rows = CHUNK_BYTES / (nb * std::mem::size_of::<BlockQ8K>()).max(1);
-    (rows / TILE * TILE).max(TILE)
+    (rows / tile * tile).max(tile)
 }
 
 /// Four activation bytes as one i32, broadcast to all eight lanes.
@@ -425,7 +426,7 @@ unsafe fn q6k_finish<const R: usize>(
 /// The loop nest shared by every tile: `tile::<GENERICS.., R>(panel, rows)` computes one
 /// register tile of `R` activation rows.
 macro_rules! x8_driver {
-    ($name:ident, $w:ty, $tile:ident, [$($gen:ty),*], $features:literal) => {
+    ($name:ident, $w:ty, $tile:ident, [$($gen:ty),*], tiles [$top:literal $(, $r_:literal)*], $features:literal) => {
         /// # Safety
         /// The CPU has the features this function enables, and the slices match `dims`
         /// (checked by the safe wrapper in `x8`): `rows % 8 == 0`, `w` holds `rows / 8 *
@@ -434,7 +435,7 @@ macro_rules! x8_driver {
         pub unsafe fn $name(xq: &[BlockQ8K], w: &[$w], y: &mut [f32], dims: MatmulDims) {
             let nb = dims.k / QK_K;
             let panels = dims.rows / ROWS;
-            let chunk = chunk_rows(nb);
+            let chunk = chunk_rows(nb, $top);
             let x = xq.as_ptr();
             let yp = y.as_mut_ptr();
             let mut i0 = 0;
@@ -444,7 +445,7 @@ macro_rules! x8_driver {
                     let wp = &w[p * nb..(p + 1) * nb];
                     let mut i = i0;
                     while i < i_end {
-                        let t = (i_end - i).min(TILE);
+                        let t = (i_end - i).min($top);
                         // SAFETY: rows `i .. i+t` are below `n`, so each row pointer has `nb`
                         // blocks of `xq` behind it; the stores write 8 values at
                         // `row * y_stride + 8p`, inside `(n-1) * y_stride + rows`.
@@ -460,10 +461,9 @@ macro_rules! x8_driver {
                                 }};
                             }
                             match t {
-                                4 => tile!(4),
-                                3 => tile!(3),
-                                2 => tile!(2),
-                                _ => tile!(1),
+                                $top => tile!($top),
+                                $($r_ => tile!($r_),)*
+                                _ => unreachable!("tiles of 1 to {} rows", $top),
                             }
                         }
                         i += t;
@@ -480,6 +480,7 @@ x8_driver!(
     BlockQ4Kx8,
     q4k_tile,
     [Maddubs],
+    tiles [4, 3, 2, 1],
     "avx2,fma,f16c"
 );
 x8_driver!(
@@ -487,6 +488,7 @@ x8_driver!(
     BlockQ6Kx8,
     q6k_tile,
     [Maddubs],
+    tiles [4, 3, 2, 1],
     "avx2,fma,f16c"
 );
 x8_driver!(
@@ -494,6 +496,7 @@ x8_driver!(
     BlockQ4Kx8,
     q4k_tile_zmm,
     [],
+    tiles [6, 5, 4, 3, 2, 1],
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 );
 x8_driver!(
@@ -501,5 +504,6 @@ x8_driver!(
     BlockQ6Kx8,
     q6k_tile,
     [Vnni],
+    tiles [4, 3, 2, 1],
     "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
 );
