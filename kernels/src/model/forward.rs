@@ -26,7 +26,7 @@ use super::{Design, Model, ModelError};
 use crate::attention::{self, AttentionDims, KvFormat};
 use crate::matmul;
 use crate::ops::{self, RopeTable};
-use crate::quant::{BlockQ8K, BlockQ8_0, BlockQ8_1, QuantBlock, QK_K};
+use crate::quant::{self, BlockQ8K, BlockQ8_0, BlockQ8_1, QK_K};
 use crate::Isa;
 
 /// Weight-row boundaries of the per-thread parts fall on multiples of this; also the rows one
@@ -525,13 +525,13 @@ impl<'m, 'a> Session<'m, 'a> {
 /// costs more than the quantization they would share.
 const PAR_QUANT_BLOCKS: usize = 64;
 
-/// `BlockQ8K::quantize_row(x, out)` with the blocks split into one contiguous part per pool
-/// thread: each block is quantized on its own, so the bytes do not depend on the split. Serial,
-/// this was about 8% of a 1-thread prompt and more of a 2-thread one.
-fn quantize_q8k(pool: &Pool, x: &[f32], out: &mut [BlockQ8K]) {
+/// [`quant::quantize_q8k`] on `isa`'s code with the blocks split into one contiguous part per
+/// pool thread: each block is quantized on its own, so the bytes do not depend on the split (nor
+/// on the ISA). Serial and scalar, this was about a fifth of a 1-thread prompt.
+fn quantize_q8k(pool: &Pool, isa: Isa, x: &[f32], out: &mut [BlockQ8K]) {
     let threads = pool.n_threads();
     if threads == 1 || out.len() < PAR_QUANT_BLOCKS {
-        BlockQ8K::quantize_row(x, out);
+        quant::quantize_q8k(isa, x, out);
         return;
     }
     let per = out.len().div_ceil(threads);
@@ -541,7 +541,7 @@ fn quantize_q8k(pool: &Pool, x: &[f32], out: &mut [BlockQ8K]) {
     pool.run(|tid| {
         let piece = parts[tid].lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some((x, out)) = piece {
-            BlockQ8K::quantize_row(x, out);
+            quant::quantize_q8k(isa, x, out);
         }
     });
 }
@@ -571,7 +571,7 @@ impl Ctx<'_> {
         let (q8k, q8_0, q8_1) = bufs;
         let q8k: &[BlockQ8K] = if needs(ActFormat::Q8K) {
             let blocks = &mut q8k[..n * k / QK_K];
-            quantize_q8k(self.pool, x, blocks);
+            quantize_q8k(self.pool, isa, x, blocks);
             blocks
         } else {
             &[]

@@ -230,16 +230,26 @@ mod tests {
                 1 => v[rng.gen_range(0..QK_K)] = f32::NAN,
                 2 => v[rng.gen_range(0..QK_K)] = f32::INFINITY,
                 3 => {
-                    // The largest magnitude twice, opposite signs: the first one's sign wins.
-                    let (i, j) = (rng.gen_range(0..128), rng.gen_range(128..QK_K));
-                    v[i] = -2.0 * scale;
-                    v[j] = 2.0 * scale;
+                    // The largest magnitude twice, opposite signs, in different vectors and in
+                    // the same one (every other value is below `scale`): the first one's sign
+                    // wins.
+                    let (i, j) = if b % 2 == 0 {
+                        (rng.gen_range(0..128), rng.gen_range(128..QK_K))
+                    } else {
+                        let base = 8 * rng.gen_range(0..QK_K / 8);
+                        (base + 2, base + 5)
+                    };
+                    let s = if rng.gen() { 1.0 } else { -1.0 };
+                    v[i] = -s * scale;
+                    v[j] = s * scale;
                 }
                 4 => {
-                    // Integers and halves times 1/127 of the max: many round-to-even ties.
+                    // The max -127 gives scale 1, and every other value is an odd multiple of
+                    // 0.5: each one a round-to-even tie.
                     for (k, e) in v.iter_mut().enumerate() {
-                        *e = (k as f32 - 128.0) * 0.5;
+                        *e = (k % 253) as f32 - 126.0 + 0.5;
                     }
+                    v[rng.gen_range(0..QK_K)] = -127.0;
                 }
                 5 => v.fill(-0.0),
                 6 => {

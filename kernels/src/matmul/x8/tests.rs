@@ -12,6 +12,12 @@ fn q4k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ4K> {
             let mut b = BlockQ4K::zeroed();
             rng.fill(&mut b.scales[..]);
             rng.fill(&mut b.qs[..]);
+            if i % 7 == 3 {
+                // The largest nibbles and 6-bit scales and mins: with the all -128 activation
+                // blocks of `q8k_blocks`, the i16 partial sums reach their stated bound.
+                b.qs = [0xFF; 128];
+                b.scales = [0xFF; 12];
+            }
             let (d, dmin) = match i % 5 {
                 0 => (f16::MAX, f16::from_bits(0x0001)),
                 1 => (f16::ZERO, f16::MAX),
