@@ -3,12 +3,11 @@
 //! the scalar oracle's integers; the f32 combine then runs on all eight rows at once with
 //! scalar's operations in scalar's order.
 //!
-//! The 256-bit tiles are written once over [`ByteDots`], the step that multiplies four weight
-//! bytes by four activation bytes per lane: [`Maddubs`] (AVX2: `maddubs` into i16, then `madd`
-//! with the scale) and [`Vnni`] (AVX-512 VNNI on 256-bit vectors: `dpbusd` straight into i32,
-//! then one `mullo` with the scale). AVX-512 runs Q4_K on 512-bit vectors instead
-//! ([`q4k_tile_zmm`], `qs` interleaved in 8-byte groups). All give the same integers, so the
-//! same bits.
+//! Q4_K: [`q4k_tile`] on AVX2 and [`q4k_tile_zmm`] on AVX-512 VNNI (512-bit vectors, `qs`
+//! interleaved in 8-byte groups). Q6_K: one 256-bit tile written over [`ByteDots`], the step that
+//! multiplies four weight bytes by four activation bytes per lane: [`Maddubs`] (AVX2: `maddubs`
+//! into i16, then `madd` with the scale) and [`Vnni`] (`dpbusd` straight into i32, then one
+//! `mullo` with the scale). All give the same integers, so the same bits.
 //!
 //! Loop nest: activation rows in chunks that fit in L2 ([`chunk_rows`]), then 8-row weight
 //! panels (one panel of blocks stays in L1 across the chunk), then register tiles of a few
@@ -96,10 +95,10 @@ unsafe fn f16x8(v: &[half::f16; ROWS]) -> __m256 {
     unsafe { _mm256_cvtph_ps(_mm_loadu_si128(v.as_ptr().cast())) }
 }
 
-/// The byte dot-product step of the tiles, per lane (one weight row): `dot` adds the four
-/// products of unsigned weight bytes `u` and signed activation bytes `s` to a partial sum, and
-/// `apply` multiplies a partial sum by the row's scale (loaded by `scales_u8` / `scales_i8`)
-/// into i32 lanes.
+/// The byte dot-product step of the 256-bit tiles, per lane (one weight row): `dot` adds the
+/// four products of unsigned weight bytes `u` and signed activation bytes `s` to a partial sum,
+/// and `apply` multiplies a partial sum by the row's scale (loaded by `scales_i8`) into i32
+/// lanes. The Q4_K tile runs `Maddubs` only (AVX-512 has its own 512-bit tile).
 ///
 /// # Safety
 /// Every method needs the CPU features of its implementation, enabled in the caller.
@@ -107,8 +106,6 @@ trait ByteDots {
     /// Q6_K `dot` steps one partial sum takes without overflow (see `q6k_tile`).
     const Q6_DOTS: usize;
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i;
-    /// Eight u8 scales at `p .. p+8`, one per row.
-    unsafe fn scales_u8(p: *const u8) -> __m256i;
     /// Eight i8 scales at `p .. p+8`, one per row.
     unsafe fn scales_i8(p: *const i8) -> __m256i;
     unsafe fn apply(acc: __m256i, scales: __m256i) -> __m256i;
@@ -124,11 +121,6 @@ impl ByteDots for Maddubs {
     unsafe fn dot(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
         // SAFETY: AVX2, as the trait requires.
         unsafe { _mm256_add_epi16(acc, _mm256_maddubs_epi16(u, s)) }
-    }
-    #[inline(always)]
-    unsafe fn scales_u8(p: *const u8) -> __m256i {
-        // SAFETY: the trait's contract.
-        unsafe { dup_u8(p) }
     }
     #[inline(always)]
     unsafe fn scales_i8(p: *const i8) -> __m256i {
@@ -155,13 +147,8 @@ impl ByteDots for Vnni {
         unsafe { _mm256_dpbusd_epi32(acc, u, s) }
     }
     #[inline(always)]
-    unsafe fn scales_u8(p: *const u8) -> __m256i {
-        // SAFETY: the trait's contract: 8 readable bytes.
-        unsafe { _mm256_cvtepu8_epi32(_mm_loadl_epi64(p.cast())) }
-    }
-    #[inline(always)]
     unsafe fn scales_i8(p: *const i8) -> __m256i {
-        // SAFETY: as `scales_u8`.
+        // SAFETY: the trait's contract: 8 readable bytes.
         unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(p.cast())) }
     }
     #[inline(always)]
@@ -175,13 +162,9 @@ impl ByteDots for Vnni {
 /// lane `r` of result `i` is `dot(x_i, w_r)` accumulated exactly like scalar's row dot.
 ///
 /// # Safety
-/// AVX2 + FMA + F16C and the features of `D` enabled; every `xs[i]` points at `wp.len()`
-/// readable blocks.
+/// AVX2 + FMA + F16C enabled; every `xs[i]` points at `wp.len()` readable blocks.
 #[inline(always)]
-unsafe fn q4k_tile<D: ByteDots, const R: usize>(
-    wp: &[BlockQ4Kx8],
-    xs: [*const BlockQ8K; R],
-) -> [__m256; R] {
+unsafe fn q4k_tile<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) -> [__m256; R] {
     // SAFETY: every pointer below stays inside a block of `wp` or of an activation row, whose
     // lengths the caller guarantees; the intrinsics need the features the caller enables.
     unsafe {
@@ -202,16 +185,19 @@ unsafe fn q4k_tile<D: ByteDots, const R: usize>(
                     let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
                     for i in 0..R {
                         let xq = xb[i].qs.as_ptr().add(64 * c + 4 * g);
-                        s_lo[i] = D::dot(s_lo[i], lo, bcast4(xq));
-                        s_hi[i] = D::dot(s_hi[i], hi, bcast4(xq.add(32)));
+                        s_lo[i] = Maddubs::dot(s_lo[i], lo, bcast4(xq));
+                        s_hi[i] = Maddubs::dot(s_hi[i], hi, bcast4(xq.add(32)));
                     }
                 }
                 // Times the 6-bit scale: at most 63*30720 per lane and sub-block; the block's
                 // sum of eight such stays far inside i32.
-                let sc_lo = D::scales_u8(w.scales.as_ptr().add(8 * (2 * c)));
-                let sc_hi = D::scales_u8(w.scales.as_ptr().add(8 * (2 * c + 1)));
+                let sc_lo = dup_u8(w.scales.as_ptr().add(8 * (2 * c)));
+                let sc_hi = dup_u8(w.scales.as_ptr().add(8 * (2 * c + 1)));
                 for i in 0..R {
-                    let t = _mm256_add_epi32(D::apply(s_lo[i], sc_lo), D::apply(s_hi[i], sc_hi));
+                    let t = _mm256_add_epi32(
+                        Maddubs::apply(s_lo[i], sc_lo),
+                        Maddubs::apply(s_hi[i], sc_hi),
+                    );
                     sumi[i] = _mm256_add_epi32(sumi[i], t);
                 }
             }
@@ -479,7 +465,7 @@ x8_driver!(
     matmul_q4kx8_q8k,
     BlockQ4Kx8,
     q4k_tile,
-    [Maddubs],
+    [],
     tiles [4, 3, 2, 1],
     "avx2,fma,f16c"
 );
