@@ -17,6 +17,7 @@ pub mod bounds;
 pub mod gguf;
 pub mod isa;
 pub mod matmul;
+pub mod mem;
 pub mod model;
 pub mod ops;
 pub mod quant;

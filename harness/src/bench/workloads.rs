@@ -14,6 +14,7 @@ use bytemuck::Zeroable;
 use half::f16;
 use kernels::attention::{self, AttentionDims};
 use kernels::matmul::{self, x8, MatmulDims};
+use kernels::mem::PageBuf;
 use kernels::ops;
 use kernels::quant::{
     BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
@@ -655,16 +656,16 @@ fn matmul_call<'a, B: QuantBlock + Sync>(
 /// [`matmul_call`] for the x8 layout: every weight copy is repacked once here (outside the
 /// timed call) and each thread takes whole 8-row panels; the threads' parts are
 /// [`row_split`]'s (multiples of 16 rows), so `rows % 8 == 0` is all a shape needs.
-fn x8_call<'a, B: QuantBlock + Sync, P: Send + Sync + 'a>(
+fn x8_call<'a, B: QuantBlock + Sync, P: bytemuck::Pod + Send + Sync + 'a>(
     m: &'a MatmulInputs<B>,
     threads: usize,
     pool: Option<&'a ThreadPool>,
-    repack: impl Fn(&[B], usize) -> Vec<P>,
+    repack: impl Fn(&[B], usize) -> PageBuf<P>,
     kernel: impl Fn(&[BlockQ8K], &[P], &mut [f32], MatmulDims) + Send + Sync + Copy + 'a,
 ) -> Call<'a> {
     let MatmulDims { n, k, rows, .. } = m.dims;
     let per_panel = k / QK_K;
-    let copies: Vec<Vec<P>> = m.copies.iter().map(|w| repack(w, rows)).collect();
+    let copies: Vec<PageBuf<P>> = m.copies.iter().map(|w| repack(w, rows)).collect();
     let split = row_split(rows, threads.max(1));
     let mut ys: Vec<Vec<f32>> = split.iter().map(|r| vec![0f32; n * r.len()]).collect();
     let mut next = 0usize;

@@ -206,7 +206,7 @@ pub enum X8Bug {
 fn planted_q4k_x8(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
     let mut packed =
         x8::repack_q4k(w, dims.rows, 1, Isa::Avx2).expect("x8 cases have whole panels");
-    for b in &mut packed {
+    for b in packed.iter_mut() {
         for j in 0..8 {
             b.mins[8 * j..8 * j + 8].rotate_left(1);
         }
@@ -216,7 +216,7 @@ fn planted_q4k_x8(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDi
 
 fn planted_q6k_x8(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
     let mut packed = x8::repack_q6k(w, dims.rows, 1).expect("x8 cases have whole panels");
-    for b in &mut packed {
+    for b in packed.iter_mut() {
         for g in (0..16).step_by(2) {
             let (lo, hi) = b.scales.split_at_mut(8 * (g + 1));
             lo[8 * g..].swap_with_slice(&mut hi[..8]);

@@ -140,9 +140,10 @@ impl<'a> Model<'a> {
     /// `design`: for the `q8` design on the ISAs the x8 kernels run on, the Q4_K and the layers'
     /// Q6_K matrices are repacked (on up to `threads` threads) and the mapped pages of the Q4_K
     /// blocks are released, so the process does not hold both copies; the layers' Q6_K blocks
-    /// stay for decode ([`Q6kLayers`]). Sessions of
-    /// any other ISA or design still run from such a model (from the original blocks, paged in
-    /// again), with the same results.
+    /// stay for decode ([`Q6kLayers`]). Every matrix that decode then reads in the file's layout
+    /// is copied into huge-page memory ([`crate::mem::PageBuf`]) and its mapped pages released.
+    /// Sessions of any other ISA or design still run from such a model (from the original or
+    /// copied blocks, paged in again), with the same results.
     pub fn load(
         file: &'a GgufFile,
         isa: Isa,
@@ -173,6 +174,16 @@ impl<'a> Model<'a> {
             }
             if let Some(bytes) = w.output.pack_x8(isa, threads, false) {
                 file.release_pages(bytes);
+            }
+        }
+        // What decode reads in the file's layout (the layers' Q6_K matrices, a Q6_K output
+        // matrix, every matrix of the other designs and ISAs) moves into huge-page memory and
+        // its file pages are released: see `mem` for why and what it measured.
+        for m in model.weights.matrices_mut() {
+            if m.decode_reads_rows() {
+                if let Some(bytes) = m.copy_blocks() {
+                    file.release_pages(bytes);
+                }
             }
         }
         Ok(model)

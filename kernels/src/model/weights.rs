@@ -9,6 +9,7 @@ use super::{Config, Design, ModelError};
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
 use crate::matmul::x8::{self, BlockQ4Kx8, BlockQ6Kx8};
 use crate::matmul::{self, MatmulDims};
+use crate::mem::PageBuf;
 use crate::quant::{
     BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1, QuantBlock,
 };
@@ -37,12 +38,27 @@ pub enum Blocks<'a> {
     F16(&'a [f16]),
 }
 
+impl<'a> Blocks<'a> {
+    /// The blocks' bytes (in the file, for blocks borrowed from it).
+    pub fn bytes(&self) -> &'a [u8] {
+        match *self {
+            Blocks::Q4K(b) => bytemuck::cast_slice(b),
+            Blocks::Q6K(b) => bytemuck::cast_slice(b),
+            Blocks::Q8_0(b) => bytemuck::cast_slice(b),
+            Blocks::Q4_0(b) => bytemuck::cast_slice(b),
+            Blocks::Q5_0(b) => bytemuck::cast_slice(b),
+            Blocks::Q4_1(b) => bytemuck::cast_slice(b),
+            Blocks::F16(b) => bytemuck::cast_slice(b),
+        }
+    }
+}
+
 /// A matrix's blocks repacked for the x8 kernels: owned, `rows / 8 * k/256` blocks.
 #[derive(Debug)]
 pub enum Packed {
     /// Q4_K panels with their `qs` interleave (the ISA they were packed for decides it).
-    Q4K(Vec<BlockQ4Kx8>, x8::Interleave),
-    Q6K(Vec<BlockQ6Kx8>),
+    Q4K(PageBuf<BlockQ4Kx8>, x8::Interleave),
+    Q6K(PageBuf<BlockQ6Kx8>),
 }
 
 /// A weight matrix `[rows x k]` (GGUF dims `[k, rows]`).
@@ -58,6 +74,9 @@ pub struct Matrix<'a> {
     /// The fewest activation rows that take `packed`: 1 when the original blocks were released
     /// at load, 2 when they were kept for decode (see [`Matrix::pack_x8`]).
     pub packed_min_n: usize,
+    /// `blocks` copied into huge-page memory ([`Matrix::copy_blocks`]); the row-major paths read
+    /// it in their place (same bytes).
+    pub copy: Option<Arc<PageBuf<u8>>>,
 }
 
 /// The activations of one matmul input: f32 always, quantized forms when a kernel needs them.
@@ -136,7 +155,7 @@ impl<'a> Matrix<'a> {
         }
         let (k, fmt) = (self.k, self.act_format(design));
         use ActFormat as A;
-        match (self.blocks, fmt) {
+        match (self.row_blocks(), fmt) {
             (Blocks::Q4K(w), A::F32) => {
                 matmul::matmul_q4k_f32(isa, x.f32, sub(w, k, &rows), y, dims)
             }
@@ -206,7 +225,46 @@ impl<'a> Matrix<'a> {
             blocks,
             packed: None,
             packed_min_n: 1,
+            copy: None,
         })
+    }
+
+    /// The row-major blocks: the huge-page copy when one was made, else the file's.
+    fn row_blocks(&self) -> Blocks<'_> {
+        let Some(c) = &self.copy else {
+            return self.blocks;
+        };
+        let c: &[u8] = c;
+        // The copy is page aligned and as long as `blocks`, so these casts cannot fail.
+        match self.blocks {
+            Blocks::Q4K(_) => Blocks::Q4K(bytemuck::cast_slice(c)),
+            Blocks::Q6K(_) => Blocks::Q6K(bytemuck::cast_slice(c)),
+            Blocks::Q8_0(_) => Blocks::Q8_0(bytemuck::cast_slice(c)),
+            Blocks::Q4_0(_) => Blocks::Q4_0(bytemuck::cast_slice(c)),
+            Blocks::Q5_0(_) => Blocks::Q5_0(bytemuck::cast_slice(c)),
+            Blocks::Q4_1(_) => Blocks::Q4_1(bytemuck::cast_slice(c)),
+            Blocks::F16(_) => Blocks::F16(bytemuck::cast_slice(c)),
+        }
+    }
+
+    /// Whether decode (`n = 1`) reads the row-major blocks rather than an x8 repack.
+    pub fn decode_reads_rows(&self) -> bool {
+        self.packed.is_none() || self.packed_min_n > 1
+    }
+
+    /// Copies the row-major blocks into a huge-page-advised buffer ([`PageBuf`]) that the
+    /// row-major paths read from then on, and returns the file bytes they came from for the
+    /// caller to release. `None` when a copy exists already or the memory cannot be mapped (the
+    /// matrix then keeps reading the file's pages: same results).
+    pub fn copy_blocks(&mut self) -> Option<&'a [u8]> {
+        if self.copy.is_some() {
+            return None;
+        }
+        let bytes = self.blocks.bytes();
+        let mut buf = PageBuf::<u8>::zeroed(bytes.len()).ok()?;
+        buf.copy_from_slice(bytes);
+        self.copy = Some(Arc::new(buf));
+        Some(bytes)
     }
 
     /// Repacks a Q4_K matrix (and a Q6_K one if `q6k`) of a multiple of 8 rows into the x8
@@ -359,6 +417,25 @@ impl<'a> Weights<'a> {
                 &mut l.w_down,
             ]
         })
+    }
+
+    /// The layers' matrices, then the output matrix.
+    pub fn matrices_mut(&mut self) -> impl Iterator<Item = &mut Matrix<'a>> {
+        let Weights { layers, output, .. } = self;
+        layers
+            .iter_mut()
+            .flat_map(|l| {
+                [
+                    &mut l.wq,
+                    &mut l.wk,
+                    &mut l.wv,
+                    &mut l.wo,
+                    &mut l.w_gate,
+                    &mut l.w_up,
+                    &mut l.w_down,
+                ]
+            })
+            .chain(std::iter::once(output))
     }
 
     pub fn from_gguf(g: &Gguf<'a>, c: &Config) -> Result<Weights<'a>, ModelError> {
