@@ -118,10 +118,16 @@ fn llc_bytes() -> usize {
         .map_or(32 << 20, |(_, s)| s)
 }
 
+/// Whether `bench` times the family. The RoPE table is built once per model in f64 with no ISA
+/// variants: `verify` checks it, there is nothing per token to time.
+pub fn is_benched(kernel: Kernel) -> bool {
+    kernel != Kernel::RopeTable
+}
+
 /// Families `--kernel` names (`matmul`, `ops` and `quantize` name groups).
 pub fn select_families(names: &[String]) -> Result<Vec<Kernel>> {
     if names.is_empty() {
-        return Ok(Kernel::ALL.to_vec());
+        return Ok(Kernel::ALL.into_iter().filter(|k| is_benched(*k)).collect());
     }
     let mut out = Vec::new();
     for n in names {
@@ -134,10 +140,16 @@ pub fn select_families(names: &[String]) -> Result<Vec<Kernel>> {
             "ops" => Kernel::ALL
                 .into_iter()
                 .filter(|k| {
-                    variants::kind(*k) == FamilyKind::Op && !k.name().starts_with("quantize")
+                    variants::kind(*k) == FamilyKind::Op
+                        && !k.name().starts_with("quantize")
+                        && is_benched(*k)
                 })
                 .collect(),
             name => match Kernel::from_name(name) {
+                Some(f) if !is_benched(f) => bail!(
+                    "`{name}` is built once per model (f64 angles, no ISA variants): `harness \
+                     verify --kernel {name}` checks it, bench has nothing per token to time"
+                ),
                 Some(f) => vec![f],
                 None => bail!(
                     "unknown kernel `{name}`; known: matmul, ops, quantize, {}",

@@ -32,6 +32,7 @@ pub fn weight_block(kernel: Kernel) -> usize {
         Kernel::MatmulF16 => 1,
         k if k.is_matmul() => 32,
         Kernel::QuantizeQ8_0 | Kernel::QuantizeQ8_1 => 32,
+        Kernel::QuantizeQ8K => kernels::quant::QK_K,
         _ => 1,
     }
 }
@@ -49,6 +50,7 @@ pub fn format(kernel: Kernel, design: Design) -> &'static str {
         Kernel::MatmulF16 => "f16",
         Kernel::QuantizeQ8_0 => "q8_0",
         Kernel::QuantizeQ8_1 => "q8_1",
+        Kernel::QuantizeQ8K => "q8_K",
         Kernel::Attention if design == Design::FlashF16Kv => "f16",
         _ => "f32",
     }

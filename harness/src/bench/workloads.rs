@@ -17,7 +17,7 @@ use kernels::matmul::{self, x8, MatmulDims};
 use kernels::mem::PageBuf;
 use kernels::ops;
 use kernels::quant::{
-    BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
+    self, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ6K, BlockQ8K, BlockQ8_0, BlockQ8_1,
     QuantBlock, QK_K,
 };
 use kernels::Isa;
@@ -137,6 +137,7 @@ impl Workload {
             Workload::Op { len, .. } => match kernel {
                 Kernel::QuantizeQ8_0 => len * 4 + len / 32 * std::mem::size_of::<BlockQ8_0>(),
                 Kernel::QuantizeQ8_1 => len * 4 + len / 32 * std::mem::size_of::<BlockQ8_1>(),
+                Kernel::QuantizeQ8K => len * 4 + len / QK_K * std::mem::size_of::<BlockQ8K>(),
                 // x in, weight, out / gate, up, out / y, x, y / x in and out plus cos and sin.
                 Kernel::Rmsnorm | Kernel::Swiglu | Kernel::ResidualAdd => 3 * len * 4,
                 Kernel::RopeAdjacent | Kernel::RopeNeox => 3 * len * 4,
@@ -165,6 +166,8 @@ impl Workload {
                     Kernel::Softmax => 4,
                     // max |x|, scale, round (and the sum for Q8_1)
                     Kernel::QuantizeQ8_0 | Kernel::QuantizeQ8_1 => 3,
+                    // max |x|, scale, round, and the 16-value sums
+                    Kernel::QuantizeQ8K => 4,
                     _ => 1,
                 };
                 per * len
@@ -586,6 +589,7 @@ impl GroupInputs {
                 let mut out = vec![0f32; o.a.len()];
                 let mut q8_0 = vec![BlockQ8_0::zeroed(); o.a.len() / 32];
                 let mut q8_1 = vec![BlockQ8_1::zeroed(); o.a.len() / 32];
+                let mut q8k = vec![BlockQ8K::zeroed(); o.a.len() / QK_K];
                 let kernel = variant.kernel;
                 Box::new(move || {
                     match kernel {
@@ -599,9 +603,16 @@ impl GroupInputs {
                         Kernel::ResidualAdd => ops::residual_add(isa, &mut x, &o.b),
                         Kernel::QuantizeQ8_0 => matmul::quantize_q8_0(isa, &o.a, &mut q8_0),
                         Kernel::QuantizeQ8_1 => matmul::quantize_q8_1(isa, &o.a, &mut q8_1),
+                        Kernel::QuantizeQ8K => quant::quantize_q8k(isa, &o.a, &mut q8k),
+                        // exp of exp overflows within four calls: each call starts from `a`
+                        // again (a copy within L1, small beside the exponentials).
+                        Kernel::Exp => {
+                            x.copy_from_slice(&o.a);
+                            ops::exp_in_place(isa, &mut x)
+                        }
                         _ => unreachable!("op inputs for a non-op family"),
                     }
-                    black_box((&mut x, &mut out, &mut q8_0, &mut q8_1));
+                    black_box((&mut x, &mut out, &mut q8_0, &mut q8_1, &mut q8k));
                 })
             }
         }
@@ -720,6 +731,29 @@ mod tests {
         );
         assert!(parse_shapes(&["64x256".into()], &[1]).is_err());
         assert!(parse_shapes(&["huge".into()], &[1]).is_err());
+    }
+
+    /// Every family `bench` times builds and runs a call of every variant this CPU runs on a
+    /// model shape (a family the call table misses would panic mid-sweep).
+    #[test]
+    fn every_benched_variant_runs_once() {
+        let shapes = parse_shapes(&["tinyllama".into()], &[1]).unwrap();
+        for kernel in Kernel::ALL
+            .into_iter()
+            .filter(|k| crate::bench::is_benched(*k))
+        {
+            let w = shapes
+                .iter()
+                .find(|w| unsupported(kernel, w).is_none())
+                .unwrap_or_else(|| panic!("{kernel}: no tinyllama shape"));
+            let inputs = GroupInputs::new(kernel, w, None, 1);
+            for v in variants::variants_of(kernel) {
+                if v.unavailable_reason().is_none() {
+                    let mut call = inputs.call(v, 1, None);
+                    call();
+                }
+            }
+        }
     }
 
     /// A threaded call computes what a one-thread call does (the split is right).
