@@ -4,6 +4,7 @@
 mod common;
 
 use common::{skipped, smollm2, tiny, tinyllama_2l};
+use harness::synth::{ArchName, Preset};
 use kernels::attention::KvFormat;
 use kernels::gguf::GgufFile;
 use kernels::model::sampler::argmax;
@@ -408,5 +409,56 @@ fn smollm2_chat_answers_sensibly() {
         ]);
         assert!(ok, "{err}");
         assert!(out.contains("Berlin"), "{design} {threads}: {out}");
+    }
+}
+
+/// `Model::load` (x8 repacks, huge-page copies of what decode reads in the file's layout, the
+/// file's pages released) computes the very logits of the borrowed `Model::from_gguf`, for
+/// prompts and decode, in every design on the best ISA and on scalar; and for the x8 `q8` load
+/// every matrix decode reads row-major is read from a copy.
+#[test]
+fn a_loaded_model_gives_the_logits_of_the_borrowed_one() {
+    // A 2-layer SmolLM2 shape: a tied Q8_0 output, which the embedding lookups share.
+    let smol_2l = common::synth(ArchName::SmolLm2, Preset::Q4_1, Some(2), false);
+    for path in [tinyllama_2l(), tiny(), smol_2l] {
+        let file = GgufFile::open(&path).unwrap();
+        let borrowed = Model::from_gguf(file.gguf()).unwrap();
+        let prompt: Vec<u32> = (0..19).map(|i| (i * 11 + 3) % 300).collect();
+        let logits = |m: &Model, o: SessionOptions| {
+            let mut s = Session::new(m, o).unwrap();
+            let mut all = s.prefill(&prompt).unwrap().to_vec();
+            for t in [5u32, 17, 2] {
+                all.extend_from_slice(s.decode(t).unwrap());
+            }
+            all
+        };
+        for design in Design::ALL {
+            let loaded = Model::load(&file, Isa::best(), design, 2).unwrap();
+            if design == Design::Int8 && kernels::matmul::x8::runs_on(Isa::best()) {
+                let w = &loaded.weights;
+                for m in w.layers.iter().flat_map(|l| [&l.wq, &l.wv, &l.w_down]) {
+                    assert!(
+                        !m.decode_reads_rows() || m.copy.is_some(),
+                        "{}: {} decode reads the file",
+                        path.display(),
+                        m.name
+                    );
+                }
+                assert!(!w.output.decode_reads_rows() || w.output.copy.is_some());
+                assert_eq!(
+                    w.output_tied,
+                    w.token_embd.copy.is_some() && w.output.copy.is_some()
+                );
+            }
+            for isa in [Isa::best(), Isa::Scalar] {
+                let o = opts(isa, design, 2);
+                assert_eq!(
+                    logits(&loaded, o),
+                    logits(&borrowed, o),
+                    "{} {isa} {design:?}",
+                    path.display()
+                );
+            }
+        }
     }
 }

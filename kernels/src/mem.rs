@@ -1,4 +1,5 @@
-//! [`PageBuf`]: the owned home of weights the process streams every token (the x8 repacks).
+//! [`PageBuf`]: the owned home of weights the process streams every token (the x8 repacks and
+//! the copies of the matrices decode reads in the file's layout).
 //!
 //! A buffer of its own anonymous mapping, started on a 2 MiB boundary and advised for
 //! transparent huge pages on Linux (`MADV_HUGEPAGE`; the kernel's `madvise` mode honours only
@@ -100,7 +101,14 @@ mod tests {
 
     #[test]
     fn zeroed_aligned_and_writable() {
-        for len in [0usize, 1, 1000, (HUGE_PAGE / 4) + 3, 3 * HUGE_PAGE / 4] {
+        for len in [
+            0usize,
+            1,
+            1000,
+            HUGE_PAGE / 4,
+            (HUGE_PAGE / 4) + 3,
+            3 * HUGE_PAGE / 4,
+        ] {
             let mut b = PageBuf::<u32>::zeroed(len).unwrap();
             assert_eq!(b.len(), len);
             assert!(b.iter().all(|&v| v == 0), "len {len}");
@@ -115,6 +123,17 @@ mod tests {
                 "len {len}"
             );
         }
+    }
+
+    #[test]
+    fn holds_whole_blocks() {
+        use crate::matmul::x8::BlockQ6Kx8;
+        let n = HUGE_PAGE / std::mem::size_of::<BlockQ6Kx8>() + 5;
+        let mut b = PageBuf::<BlockQ6Kx8>::zeroed(n).unwrap();
+        assert_eq!(b.len(), n);
+        b[n - 1].d[7] = half::f16::ONE;
+        assert_eq!(b[n - 1].d[7], half::f16::ONE);
+        assert!((b.as_ptr() as usize).is_multiple_of(HUGE_PAGE));
     }
 
     #[test]

@@ -381,7 +381,7 @@ pub fn run(check: &ModelCheck, out: &mut dyn Write) -> Result<Vec<ModelRow>> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     // Repacked for the best ISA's `q8` rows (the x8 kernels where they run); the other rows
-    // read the original blocks.
+    // read the original blocks or their huge-page copies (the same bytes).
     let model = Model::load(&file, Isa::best(), Design::Int8, 2)
         .with_context(|| check.path.display().to_string())?;
     let tok = Tokenizer::from_gguf(g).with_context(|| check.path.display().to_string())?;
@@ -490,7 +490,7 @@ pub fn self_test(check: &ModelCheck, out: &mut dyn Write) -> Result<Vec<PlantedR
     let file = GgufFile::open(&check.path).map_err(|e| anyhow!("{e}"))?;
     let g = file.gguf();
     // Repacked for the best ISA's `q8` rows (the x8 kernels where they run); the other rows
-    // read the original blocks.
+    // read the original blocks or their huge-page copies (the same bytes).
     let model = Model::load(&file, Isa::best(), Design::Int8, 2)
         .with_context(|| check.path.display().to_string())?;
     let tok = Tokenizer::from_gguf(g).with_context(|| check.path.display().to_string())?;

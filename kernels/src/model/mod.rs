@@ -112,7 +112,8 @@ pub struct Model<'a> {
 /// The x8 Q6_K panels hold whole-byte values, 30% more bytes than the file's blocks: prompts
 /// gain 8-9% from the kernel that does no unpacking, but decode, which streams every matrix
 /// once per token, pays for the bytes. So prompts take the x8 copy and decode the file's
-/// layout, at the cost of holding both (about 200 MiB more at one thread).
+/// layout, at the cost of holding both (about 200 MiB more at one thread; the decode layout is
+/// now a huge-page copy of the file's, the file's pages released).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Q6kLayers {
     /// The file's layout only.
@@ -140,10 +141,10 @@ impl<'a> Model<'a> {
     /// `design`: for the `q8` design on the ISAs the x8 kernels run on, the Q4_K and the layers'
     /// Q6_K matrices are repacked (on up to `threads` threads) and the mapped pages of the Q4_K
     /// blocks are released, so the process does not hold both copies; the layers' Q6_K blocks
-    /// stay for decode ([`Q6kLayers`]). Every matrix that decode then reads in the file's layout
-    /// is copied into huge-page memory ([`crate::mem::PageBuf`]) and its mapped pages released.
-    /// Sessions of any other ISA or design still run from such a model (from the original or
-    /// copied blocks, paged in again), with the same results.
+    /// stay for decode ([`Q6kLayers`]), copied, like every matrix decode then reads in the
+    /// file's layout, into huge-page memory ([`crate::mem::PageBuf`]), the mapped pages
+    /// released. Sessions of any other ISA or design still run from such a model (from the
+    /// original blocks, paged in again, or the copies), with the same results.
     pub fn load(
         file: &'a GgufFile,
         isa: Isa,
@@ -175,15 +176,21 @@ impl<'a> Model<'a> {
             if let Some(bytes) = w.output.pack_x8(isa, threads, false) {
                 file.release_pages(bytes);
             }
-        }
-        // What decode reads in the file's layout (the layers' Q6_K matrices, a Q6_K output
-        // matrix, every matrix of the other designs and ISAs) moves into huge-page memory and
-        // its file pages are released: see `mem` for why and what it measured.
-        for m in model.weights.matrices_mut() {
-            if m.decode_reads_rows() {
-                if let Some(bytes) = m.copy_blocks() {
-                    file.release_pages(bytes);
+            // What decode still reads in the file's layout (the layers' Q6_K matrices, a Q6_K
+            // output matrix) moves into huge-page memory and its file pages are released: see
+            // `mem` for why and what it measured. Only here, where it was measured: the other
+            // designs and ISAs keep reading (and sharing) the file's pages.
+            for m in w.matrices_mut() {
+                if m.decode_reads_rows() {
+                    if let Some(bytes) = m.copy_blocks() {
+                        file.release_pages(bytes);
+                    }
                 }
+            }
+            // A tied output is the embedding's tensor: the lookups read the copy too, so the
+            // released pages stay released.
+            if w.output_tied && std::ptr::eq(w.output.blocks.bytes(), w.token_embd.tensor) {
+                w.token_embd.copy = w.output.copy.clone();
             }
         }
         Ok(model)

@@ -1,9 +1,11 @@
 //! The model's tensors, borrowed from the file mapping. Each matrix is a [`Matrix`], one
 //! variant per tensor type that has a matmul kernel, so a new kernel family is one more variant
-//! here and in [`Matrix::matmul_rows`]. The one exception to borrowing: for the x86 `q8`
-//! design, Q4_K and Q6_K matrices with a multiple of 8 rows are repacked at load into the
-//! 8-row interleaved layout of [`x8`] ([`Matrix::pack_x8`]); the x8 kernels are bit-identical
-//! to the others, so which path runs never changes a result.
+//! here and in [`Matrix::matmul_rows`]. Two exceptions to borrowing, both made at load for the
+//! x86 `q8` design ([`super::Model::load`]): Q4_K and Q6_K matrices with a multiple of 8 rows
+//! are repacked into the 8-row interleaved layout of [`x8`] ([`Matrix::pack_x8`]), and the
+//! matrices decode still reads in the file's layout are copied into huge-page memory
+//! ([`Matrix::copy_blocks`]). The x8 kernels are bit-identical to the others and a copy holds
+//! the same bytes, so which path runs never changes a result.
 
 use super::{Config, Design, ModelError};
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
@@ -26,7 +28,7 @@ pub enum ActFormat {
     Q8_1,
 }
 
-/// Blocks of a quantized matrix, borrowed from the map.
+/// Blocks of a quantized matrix, borrowed from the map (see [`Matrix::copy`] for a copy of them).
 #[derive(Clone, Copy, Debug)]
 pub enum Blocks<'a> {
     Q4K(&'a [BlockQ4K]),
@@ -69,10 +71,11 @@ pub struct Matrix<'a> {
     pub k: usize,
     pub blocks: Blocks<'a>,
     /// The same weights in the x8 layout, used by `matmul_rows` for the `q8` design on the ISAs
-    /// [`x8::runs_on`] admits. `blocks` stays valid (the other ISAs and designs read it).
+    /// [`x8::runs_on`] admits. `blocks` stays valid (the other ISAs and designs read it, or
+    /// its `copy`).
     pub packed: Option<Arc<Packed>>,
     /// The fewest activation rows that take `packed`: 1 when the original blocks were released
-    /// at load, 2 when they were kept for decode (see [`Matrix::pack_x8`]).
+    /// at load, 2 when decode reads them (or their `copy`; see [`Matrix::pack_x8`]).
     pub packed_min_n: usize,
     /// `blocks` copied into huge-page memory ([`Matrix::copy_blocks`]); the row-major paths read
     /// it in their place (same bytes).
@@ -274,7 +277,8 @@ impl<'a> Matrix<'a> {
         if self.packed.is_some() || !self.rows.is_multiple_of(x8::ROWS) {
             return None;
         }
-        // The shapes were checked at load, so repacking cannot fail.
+        // The shapes were checked at load, so repacking fails only when the OS refuses the
+        // memory; the matrix then stays unpacked (same results, slower prompts).
         let (packed, bytes) = match self.blocks {
             Blocks::Q4K(w) => (
                 Packed::Q4K(
@@ -301,12 +305,15 @@ pub const MATRIX_TYPES: &str = "Q4_K, Q6_K, Q8_0, Q4_0, Q5_0, Q4_1, F16 (rows a 
 
 /// The token embedding: any block format the quant module decodes; rows are dequantized on
 /// lookup.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Embedding<'a> {
     pub tensor: &'a [u8],
     pub ty: GgmlType,
     pub n_embd: usize,
     pub n_vocab: usize,
+    /// `tensor`'s bytes in memory of the process's own, read in its place: a tied output
+    /// matrix's copy ([`Matrix::copy_blocks`]), whose file pages were released.
+    pub copy: Option<Arc<PageBuf<u8>>>,
 }
 
 impl Embedding<'_> {
@@ -320,7 +327,7 @@ impl Embedding<'_> {
             let blocks: &[B] = bytemuck::cast_slice(bytes);
             B::dequantize_row(blocks, out);
         }
-        let b = self.tensor;
+        let b: &[u8] = self.copy.as_deref().map_or(self.tensor, |c| c);
         match self.ty {
             GgmlType::F32 => row::<f32>(b, token, out),
             GgmlType::F16 => row::<half::f16>(b, token, out),
@@ -362,6 +369,7 @@ impl Embedding<'_> {
             ty: t.ggml_type,
             n_embd,
             n_vocab,
+            copy: None,
         })
     }
 }
