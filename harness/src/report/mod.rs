@@ -342,7 +342,10 @@ fn limits_lines(rows: &[BenchRow]) -> Vec<String> {
             .iter()
             .filter(|r| plots::short_cpu(&r.cpu) == cpu && r.date == date)
         {
-            let m = format!("{:.1} GB/s (t{})", r.mem_roof_gb_per_s, r.threads);
+            let m = format!(
+                "{} {:.1} GB/s (t{})",
+                r.cache, r.mem_roof_gb_per_s, r.threads
+            );
             if !mem.contains(&m) {
                 mem.push(m);
             }
