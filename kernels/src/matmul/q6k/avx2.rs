@@ -123,8 +123,11 @@ unsafe fn row_tile_q8k<const R: usize>(x_rows: &[BlockQ8K], wr: &[BlockQ6K]) -> 
         for (b, wb) in wr.iter().enumerate() {
             let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b]);
             let sums = block_sums::<R>(wb, &xs);
+            // The scale by F16C (exact, as `f16::to_f32`, which checks the CPU at run time on
+            // every call), then `scalar::combine`'s expression.
+            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(wb.d.to_bits()))));
             for i in 0..R {
-                acc[i] = scalar::combine(acc[i], wb, xs[i].d, sums[i]);
+                acc[i] = scalar::combine_f32(acc[i], d, xs[i].d, sums[i]);
             }
         }
         acc

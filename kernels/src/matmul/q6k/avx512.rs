@@ -32,17 +32,16 @@ row_dots!(Q8kDots: BlockQ6K, BlockQ8K, QK_K, QK_K, <R> |w_row, x_rows| if R == 1
     q8k_row_group::<R>(x_rows, w_row)
 });
 
-/// `vpshufb` selectors (the same in every 128-bit lane): zmm `m` (values `64m..64m+64`) covers
-/// scale groups `4m..4m+4`, 16 values = 8 i16 lanes each. Both bytes of an i16 lane get the scale,
-/// so an arithmetic shift right by 8 leaves it sign-extended.
-static SCALE_BYTES: [[u8; 64]; 4] = {
-    let mut idx = [[0u8; 64]; 4];
+/// `vpermw` selectors: i16 lane `j` of zmm `m` (values `64m+2j`, `64m+2j+1`) takes the scale of
+/// group `4m + j/8` from the 16 widened scales.
+static SCALE_WORDS: [[u16; 32]; 4] = {
+    let mut idx = [[0u16; 32]; 4];
     let mut m = 0;
     while m < 4 {
-        let mut t = 0;
-        while t < 64 {
-            idx[m][t] = (4 * m + t / 16) as u8;
-            t += 1;
+        let mut j = 0;
+        while j < 32 {
+            idx[m][j] = (4 * m + j / 8) as u16;
+            j += 1;
         }
         m += 1;
     }
@@ -171,12 +170,10 @@ unsafe fn q8k_unpack(block: &BlockQ6K) -> UnpackedQ6K {
     // and every pointer below stays inside the blocks and rows it was given.
     unsafe {
         let scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(block.scales.as_ptr().cast()));
-        let scale_lanes = _mm512_broadcast_i32x4(_mm_loadu_si128(block.scales.as_ptr().cast()));
+        let wide = _mm512_castsi256_si512(scales16);
         let mut scales = [_mm512_setzero_si512(); 4];
-        for (scale, select) in scales.iter_mut().zip(&SCALE_BYTES) {
-            let doubled =
-                _mm512_shuffle_epi8(scale_lanes, _mm512_loadu_si512(select.as_ptr().cast()));
-            *scale = _mm512_srai_epi16::<8>(doubled);
+        for (scale, select) in scales.iter_mut().zip(&SCALE_WORDS) {
+            *scale = _mm512_permutexvar_epi16(_mm512_loadu_si512(select.as_ptr().cast()), wide);
         }
         UnpackedQ6K {
             values: unpack_values(block),
@@ -258,8 +255,19 @@ unsafe fn q8k_single_row(xr: &[BlockQ8K], wr: &[BlockQ6K]) -> f32 {
                 *sum = q8k_block_dot(&q8k_unpack(&wr[b + s]), &xr[b + s]);
             }
             let reduced = reduce4(sums);
+            // The four scales in one F16C conversion (exact, as `f16::to_f32`, which checks
+            // the CPU at run time on every call), then `scalar::combine`'s expression.
+            let mut bits = [0u16; 4];
+            for (s, h) in bits.iter_mut().enumerate().take(count) {
+                *h = wr[b + s].d.to_bits();
+            }
+            let mut d = [0f32; 4];
+            _mm_storeu_ps(
+                d.as_mut_ptr(),
+                _mm_cvtph_ps(_mm_loadl_epi64(bits.as_ptr().cast())),
+            );
             for (s, &sumi) in reduced.iter().enumerate().take(count) {
-                acc = scalar::combine(acc, &wr[b + s], xr[b + s].d, sumi);
+                acc = scalar::combine_f32(acc, d[s], xr[b + s].d, sumi);
             }
             b += count;
         }

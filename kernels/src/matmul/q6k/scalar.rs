@@ -44,5 +44,11 @@ pub fn block_sum(w: &BlockQ6K, x: &BlockQ8K) -> i32 {
 /// block order, so that all `q8k` variants produce identical bits.
 #[inline(always)]
 pub fn combine(acc: f32, w: &BlockQ6K, xd: f32, sumi: i32) -> f32 {
-    acc + (w.d.to_f32() * xd) * sumi as f32
+    combine_f32(acc, w.d.to_f32(), xd, sumi)
+}
+
+/// [`combine`] with the block's scale already in f32 (a SIMD variant converts several at once).
+#[inline(always)]
+pub fn combine_f32(acc: f32, d: f32, xd: f32, sumi: i32) -> f32 {
+    acc + (d * xd) * sumi as f32
 }
