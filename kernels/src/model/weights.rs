@@ -397,6 +397,21 @@ pub struct LayerWeights<'a> {
     pub w_down: Matrix<'a>,
 }
 
+impl<'a> LayerWeights<'a> {
+    /// The layer's seven matrices, mutably.
+    pub fn matrices_mut(&mut self) -> [&mut Matrix<'a>; 7] {
+        [
+            &mut self.wq,
+            &mut self.wk,
+            &mut self.wv,
+            &mut self.wo,
+            &mut self.w_gate,
+            &mut self.w_up,
+            &mut self.w_down,
+        ]
+    }
+}
+
 /// Every tensor of the model.
 #[derive(Clone, Debug)]
 pub struct Weights<'a> {
@@ -414,17 +429,7 @@ pub struct Weights<'a> {
 impl<'a> Weights<'a> {
     /// Every matrix of the layers, mutably (not the output matrix).
     pub fn layer_matrices_mut(&mut self) -> impl Iterator<Item = &mut Matrix<'a>> {
-        self.layers.iter_mut().flat_map(|l| {
-            [
-                &mut l.wq,
-                &mut l.wk,
-                &mut l.wv,
-                &mut l.wo,
-                &mut l.w_gate,
-                &mut l.w_up,
-                &mut l.w_down,
-            ]
-        })
+        self.layers.iter_mut().flat_map(LayerWeights::matrices_mut)
     }
 
     /// The layers' matrices, then the output matrix.
@@ -432,17 +437,7 @@ impl<'a> Weights<'a> {
         let Weights { layers, output, .. } = self;
         layers
             .iter_mut()
-            .flat_map(|l| {
-                [
-                    &mut l.wq,
-                    &mut l.wk,
-                    &mut l.wv,
-                    &mut l.wo,
-                    &mut l.w_gate,
-                    &mut l.w_up,
-                    &mut l.w_down,
-                ]
-            })
+            .flat_map(LayerWeights::matrices_mut)
             .chain(std::iter::once(output))
     }
 
