@@ -279,24 +279,18 @@ impl<'a> Matrix<'a> {
         }
         // The shapes were checked at load, so repacking fails only when the OS refuses the
         // memory; the matrix then stays unpacked (same results, slower prompts).
-        let (packed, bytes) = match self.blocks {
-            Blocks::Q4K(w) => (
-                Packed::Q4K(
-                    x8::repack_q4k(w, self.rows, threads, isa).ok()?,
-                    x8::Interleave::q4k(isa),
-                ),
-                bytemuck::cast_slice(w),
+        let packed = match self.blocks {
+            Blocks::Q4K(w) => Packed::Q4K(
+                x8::repack_q4k(w, self.rows, threads, isa).ok()?,
+                x8::Interleave::q4k(isa),
             ),
             // Q6_K only when the caller asks: see `Q6kLayers` in `model` for the layers'
             // matrices; the output matrix, read at n = 1, stays in the file's layout.
-            Blocks::Q6K(w) if q6k => (
-                Packed::Q6K(x8::repack_q6k(w, self.rows, threads).ok()?),
-                bytemuck::cast_slice(w),
-            ),
+            Blocks::Q6K(w) if q6k => Packed::Q6K(x8::repack_q6k(w, self.rows, threads).ok()?),
             _ => return None,
         };
         self.packed = Some(Arc::new(packed));
-        Some(bytes)
+        Some(self.blocks.bytes())
     }
 }
 
