@@ -18,6 +18,7 @@
 //! safe code cannot hand each thread a disjoint `&mut`: give each thread its own `[n x rows_t]`
 //! output (`y_stride = rows_t`), or split by activation rows instead (disjoint row bands of `y`).
 
+pub mod amx;
 pub mod block32;
 pub(crate) mod driver;
 mod kquant;

@@ -83,7 +83,7 @@ pub fn q6k_values(w: &BlockQ6K) -> [u8; QK_K] {
 
 /// The inverse of [`q6k_values`]: `ql` and `qh` (every bit of both is a value bit, so any
 /// block round-trips).
-fn q6k_pack_values(v: &[u8; QK_K]) -> ([u8; 128], [u8; 64]) {
+pub(crate) fn q6k_pack_values(v: &[u8; QK_K]) -> ([u8; 128], [u8; 64]) {
     let (mut ql, mut qh) = ([0u8; 128], [0u8; 64]);
     for h in 0..2 {
         for l in 0..32 {
@@ -126,35 +126,40 @@ impl Interleave {
     }
 }
 
-/// Writes byte `o` of `rows[r]` to `out[(o / G) * 8G + G * r + o % G]`.
-fn interleave<const G: usize, const L: usize>(rows: [&[u8; L]; ROWS], out: &mut [u8]) {
-    debug_assert_eq!(out.len(), ROWS * L);
-    for (group, dst) in out.chunks_exact_mut(G * ROWS).enumerate() {
+/// Writes byte `o` of `rows[r]` to `out[(o / G) * R G + G * r + o % G]` (`R` = 8 here, 16 for
+/// the AMX panels of [`super::amx`]).
+pub(crate) fn interleave<const G: usize, const L: usize, const R: usize>(
+    rows: [&[u8; L]; R],
+    out: &mut [u8],
+) {
+    debug_assert_eq!(out.len(), R * L);
+    for (group, dst) in out.chunks_exact_mut(G * R).enumerate() {
         for (r, row) in rows.iter().enumerate() {
             dst[G * r..G * r + G].copy_from_slice(&row[G * group..G * group + G]);
         }
     }
 }
 
-/// The inverse of [`interleave`] for row `r`, groups of `g` bytes.
-fn deinterleave<const L: usize>(src: &[u8], r: usize, g: usize) -> [u8; L] {
-    std::array::from_fn(|o| src[(o / g) * g * ROWS + g * r + o % g])
+/// The inverse of [`interleave`] for row `r` of `rows`, groups of `g` bytes.
+pub(crate) fn deinterleave<const L: usize>(src: &[u8], r: usize, g: usize, rows: usize) -> [u8; L] {
+    std::array::from_fn(|o| src[(o / g) * g * rows + g * r + o % g])
 }
 
 /// Why a matrix cannot be repacked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RepackError {
-    #[error("{rows} weight rows is not a multiple of {ROWS}")]
-    Rows { rows: usize },
+    #[error("{rows} weight rows is not a multiple of {panel}")]
+    Rows { rows: usize, panel: usize },
     #[error("{blocks} blocks do not make {rows} rows of whole blocks")]
     Blocks { blocks: usize, rows: usize },
     #[error("cannot map memory for the repacked blocks: {0}")]
     Alloc(String),
 }
 
-fn check_shape(blocks: usize, rows: usize) -> Result<usize, RepackError> {
-    if !rows.is_multiple_of(ROWS) {
-        return Err(RepackError::Rows { rows });
+/// `blocks / rows` (blocks per row) when `rows` is a multiple of `panel` and the blocks fill it.
+pub(crate) fn check_shape(blocks: usize, rows: usize, panel: usize) -> Result<usize, RepackError> {
+    if !rows.is_multiple_of(panel) {
+        return Err(RepackError::Rows { rows, panel });
     }
     if rows == 0 || !blocks.is_multiple_of(rows) {
         return Err(RepackError::Blocks { blocks, rows });
@@ -162,7 +167,7 @@ fn check_shape(blocks: usize, rows: usize) -> Result<usize, RepackError> {
     Ok(blocks / rows)
 }
 
-fn alloc<T: Pod>(len: usize) -> Result<PageBuf<T>, RepackError> {
+pub(crate) fn alloc<T: Pod>(len: usize) -> Result<PageBuf<T>, RepackError> {
     PageBuf::zeroed(len).map_err(|e| RepackError::Alloc(e.to_string()))
 }
 
@@ -181,8 +186,8 @@ fn repack_q4k_panel(src: &[BlockQ4K], out: &mut [BlockQ4Kx8], il: Interleave) {
             }
         }
         match il {
-            Interleave::Four => interleave::<4, 128>(rows.map(|w| &w.qs), &mut o.qs),
-            Interleave::Eight => interleave::<8, 128>(rows.map(|w| &w.qs), &mut o.qs),
+            Interleave::Four => interleave::<4, 128, ROWS>(rows.map(|w| &w.qs), &mut o.qs),
+            Interleave::Eight => interleave::<8, 128, ROWS>(rows.map(|w| &w.qs), &mut o.qs),
         }
     }
 }
@@ -198,25 +203,26 @@ fn repack_q6k_panel(src: &[BlockQ6K], out: &mut [BlockQ6Kx8]) {
             }
         }
         let values = rows.map(q6k_values);
-        interleave::<4, QK_K>(std::array::from_fn(|r| &values[r]), &mut o.q);
+        interleave::<4, QK_K, ROWS>(std::array::from_fn(|r| &values[r]), &mut o.q);
     }
 }
 
-/// Runs `f(src panel, out panel)` over the panels, split over up to `threads` scoped threads.
-fn for_panels<S: Sync, D: Send>(
+/// Runs `f(src panel, out panel)` over the panels of `rows` weight rows (`rows * nb` source
+/// blocks, `nb` packed ones), split over up to `threads` scoped threads.
+pub(crate) fn for_panels<S: Sync, D: Send>(
     src: &[S],
     out: &mut [D],
-    nb: usize,
+    (nb, rows): (usize, usize),
     threads: usize,
     f: impl Fn(&[S], &mut [D]) + Sync,
 ) {
     let panels = out.len() / nb;
     let per = panels.div_ceil(threads.max(1)).max(1);
     std::thread::scope(|s| {
-        for (src, out) in src.chunks(per * nb * ROWS).zip(out.chunks_mut(per * nb)) {
+        for (src, out) in src.chunks(per * nb * rows).zip(out.chunks_mut(per * nb)) {
             let f = &f;
             s.spawn(move || {
-                for (src, out) in src.chunks(nb * ROWS).zip(out.chunks_mut(nb)) {
+                for (src, out) in src.chunks(nb * rows).zip(out.chunks_mut(nb)) {
                     f(src, out);
                 }
             });
@@ -232,12 +238,12 @@ pub fn repack_q4k(
     threads: usize,
     isa: Isa,
 ) -> Result<PageBuf<BlockQ4Kx8>, RepackError> {
-    let nb = check_shape(src.len(), rows)?;
+    let nb = check_shape(src.len(), rows, ROWS)?;
     // Fresh zero pages of a huge-page-advised mapping: no zeroing pass before the repack
     // writes them, and decode streams them with fewer TLB misses.
     let mut out = alloc::<BlockQ4Kx8>(src.len() / ROWS)?;
     let il = Interleave::q4k(isa);
-    for_panels(src, &mut out, nb, threads, |s, o| {
+    for_panels(src, &mut out, (nb, ROWS), threads, |s, o| {
         repack_q4k_panel(s, o, il)
     });
     Ok(out)
@@ -250,9 +256,9 @@ pub fn repack_q6k(
     rows: usize,
     threads: usize,
 ) -> Result<PageBuf<BlockQ6Kx8>, RepackError> {
-    let nb = check_shape(src.len(), rows)?;
+    let nb = check_shape(src.len(), rows, ROWS)?;
     let mut out = alloc::<BlockQ6Kx8>(src.len() / ROWS)?;
-    for_panels(src, &mut out, nb, threads, repack_q6k_panel);
+    for_panels(src, &mut out, (nb, ROWS), threads, repack_q6k_panel);
     Ok(out)
 }
 
@@ -270,7 +276,7 @@ pub fn unpack_q4k(x8: &[BlockQ4Kx8], nb: usize, isa: Isa) -> Vec<BlockQ4K> {
                 let sc: [u8; 8] = std::array::from_fn(|j| o.scales[8 * j + r]);
                 let m: [u8; 8] = std::array::from_fn(|j| o.mins[8 * j + r]);
                 w.scales = crate::quant::q4k_pack_scales_mins(&sc, &m);
-                w.qs = deinterleave(&o.qs, r, g);
+                w.qs = deinterleave(&o.qs, r, g, ROWS);
             }
         }
     }
@@ -286,7 +292,7 @@ pub fn unpack_q6k(x8: &[BlockQ6Kx8], nb: usize) -> Vec<BlockQ6K> {
                 let w = &mut out[(p * ROWS + r) * nb + b];
                 w.d = o.d[r];
                 w.scales = std::array::from_fn(|g| o.scales[8 * g + r]);
-                (w.ql, w.qh) = q6k_pack_values(&deinterleave(&o.q, r, 4));
+                (w.ql, w.qh) = q6k_pack_values(&deinterleave(&o.q, r, 4, ROWS));
             }
         }
     }
@@ -371,4 +377,4 @@ pub fn matmul_q6kx8_q8k(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// Random bytes everywhere (every bit pattern is a valid block), with some blocks' scales at
 /// the f16 extremes (largest finite, subnormal, zero).
-fn q4k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ4K> {
+pub(crate) fn q4k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ4K> {
     (0..count)
         .map(|i| {
             let mut b = BlockQ4K::zeroed();
@@ -32,7 +32,7 @@ fn q4k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ4K> {
         .collect()
 }
 
-fn q6k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ6K> {
+pub(crate) fn q6k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ6K> {
     (0..count)
         .map(|i| {
             let mut b = BlockQ6K::zeroed();
@@ -56,7 +56,7 @@ fn q6k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ6K> {
 
 #[cfg(target_arch = "x86_64")]
 /// Activations with random `qs` (some blocks all -128 or all 127) and consistent `bsums`.
-fn q8k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ8K> {
+pub(crate) fn q8k_blocks(rng: &mut ChaCha8Rng, count: usize) -> Vec<BlockQ8K> {
     (0..count)
         .map(|i| {
             let mut b = BlockQ8K::zeroed();
@@ -96,7 +96,7 @@ fn repack_refuses_ragged_rows() {
     let w = vec![BlockQ4K::zeroed(); 12];
     assert_eq!(
         repack_q4k(&w, 12, 1, Isa::Avx2).err(),
-        Some(RepackError::Rows { rows: 12 })
+        Some(RepackError::Rows { rows: 12, panel: 8 })
     );
     let w = vec![BlockQ6K::zeroed(); 12];
     assert_eq!(
