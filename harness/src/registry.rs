@@ -80,6 +80,10 @@ pub enum Design {
     /// (`kernels::matmul::x8`): the model's fast x86 path (AVX2 kernels, also on AVX-512).
     #[serde(rename = "q8k-x8")]
     Q8KX8,
+    /// Q8_K activations against weights repacked at load into 16-row panels for Intel AMX tile
+    /// products (`kernels::matmul::amx`): runs under the avx512 variant on CPUs with AMX-INT8.
+    #[serde(rename = "q8k-amx")]
+    Q8KAmx,
     /// Activations in Q8_0, integer dot per 32-value block.
     #[serde(rename = "q8_0")]
     Q8_0,
@@ -160,7 +164,9 @@ impl Kernel {
     /// The designs this family has, in report order.
     pub fn designs(self) -> &'static [Design] {
         match self {
-            Kernel::MatmulQ4K | Kernel::MatmulQ6K => &[Design::F32, Design::Q8K, Design::Q8KX8],
+            Kernel::MatmulQ4K | Kernel::MatmulQ6K => {
+                &[Design::F32, Design::Q8K, Design::Q8KX8, Design::Q8KAmx]
+            }
             Kernel::MatmulQ8_0 | Kernel::MatmulQ4_0 | Kernel::MatmulQ5_0 => {
                 &[Design::F32, Design::Q8_0]
             }
@@ -189,10 +195,11 @@ impl Kernel {
 
 impl Design {
     /// Every design.
-    pub const ALL: [Design; 10] = [
+    pub const ALL: [Design; 11] = [
         Design::F32,
         Design::Q8K,
         Design::Q8KX8,
+        Design::Q8KAmx,
         Design::Q8_0,
         Design::Q8_1,
         Design::FlashF32Kv,
@@ -208,6 +215,7 @@ impl Design {
             Design::F32 => "f32",
             Design::Q8K => "q8k",
             Design::Q8KX8 => "q8k-x8",
+            Design::Q8KAmx => "q8k-amx",
             Design::Q8_0 => "q8_0",
             Design::Q8_1 => "q8_1",
             Design::FlashF32Kv => "flash-f32kv",
@@ -267,25 +275,44 @@ pub struct Variant {
 }
 
 impl Variant {
-    /// Why this variant cannot run on this machine, if it cannot: the CPU lacks its ISA, or it
-    /// is an x86-only layout (`q8k-x8`) asked for on another ISA.
+    /// Why this variant cannot run on this machine, if it cannot: the CPU lacks its ISA (or,
+    /// for `q8k-amx`, AMX), or it is a layout asked for on an ISA that never has it.
     pub fn unavailable_reason(&self) -> Option<String> {
-        if self.is_absent_by_design() {
-            return Some(X8_ONLY.into());
+        if let Some(why) = self.absent_reason() {
+            return Some(why.into());
         }
-        self.isa.unavailable_reason().map(|r| r.to_string())
+        if let Some(why) = self.isa.unavailable_reason() {
+            return Some(why.to_string());
+        }
+        if self.design == Design::Q8KAmx {
+            return matmul::amx::unavailable_reason().map(str::to_string);
+        }
+        None
     }
 
     /// Whether this variant does not exist at all (the x86-only `q8k-x8` layout on scalar or
-    /// NEON), as opposed to existing but needing a CPU feature this machine lacks. A gate asked
-    /// to check an ISA must not fail on a variant that ISA never has.
+    /// NEON, `q8k-amx` anywhere but avx512), as opposed to existing but needing a CPU feature
+    /// this machine lacks. A gate asked to check an ISA must not fail on a variant that ISA
+    /// never has.
     pub fn is_absent_by_design(&self) -> bool {
-        self.design == Design::Q8KX8 && !matmul::x8::runs_on(self.isa)
+        self.absent_reason().is_some()
+    }
+
+    fn absent_reason(&self) -> Option<&'static str> {
+        match self.design {
+            Design::Q8KX8 if !matmul::x8::runs_on(self.isa) => Some(X8_ONLY),
+            Design::Q8KAmx if self.isa != Isa::Avx512 => Some(AMX_ONLY),
+            _ => None,
+        }
     }
 }
 
 /// Why a `q8k-x8` variant of a non-x86 ISA never runs.
 pub const X8_ONLY: &str = "the x8 layout is an x86 path (avx2, and avx512 with VNNI byte dots)";
+
+/// Why a `q8k-amx` variant of an ISA other than avx512 never runs.
+pub const AMX_ONLY: &str =
+    "the AMX layout runs under avx512 only (AMX tiles with an AVX-512 epilogue)";
 
 /// Every variant, in report order (kernel, then design, then ISA). Which ones run here is a
 /// separate question ([`Variant::unavailable_reason`]): a variant the CPU lacks is reported as

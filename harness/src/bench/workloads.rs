@@ -13,7 +13,10 @@ use anyhow::{bail, Result};
 use bytemuck::Zeroable;
 use half::f16;
 use kernels::attention::{self, AttentionDims};
+use kernels::matmul::amx::{self, BlockQ4Kx16, BlockQ6Kx16};
+use kernels::matmul::x8::{BlockQ4Kx8, BlockQ6Kx8};
 use kernels::matmul::{self, x8, MatmulDims};
+use std::mem::size_of;
 use kernels::mem::PageBuf;
 use kernels::ops;
 use kernels::quant::{
@@ -111,14 +114,20 @@ impl Workload {
         let b = match *self {
             Workload::Matmul { rows, k, n, .. } => {
                 let w = rows * k / variants::weight_block(kernel) * weight_block_bytes(kernel);
-                // The x8 layout stores the Q4_K scales unpacked: slightly more bytes.
+                // The repacked layouts store the Q4_K scales unpacked (slightly more bytes);
+                // the AMX layout widens Q6_K values to whole bytes.
+                let panel = |bytes: usize, rows_per: usize| rows * k / QK_K * bytes / rows_per;
                 let w = match (variant.design, kernel) {
-                    (Design::Q8KX8, Kernel::MatmulQ4K) => rows * k / QK_K * 1184 / 8,
-                    (Design::Q8KX8, _) => rows * k / QK_K * 1680 / 8,
+                    (Design::Q8KX8, Kernel::MatmulQ4K) => panel(size_of::<BlockQ4Kx8>(), 8),
+                    (Design::Q8KX8, _) => panel(size_of::<BlockQ6Kx8>(), 8),
+                    (Design::Q8KAmx, Kernel::MatmulQ4K) => panel(size_of::<BlockQ4Kx16>(), 16),
+                    (Design::Q8KAmx, _) => panel(size_of::<BlockQ6Kx16>(), 16),
                     _ => w,
                 };
                 let x = match variant.design {
-                    Design::Q8K | Design::Q8KX8 => n * k / QK_K * std::mem::size_of::<BlockQ8K>(),
+                    Design::Q8K | Design::Q8KX8 | Design::Q8KAmx => {
+                        n * k / QK_K * size_of::<BlockQ8K>()
+                    }
                     Design::Q8_0 => n * k / 32 * std::mem::size_of::<BlockQ8_0>(),
                     Design::Q8_1 => n * k / 32 * std::mem::size_of::<BlockQ8_1>(),
                     _ => n * k * 4,
@@ -316,11 +325,13 @@ pub fn unsupported(kernel: Kernel, workload: &Workload) -> Option<String> {
             Some(format!("k = {k} is not a multiple of {block}"))
         }
         (FamilyKind::Matmul, Workload::Matmul { rows, .. })
-            if matches!(kernel, Kernel::MatmulQ4K | Kernel::MatmulQ6K) && rows % 8 != 0 =>
+            if matches!(kernel, Kernel::MatmulQ4K | Kernel::MatmulQ6K)
+                && rows % amx::ROWS != 0 =>
         {
-            // The x8 variants need whole 8-row panels; the family is benched on such shapes.
+            // The repacked variants need whole panels (8 rows x8, 16 rows AMX); the family is
+            // benched on such shapes.
             Some(format!(
-                "rows = {rows} is not a multiple of 8 (the q8k-x8 panels)"
+                "rows = {rows} is not a multiple of 16 (the q8k-amx panels)"
             ))
         }
         (FamilyKind::Op, Workload::Op { len, .. }) if len % block != 0 => {
@@ -523,21 +534,35 @@ impl GroupInputs {
             }};
         }
         match (&self.inner, variant.design) {
-            (Inputs::Q4K(m), Design::Q8KX8) => x8_call(
+            (Inputs::Q4K(m), Design::Q8KX8) => panel_call(
                 m,
-                threads,
+                (threads, x8::ROWS),
                 pool,
                 move |w, rows| {
                     x8::repack_q4k(w, rows, 1, isa).expect("x8 bench shapes have rows % 8 == 0")
                 },
                 move |x, w, y, d| x8::matmul_q4kx8_q8k(isa, x, w, y, d),
             ),
-            (Inputs::Q6K(m), Design::Q8KX8) => x8_call(
+            (Inputs::Q6K(m), Design::Q8KX8) => panel_call(
                 m,
-                threads,
+                (threads, x8::ROWS),
                 pool,
                 |w, rows| x8::repack_q6k(w, rows, 1).expect("x8 bench shapes have rows % 8 == 0"),
                 move |x, w, y, d| x8::matmul_q6kx8_q8k(isa, x, w, y, d),
+            ),
+            (Inputs::Q4K(m), Design::Q8KAmx) => panel_call(
+                m,
+                (threads, amx::ROWS),
+                pool,
+                |w, rows| amx::repack_q4k(w, rows, 1).expect("bench shapes have rows % 16 == 0"),
+                amx::matmul_q4kx16_q8k,
+            ),
+            (Inputs::Q6K(m), Design::Q8KAmx) => panel_call(
+                m,
+                (threads, amx::ROWS),
+                pool,
+                |w, rows| amx::repack_q6k(w, rows, 1).expect("bench shapes have rows % 16 == 0"),
+                amx::matmul_q6kx16_q8k,
             ),
             (Inputs::Q4K(m), Design::Q8K) => mm!(m, x8k, matmul::matmul_q4k_q8k),
             (Inputs::Q4K(m), _) => mm!(m, x, matmul::matmul_q4k_f32),
@@ -667,9 +692,11 @@ fn matmul_call<'a, B: QuantBlock + Sync>(
 /// [`matmul_call`] for the x8 layout: every weight copy is repacked once here (outside the
 /// timed call) and each thread takes whole 8-row panels; the threads' parts are
 /// [`row_split`]'s (multiples of 16 rows), so `rows % 8 == 0` is all a shape needs.
-fn x8_call<'a, B: QuantBlock + Sync, P: bytemuck::Pod + Send + Sync + 'a>(
+/// The call of a repacked design: `repack` each weight copy into panels of `panel` rows, then
+/// split the rows across `threads` at panel boundaries.
+fn panel_call<'a, B: QuantBlock + Sync, P: bytemuck::Pod + Send + Sync + 'a>(
     m: &'a MatmulInputs<B>,
-    threads: usize,
+    (threads, panel): (usize, usize),
     pool: Option<&'a ThreadPool>,
     repack: impl Fn(&[B], usize) -> PageBuf<P>,
     kernel: impl Fn(&[BlockQ8K], &[P], &mut [f32], MatmulDims) + Send + Sync + Copy + 'a,
@@ -684,7 +711,8 @@ fn x8_call<'a, B: QuantBlock + Sync, P: bytemuck::Pod + Send + Sync + 'a>(
     Box::new(move || {
         let w = &copies[next];
         next = (next + 1) % copies.len();
-        let part = |r: &Range<usize>| &w[r.start / 8 * per_panel..r.end / 8 * per_panel];
+        let part =
+            |r: &Range<usize>| &w[r.start / panel * per_panel..r.end / panel * per_panel];
         match pool {
             Some(pool) if split.len() > 1 => pool.scope(|s| {
                 for (r, y) in split.iter().zip(ys.iter_mut()) {

@@ -45,9 +45,9 @@ fn detection_gives_a_reason_or_none() {
     assert_eq!(unavailable_reason(), unavailable_reason());
 }
 
-/// The AMX kernels against scalar's, bit for bit: every `n` below 16 (one short tile), 16 and
-/// past it (the last tile shifted back), a run past one L2 chunk (224 rows at 8 blocks a row),
-/// and a `y_stride` wider than `rows` (strided stores).
+/// The AMX kernels against scalar's, bit for bit: `n` below 16 (one short tile), 16, and past
+/// it (whole tiles, then a short one under another tile configuration), a run past one L2 chunk
+/// (224 rows at 8 blocks a row), and a `y_stride` wider than `rows` (strided stores).
 #[test]
 fn kernels_match_scalar_bit_for_bit() {
     use crate::matmul::{q4k, q6k};

@@ -10,10 +10,8 @@
 //! scalar's f32 combine, block by block in scalar's order.
 //!
 //! Loop nest: activation rows in chunks that fit in L2, then 16-row weight panels, then tiles
-//! of 16 tokens. All tiles of one call have the same number of tokens, `m = min(n, 16)`, so the
-//! tile configuration is loaded once per call: when `n` is not a multiple of 16, the last tile
-//! of a chunk starts earlier and computes again a few rows of the previous one (the same
-//! operations on the same data: the same bits, stored twice).
+//! of 16 tokens and, when a chunk is not a whole number of them, one shorter tile (with its own
+//! tile configuration, loaded only when the number of tokens changes).
 //!
 //! Stable Rust has no AMX intrinsics, hence inline assembly; its operands are plain pointers
 //! and strides, and each instruction's memory reach is stated where it is used.
@@ -204,32 +202,50 @@ unsafe fn q4k_tile(
             product!(1, 5, 7, a.add(160), xs, bb.add(2560), pc.add(5120));
             product!(2, 4, 6, a.add(192), xs, bb.add(3072), pc.add(6144));
             product!(3, 5, 7, a.add(224), xs, bb.add(3584), pc.add(7168));
-            let sc: [__m512i; 8] = std::array::from_fn(|j| u8x16(w.scales.as_ptr().add(16 * j)));
-            // Word pairs (m_j, m_j) per row, for `dpwssd` with (bsums[2j], bsums[2j+1]).
-            let mn: [__m512i; 8] = std::array::from_fn(|j| {
-                let v = u8x16(w.mins.as_ptr().add(16 * j));
-                _mm512_or_si512(v, _mm512_slli_epi32::<16>(v))
+            // The 6-bit scales as f32, and the mins as word pairs (m_2i, m_2i+1) per row for
+            // `dpwssd` with the activations' 32-value sums (bs_2i, bs_2i+1).
+            let sc: [__m512; 8] =
+                std::array::from_fn(|j| _mm512_cvtepi32_ps(u8x16(w.scales.as_ptr().add(16 * j))));
+            let mn: [__m512i; 4] = std::array::from_fn(|i| {
+                let lo = u8x16(w.mins.as_ptr().add(32 * i));
+                let hi = u8x16(w.mins.as_ptr().add(32 * i + 16));
+                _mm512_or_si512(lo, _mm512_slli_epi32::<16>(hi))
             });
             let d = f16x16(&w.d);
             let dmin = f16x16(&w.dmin);
             for (t, acc) in acc.iter_mut().enumerate().take(m) {
                 let xb = &*xa.add(t * xs + b * XB).cast::<BlockQ8K>();
-                // Times the 6-bit scale: |sc * dot| <= 63 * 61440, eight of them < 2^25.
-                let mut sumi = _mm512_setzero_si512();
-                for (j, &sc) in sc.iter().enumerate() {
-                    let p = _mm512_load_si512(prod.0[j][t].as_ptr().cast());
-                    sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc));
+                // Times the 6-bit scale in f32, exactly: each dot converts exactly (< 2^16),
+                // each product is an integer below 63 * 61440 < 2^22, and each of the two
+                // chains sums four of them, below 2^24 at every step, so every FMA is exact.
+                // Their sum is then rounded once, as scalar's `sumi as f32` is.
+                let (mut s0, mut s1) = (_mm512_setzero_ps(), _mm512_setzero_ps());
+                for j in (0..8).step_by(2) {
+                    let p0 = _mm512_load_si512(prod.0[j][t].as_ptr().cast());
+                    let p1 = _mm512_load_si512(prod.0[j + 1][t].as_ptr().cast());
+                    s0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p0), sc[j], s0);
+                    s1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p1), sc[j + 1], s1);
                 }
-                // Mins: sum_j m_j * (bsums[2j] + bsums[2j+1]), each product <= 63 * 2048.
+                let sumi = _mm512_add_ps(s0, s1);
+                // Mins: sum_j m_j * bs_j with bs_j = bsums[2j] + bsums[2j+1] (|bs_j| <= 4096,
+                // an i16; each product <= 63 * 4096, exact in i32).
+                let bs = _mm256_madd_epi16(
+                    _mm256_loadu_si256(xb.bsums.as_ptr().cast()),
+                    _mm256_set1_epi16(1),
+                );
+                let mut pairs = [0i16; 16];
+                _mm256_storeu_si256(pairs.as_mut_ptr().cast(), _mm256_packs_epi32(bs, bs));
+                // `packs` works per 128-bit lane: bs_0..3 at words 0..3, bs_4..7 at 8..11.
                 let mut summ = _mm512_setzero_si512();
-                for (j, &mn) in mn.iter().enumerate() {
-                    summ = _mm512_dpwssd_epi32(summ, mn, bcast_pair(xb.bsums.as_ptr().add(2 * j)));
+                for (i, &mn) in mn.iter().enumerate() {
+                    let at = 2 * (i % 2) + 8 * (i / 2);
+                    summ = _mm512_dpwssd_epi32(summ, mn, bcast_pair(pairs.as_ptr().add(at)));
                 }
                 // Scalar's combine: `acc + ((d*xd)*sumi - (dmin*xd)*summ)`, each operation
                 // rounded once (intrinsics are never contracted to FMA).
                 let xd = _mm512_set1_ps(xb.d);
                 let t = _mm512_sub_ps(
-                    _mm512_mul_ps(_mm512_mul_ps(d, xd), _mm512_cvtepi32_ps(sumi)),
+                    _mm512_mul_ps(_mm512_mul_ps(d, xd), sumi),
                     _mm512_mul_ps(_mm512_mul_ps(dmin, xd), _mm512_cvtepi32_ps(summ)),
                 );
                 *acc = _mm512_add_ps(*acc, t);
@@ -319,31 +335,44 @@ unsafe fn drive<W, const A_BYTES: usize>(
 ) {
     let nb = dims.k / QK_K;
     let (n, panels) = (dims.n, dims.rows / ROWS);
-    let m = n.min(TILE_M);
     let xs = nb * std::mem::size_of::<BlockQ8K>();
     let chunk = chunk_rows(nb);
     let x0 = xq.as_ptr().cast::<u8>();
     let yp = y.as_mut_ptr();
-    // SAFETY: the caller's contract; every tile covers tokens `s .. s+m` with `s + m <= n`
-    // (`i_end >= m`: a chunk holds at least 16 rows or ends at `n >= m`), so its `A` rows and
-    // output rows exist; outputs `(s+t) * y_stride + 16p .. +16` lie inside `y` as `check`
-    // verified.
+    let full = TileConfig::new(TILE_M, A_BYTES);
+    // SAFETY: the caller's contract; every tile covers tokens `s .. s+m` with `s + m <= n`, so
+    // its `A` rows and output rows exist; outputs `(s+t) * y_stride + 16p .. +16` lie inside
+    // `y` as `check` verified. Each tile runs under the configuration of its `m`.
     unsafe {
-        TileConfig::new(m, A_BYTES).load();
+        let mut loaded = 0;
+        let mut run = |m: usize, s: usize, wp: &[W], p: usize| {
+            if loaded != m {
+                if m == TILE_M {
+                    full.load();
+                } else {
+                    TileConfig::new(m, A_BYTES).load();
+                }
+                loaded = m;
+            }
+            let acc = tile(wp, x0.add(s * xs), xs, m);
+            for (t, a) in acc.iter().enumerate().take(m) {
+                _mm512_storeu_ps(yp.add((s + t) * dims.y_stride + ROWS * p), *a);
+            }
+        };
         let mut i0 = 0;
         while i0 < n {
             let i_end = (i0 + chunk).min(n);
+            let tail = (i_end - i0) % TILE_M;
             for p in 0..panels {
                 let wp = &w[p * nb..(p + 1) * nb];
                 prepare(wp);
-                let mut t0 = i0;
-                while t0 < i_end {
-                    let s = t0.min(i_end - m);
-                    let acc = tile(wp, x0.add(s * xs), xs, m);
-                    for (t, a) in acc.iter().enumerate().take(m) {
-                        _mm512_storeu_ps(yp.add((s + t) * dims.y_stride + ROWS * p), *a);
-                    }
-                    t0 = s + m;
+                // Whole tiles first, then the short one (a configuration load each way, a
+                // few hundred cycles against a panel's thousands).
+                for s in (i0..i_end - tail).step_by(TILE_M) {
+                    run(TILE_M, s, wp, p);
+                }
+                if tail > 0 {
+                    run(tail, i_end - tail, wp, p);
                 }
             }
             i0 = i_end;
