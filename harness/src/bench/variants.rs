@@ -59,7 +59,9 @@ pub fn format(kernel: Kernel, design: Design) -> &'static str {
 /// The instructions a design's inner loop lives on, which names its compute roof.
 pub fn compute_kind(design: Design) -> ComputeKind {
     match design {
-        Design::Q8K | Design::Q8KX8 | Design::Q8KAmx | Design::Q8_0 | Design::Q8_1 => ComputeKind::Int8Dot,
+        Design::Q8K | Design::Q8KX8 | Design::Q8KAmx | Design::Q8_0 | Design::Q8_1 => {
+            ComputeKind::Int8Dot
+        }
         _ => ComputeKind::FmaF32,
     }
 }

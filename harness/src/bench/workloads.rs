@@ -16,7 +16,6 @@ use kernels::attention::{self, AttentionDims};
 use kernels::matmul::amx::{self, BlockQ4Kx16, BlockQ6Kx16};
 use kernels::matmul::x8::{BlockQ4Kx8, BlockQ6Kx8};
 use kernels::matmul::{self, x8, MatmulDims};
-use std::mem::size_of;
 use kernels::mem::PageBuf;
 use kernels::ops;
 use kernels::quant::{
@@ -29,6 +28,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::ThreadPool;
 use std::hint::black_box;
+use std::mem::size_of;
 use std::ops::Range;
 
 /// One thing to time, independent of the variant.
@@ -325,8 +325,7 @@ pub fn unsupported(kernel: Kernel, workload: &Workload) -> Option<String> {
             Some(format!("k = {k} is not a multiple of {block}"))
         }
         (FamilyKind::Matmul, Workload::Matmul { rows, .. })
-            if matches!(kernel, Kernel::MatmulQ4K | Kernel::MatmulQ6K)
-                && rows % amx::ROWS != 0 =>
+            if matches!(kernel, Kernel::MatmulQ4K | Kernel::MatmulQ6K) && rows % amx::ROWS != 0 =>
         {
             // The repacked variants need whole panels (8 rows x8, 16 rows AMX); the family is
             // benched on such shapes.
@@ -711,8 +710,7 @@ fn panel_call<'a, B: QuantBlock + Sync, P: bytemuck::Pod + Send + Sync + 'a>(
     Box::new(move || {
         let w = &copies[next];
         next = (next + 1) % copies.len();
-        let part =
-            |r: &Range<usize>| &w[r.start / panel * per_panel..r.end / panel * per_panel];
+        let part = |r: &Range<usize>| &w[r.start / panel * per_panel..r.end / panel * per_panel];
         match pool {
             Some(pool) if split.len() > 1 => pool.scope(|s| {
                 for (r, y) in split.iter().zip(ys.iter_mut()) {

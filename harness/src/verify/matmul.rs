@@ -19,6 +19,9 @@
 //!   same two checks as `q8k` (the reference within the q8k bound, and bit for bit against
 //!   scalar `q8k` on the original blocks), on the same cases with the rows rounded up to whole
 //!   8-row panels.
+//! - `q8k-amx` (weights repacked into 16-row panels for AMX tile products,
+//!   `kernels::matmul::amx`, under avx512 where AMX runs): the same two checks, rows rounded up
+//!   to whole 16-row panels.
 
 pub use super::oracle::F32Kernel;
 use super::oracle::{ref_err, F32Prepared, IntKernel, IntPrepared, Oracle};
@@ -26,7 +29,7 @@ use super::{gamma_f32, qemu, run_property, Memo, Metrics, Row, VerifyConfig};
 use crate::registry::{Design as RDesign, Kernel};
 use anyhow::Result;
 use half::f16;
-use kernels::matmul::{self, x8, Design, MatmulDims};
+use kernels::matmul::{self, amx, x8, Design, MatmulDims};
 use kernels::quant::{BlockQ4K, BlockQ6K, BlockQ8K, QuantBlock, QK_K};
 use kernels::Isa;
 use proptest::prelude::*;
@@ -166,13 +169,20 @@ pub trait WeightFormat: QuantBlock + Send + Sync {
     fn q8k_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims);
     /// Repacks `w` into the x8 layout, then runs the x8 kernel (`dims.rows % 8 == 0`).
     fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims);
+    /// Repacks `w` into the AMX layout, then runs the AMX kernel (`dims.rows % 16 == 0`).
+    fn amx_kernel(xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims);
 }
 
 /// [`case_strategy`] with the rows rounded up to a multiple of 8 (the x8 panels): 8 to 72
 /// rows, one to nine panels.
 pub fn x8_case_strategy() -> impl Strategy<Value = MatmulCase> {
-    case_strategy().prop_map(|mut case| {
-        case.rows = case.rows.next_multiple_of(x8::ROWS);
+    panel_case_strategy(x8::ROWS)
+}
+
+/// [`case_strategy`] with the rows rounded up to a multiple of `panel`.
+pub fn panel_case_strategy(panel: usize) -> impl Strategy<Value = MatmulCase> {
+    case_strategy().prop_map(move |mut case| {
+        case.rows = case.rows.next_multiple_of(panel);
         case
     })
 }
@@ -310,6 +320,11 @@ impl WeightFormat for BlockQ4K {
         let packed = x8::repack_q4k(w, dims.rows, 1, isa).expect("x8 cases have whole panels");
         x8::matmul_q4kx8_q8k(isa, xq, &packed, y, dims)
     }
+
+    fn amx_kernel(xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
+        let packed = amx::repack_q4k(w, dims.rows, 1).expect("AMX cases have whole panels");
+        amx::matmul_q4kx16_q8k(xq, &packed, y, dims)
+    }
 }
 
 impl WeightFormat for BlockQ6K {
@@ -398,6 +413,11 @@ impl WeightFormat for BlockQ6K {
     fn x8_kernel(isa: Isa, xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
         let packed = x8::repack_q6k(w, dims.rows, 1).expect("x8 cases have whole panels");
         x8::matmul_q6kx8_q8k(isa, xq, &packed, y, dims)
+    }
+
+    fn amx_kernel(xq: &[BlockQ8K], w: &[Self], y: &mut [f32], dims: MatmulDims) {
+        let packed = amx::repack_q6k(w, dims.rows, 1).expect("AMX cases have whole panels");
+        amx::matmul_q6kx16_q8k(xq, &packed, y, dims)
     }
 }
 
@@ -670,6 +690,33 @@ pub fn verify_x8_variant<B: WeightFormat>(
     })
 }
 
+/// The `q8k-amx` row of format `B` on `isa`: as [`verify_x8_variant`] with the AMX layout and
+/// kernel, SKIPPED where AMX does not run, absent on every ISA but avx512.
+pub fn verify_amx_variant<B: WeightFormat>(
+    isa: Isa,
+    cases: u32,
+    seed: u64,
+    memo: &FormatMemo<B>,
+) -> Row {
+    let variant = crate::registry::Variant {
+        kernel: B::KERNEL,
+        design: crate::registry::Design::Q8KAmx,
+        isa,
+    };
+    if let Some(reason) = variant.unavailable_reason() {
+        return Row::skipped(B::KERNEL, variant.design, isa, &reason);
+    }
+    let kernel = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::amx_kernel(x, w, y, d);
+    let scalar = |x: &[BlockQ8K], w: &[B], y: &mut [f32], d| B::q8k_kernel(Isa::Scalar, x, w, y, d);
+    let outcome = run_property(panel_case_strategy(amx::ROWS), cases, seed, |case| {
+        let p = memo.q8k.get_or_try(case, || prepare_q8k(case))?;
+        check_q8k_prepared(case, &p, &kernel, Some(&scalar))
+    });
+    super::row_with_note(B::KERNEL, variant.design, isa, cases, outcome, |_| {
+        "vs reference; bit-exact vs scalar q8k on the original blocks"
+    })
+}
+
 /// The rows this family contributes, as deferred jobs so they can be printed as they finish.
 pub fn families(config: &VerifyConfig) -> Vec<super::Job> {
     let mut jobs: Vec<super::Job> = Vec::new();
@@ -698,6 +745,12 @@ fn format_jobs<B: WeightFormat + 'static>(config: &VerifyConfig, jobs: &mut Vec<
         let memo = memo.clone();
         jobs.push(super::Job::new(isa, move || {
             Ok(verify_x8_variant::<B>(isa, cases, seed, &memo))
+        }));
+    }
+    for isa in Isa::ALL.into_iter().filter(|&i| config.wants_isa(i)) {
+        let memo = memo.clone();
+        jobs.push(super::Job::new(isa, move || {
+            Ok(verify_amx_variant::<B>(isa, cases, seed, &memo))
         }));
     }
 }

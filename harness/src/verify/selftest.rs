@@ -5,7 +5,8 @@
 //! variant; the self-test passes only if every planted bug is caught.
 
 use super::matmul::{
-    case_strategy, check_f32_case, check_q8k_case, x8_case_strategy, F32Kernel, Q8kKernel,
+    case_strategy, check_f32_case, check_q8k_case, panel_case_strategy, x8_case_strategy,
+    F32Kernel, Q8kKernel,
 };
 use super::ops::{self, PlantedOp};
 use super::{quantizers, run_property, PropertyOutcome};
@@ -14,7 +15,7 @@ use crate::planted_ops::{
     planted_exp_unsplit_ln2, planted_quantize_q8k, planted_rope_table_base_ignored, Q8kBug,
 };
 use kernels::attention::AttentionDims;
-use kernels::matmul::{x8, MatmulDims};
+use kernels::matmul::{amx, x8, MatmulDims};
 use kernels::quant::{q4k_scale_min, BlockQ4K, BlockQ6K, BlockQ8K, QK_K};
 use kernels::Isa;
 use std::io::Write;
@@ -225,6 +226,36 @@ fn planted_q6k_x8(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDi
     x8::matmul_q6kx8_q8k(Isa::Avx2, xq, &packed, y, dims)
 }
 
+/// Bugs planted into a test-only copy of the AMX repacking, run through the real AMX kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmxBug {
+    /// Q4_K: each row's mins taken from the next row of the 16-row panel.
+    Q4kMinsFromNextRow,
+    /// Q6_K: within every 4-byte group of a `B` tile, the first two weights swapped (each
+    /// multiplies the other's activation).
+    Q6kTileBytesSwapped,
+}
+
+fn planted_q4k_amx(xq: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], dims: MatmulDims) {
+    let mut packed = amx::repack_q4k(w, dims.rows, 1).expect("AMX cases have whole panels");
+    for b in packed.iter_mut() {
+        for j in 0..8 {
+            b.mins[16 * j..16 * j + 16].rotate_left(1);
+        }
+    }
+    amx::matmul_q4kx16_q8k(xq, &packed, y, dims)
+}
+
+fn planted_q6k_amx(xq: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], dims: MatmulDims) {
+    let mut packed = amx::repack_q6k(w, dims.rows, 1).expect("AMX cases have whole panels");
+    for b in packed.iter_mut() {
+        for group in b.q.chunks_exact_mut(4) {
+            group.swap(0, 1);
+        }
+    }
+    amx::matmul_q6kx16_q8k(xq, &packed, y, dims)
+}
+
 /// One planted bug's outcome.
 pub struct SelfTestResult {
     pub name: String,
@@ -319,6 +350,44 @@ pub fn run(cases: u32, seed: u64, out: &mut dyn Write) -> anyhow::Result<Vec<Sel
             };
             let result = outcome_to_result(
                 format!("{family}/q8k-x8: {bug:?}"),
+                outcome.failure,
+                cases,
+                seed,
+            );
+            report(out, &result)?;
+            results.push(result);
+        }
+    }
+    // The AMX bugs need the AMX kernels; where AMX does not run they cannot be planted (and
+    // the gate's q8k-amx rows are SKIPPED with the same reason).
+    if let Some(why) = amx::unavailable_reason() {
+        writeln!(out, "SKIPPED   q8k-amx planted bugs: {why}")?;
+    } else {
+        let q4k_oracle = |x: &[BlockQ8K], w: &[BlockQ4K], y: &mut [f32], d| {
+            kernels::matmul::matmul_q4k_q8k(Isa::Scalar, x, w, y, d)
+        };
+        let q6k_oracle = |x: &[BlockQ8K], w: &[BlockQ6K], y: &mut [f32], d| {
+            kernels::matmul::matmul_q6k_q8k(Isa::Scalar, x, w, y, d)
+        };
+        let runs = [
+            (
+                "matmul_q4k",
+                AmxBug::Q4kMinsFromNextRow,
+                run_property(panel_case_strategy(amx::ROWS), cases, seed, |case| {
+                    check_q8k_case::<BlockQ4K>(case, &planted_q4k_amx, Some(&q4k_oracle))
+                }),
+            ),
+            (
+                "matmul_q6k",
+                AmxBug::Q6kTileBytesSwapped,
+                run_property(panel_case_strategy(amx::ROWS), cases, seed, |case| {
+                    check_q8k_case::<BlockQ6K>(case, &planted_q6k_amx, Some(&q6k_oracle))
+                }),
+            ),
+        ];
+        for (family, bug, outcome) in runs {
+            let result = outcome_to_result(
+                format!("{family}/q8k-amx: {bug:?}"),
                 outcome.failure,
                 cases,
                 seed,

@@ -128,6 +128,12 @@ enum Q6kLayers {
 
 const LAYER_Q6K: Q6kLayers = Q6kLayers::X8ForPrompts;
 
+/// The fewest activation rows a layer matmul needs to take the AMX copy of its weights (made at
+/// load for the `q8` design on avx512 where AMX runs; see [`Model::load`]). Below it the x8
+/// kernels run: an AMX tile of few tokens leaves most of the tile unit idle while the vector
+/// epilogue costs the same per token.
+pub const AMX_MIN_N: usize = 8;
+
 impl<'a> Model<'a> {
     /// Reads the config and finds, checks (dims, type, alignment) and borrows every tensor. No
     /// tensor data is read or copied.
@@ -156,6 +162,14 @@ impl<'a> Model<'a> {
             // Loading runs before any session: every core may take part.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
             let threads = threads.max(cores).max(1);
+            // Prompts on AMX: the layers' Q4_K and Q6_K matrices get a copy in the AMX panels,
+            // made first, from the file's blocks, before any of their pages are released. The
+            // output matrix, which a prompt multiplies for its last token only, does not.
+            if isa == Isa::Avx512 && crate::matmul::amx::available() {
+                for m in model.weights.layer_matrices_mut() {
+                    m.pack_amx(threads, AMX_MIN_N);
+                }
+            }
             // The layers' Q6_K matrices (attn_v, ffn_down) as `LAYER_Q6K` says; a Q6_K output
             // matrix, which decode streams every token at n = 1, keeps the file's layout.
             let w = &mut model.weights;

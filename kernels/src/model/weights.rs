@@ -4,11 +4,14 @@
 //! x86 `q8` design ([`super::Model::load`]): Q4_K and Q6_K matrices with a multiple of 8 rows
 //! are repacked into the 8-row interleaved layout of [`x8`] ([`Matrix::pack_x8`]), and the
 //! matrices decode still reads in the file's layout are copied into huge-page memory
-//! ([`Matrix::copy_blocks`]). The x8 kernels are bit-identical to the others and a copy holds
-//! the same bytes, so which path runs never changes a result.
+//! ([`Matrix::copy_blocks`]). On CPUs with AMX, the Q4_K and Q6_K matrices also get a copy in
+//! the 16-row panels of [`amx`] for prompts ([`Matrix::pack_amx`]). The x8 and AMX kernels are
+//! bit-identical to the others and a copy holds the same bytes, so which path runs never
+//! changes a result.
 
 use super::{Config, Design, ModelError};
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
+use crate::matmul::amx::{self, BlockQ4Kx16, BlockQ6Kx16};
 use crate::matmul::x8::{self, BlockQ4Kx8, BlockQ6Kx8};
 use crate::matmul::{self, MatmulDims};
 use crate::mem::PageBuf;
@@ -63,6 +66,13 @@ pub enum Packed {
     Q6K(PageBuf<BlockQ6Kx8>),
 }
 
+/// A matrix's blocks repacked for the AMX kernels: owned, `rows / 16 * k/256` blocks.
+#[derive(Debug)]
+pub enum PackedAmx {
+    Q4K(PageBuf<BlockQ4Kx16>),
+    Q6K(PageBuf<BlockQ6Kx16>),
+}
+
 /// A weight matrix `[rows x k]` (GGUF dims `[k, rows]`).
 #[derive(Clone, Debug)]
 pub struct Matrix<'a> {
@@ -77,6 +87,11 @@ pub struct Matrix<'a> {
     /// The fewest activation rows that take `packed`: 1 when the original blocks were released
     /// at load, 2 when decode reads them (or their `copy`; see [`Matrix::pack_x8`]).
     pub packed_min_n: usize,
+    /// The same weights in the AMX layout, used by `matmul_rows` for the `q8` design on avx512
+    /// when AMX is available and the call has at least `amx_min_n` activation rows.
+    pub amx: Option<Arc<PackedAmx>>,
+    /// The fewest activation rows that take `amx` (see [`super::AMX_MIN_N`]).
+    pub amx_min_n: usize,
     /// `blocks` copied into huge-page memory ([`Matrix::copy_blocks`]); the row-major paths read
     /// it in their place (same bytes).
     pub copy: Option<Arc<PageBuf<u8>>>,
@@ -130,6 +145,19 @@ impl<'a> Matrix<'a> {
         };
         if rows.is_empty() || x.n == 0 {
             return;
+        }
+        if let Some(packed) = self.amx.as_ref().filter(|_| x.n >= self.amx_min_n) {
+            let r16 = amx::ROWS;
+            let aligned = rows.start.is_multiple_of(r16) && rows.end.is_multiple_of(r16);
+            if design == Design::Int8 && isa == Isa::Avx512 && aligned && amx::available() {
+                let nb = self.k / crate::quant::QK_K;
+                let panels = rows.start / r16 * nb..rows.end / r16 * nb;
+                match &**packed {
+                    PackedAmx::Q4K(w) => amx::matmul_q4kx16_q8k(x.q8k, &w[panels], y, dims),
+                    PackedAmx::Q6K(w) => amx::matmul_q6kx16_q8k(x.q8k, &w[panels], y, dims),
+                }
+                return;
+            }
         }
         if let Some(packed) = self.packed.as_ref().filter(|_| x.n >= self.packed_min_n) {
             let r8 = x8::ROWS;
@@ -228,6 +256,8 @@ impl<'a> Matrix<'a> {
             blocks,
             packed: None,
             packed_min_n: 1,
+            amx: None,
+            amx_min_n: usize::MAX,
             copy: None,
         })
     }
@@ -268,6 +298,27 @@ impl<'a> Matrix<'a> {
         buf.copy_from_slice(bytes);
         self.copy = Some(Arc::new(buf));
         Some(bytes)
+    }
+
+    /// Adds a copy of a Q4_K or Q6_K matrix of a multiple of 16 rows in the AMX layout (up to
+    /// `threads` threads), taken by calls of at least `min_n` activation rows. Whether it was
+    /// made: not for other types or shapes, nor when the OS refuses the memory (same results,
+    /// slower prompts).
+    pub fn pack_amx(&mut self, threads: usize, min_n: usize) -> bool {
+        if self.amx.is_some() || !self.rows.is_multiple_of(amx::ROWS) {
+            return false;
+        }
+        let packed = match self.row_blocks() {
+            Blocks::Q4K(w) => amx::repack_q4k(w, self.rows, threads).map(PackedAmx::Q4K),
+            Blocks::Q6K(w) => amx::repack_q6k(w, self.rows, threads).map(PackedAmx::Q6K),
+            _ => return false,
+        };
+        let Ok(packed) = packed else {
+            return false;
+        };
+        self.amx = Some(Arc::new(packed));
+        self.amx_min_n = min_n;
+        true
     }
 
     /// Repacks a Q4_K matrix (and a Q6_K one if `q6k`) of a multiple of 8 rows into the x8
