@@ -8,7 +8,7 @@ use harness::synth::{ArchName, Preset};
 use kernels::attention::KvFormat;
 use kernels::gguf::GgufFile;
 use kernels::model::sampler::argmax;
-use kernels::model::{Design, Model, ModelError, Session, SessionOptions};
+use kernels::model::{Blocks, Design, Model, ModelError, Session, SessionOptions};
 use kernels::tokenizer::Tokenizer;
 use kernels::Isa;
 use std::path::Path;
@@ -445,6 +445,15 @@ fn a_loaded_model_gives_the_logits_of_the_borrowed_one() {
                     );
                 }
                 assert!(!w.output.decode_reads_rows() || w.output.copy.is_some());
+                // Where AMX runs, the prompt (19 tokens >= AMX_MIN_N) takes the AMX copies:
+                // the logits below then check them against the borrowed model bit for bit.
+                if Isa::best() == Isa::Avx512 && kernels::matmul::amx::available() {
+                    for m in w.layers.iter().flat_map(|l| [&l.wq, &l.wv, &l.w_down]) {
+                        let quantk = matches!(m.blocks, Blocks::Q4K(_) | Blocks::Q6K(_));
+                        let want = quantk && m.rows % kernels::matmul::amx::ROWS == 0;
+                        assert_eq!(m.amx.is_some(), want, "{}: {}", path.display(), m.name);
+                    }
+                }
                 assert_eq!(
                     w.output_tied,
                     w.token_embd.copy.is_some() && w.output.copy.is_some()

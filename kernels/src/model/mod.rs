@@ -23,7 +23,7 @@ pub use profile::{Phase, Profile};
 pub use sampler::{Sampler, SamplerOptions};
 pub use split::{ColumnSplit, Columns};
 pub use weights::{
-    ActFormat, Blocks, Embedding, LayerWeights, Matrix, Packed, Weights, MATRIX_TYPES,
+    ActFormat, Blocks, Embedding, LayerWeights, Matrix, Packed, PackedAmx, Weights, MATRIX_TYPES,
 };
 
 use crate::gguf::{Gguf, GgufError, GgufFile};
