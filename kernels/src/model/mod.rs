@@ -129,10 +129,13 @@ enum Q6kLayers {
 const LAYER_Q6K: Q6kLayers = Q6kLayers::X8ForPrompts;
 
 /// The fewest activation rows a layer matmul needs to take the AMX copy of its weights (made at
-/// load for the `q8` design on avx512 where AMX runs; see [`Model::load`]). Below it the x8
-/// kernels run: an AMX tile of few tokens leaves most of the tile unit idle while the vector
-/// epilogue costs the same per token.
-pub const AMX_MIN_N: usize = 8;
+/// load for the `q8` design on avx512 where AMX runs; see [`Model::load`]), Q4_K and Q6_K. Below
+/// it the x8 kernels run: a tile of few tokens leaves most of the tile unit idle while the
+/// vector epilogue costs the same per token. Measured (`harness bench --kernel
+/// matmul_q4k,matmul_q6k --design q8k-x8,q8k-amx --isa avx512 --cache hot`, 2048x2048, 1 thread,
+/// Xeon with AMX, x8 / AMX time): Q4_K 0.34 at n = 2, 0.68 at 8, 0.98 at 16 and 40, 1.23 at
+/// 512; Q6_K 0.43 at 2, 0.88 at 8, 1.33 at 16, 1.22 at 40, 1.20 at 512.
+pub const AMX_MIN_N: [usize; 2] = [48, 16];
 
 impl<'a> Model<'a> {
     /// Reads the config and finds, checks (dims, type, alignment) and borrows every tensor. No
@@ -167,7 +170,8 @@ impl<'a> Model<'a> {
             // output matrix, which a prompt multiplies for its last token only, does not.
             if isa == Isa::Avx512 && crate::matmul::amx::available() {
                 for m in model.weights.layer_matrices_mut() {
-                    m.pack_amx(threads, AMX_MIN_N);
+                    let q6k = matches!(m.blocks, weights::Blocks::Q6K(_));
+                    m.pack_amx(threads, AMX_MIN_N[usize::from(q6k)]);
                 }
             }
             // The layers' Q6_K matrices (attn_v, ffn_down) as `LAYER_Q6K` says; a Q6_K output
