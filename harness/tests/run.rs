@@ -423,8 +423,8 @@ fn a_loaded_model_gives_the_logits_of_the_borrowed_one() {
     for path in [tinyllama_2l(), tiny(), smol_2l] {
         let file = GgufFile::open(&path).unwrap();
         let borrowed = Model::from_gguf(file.gguf()).unwrap();
-        // 50 tokens: at least both AMX_MIN_N, so the prompt takes the AMX copies where AMX runs.
-        let prompt: Vec<u32> = (0..50).map(|i| (i * 11 + 3) % 300).collect();
+        // 70 tokens: at least both AMX_MIN_N, so the prompt takes the AMX copies where AMX runs.
+        let prompt: Vec<u32> = (0..70).map(|i| (i * 11 + 3) % 300).collect();
         let logits = |m: &Model, o: SessionOptions| {
             let mut s = Session::new(m, o).unwrap();
             let mut all = s.prefill(&prompt).unwrap().to_vec();

@@ -129,13 +129,17 @@ enum Q6kLayers {
 const LAYER_Q6K: Q6kLayers = Q6kLayers::X8ForPrompts;
 
 /// The fewest activation rows a layer matmul needs to take the AMX copy of its weights (made at
-/// load for the `q8` design on avx512 where AMX runs; see [`Model::load`]), Q4_K and Q6_K. Below
-/// it the x8 kernels run: a tile of few tokens leaves most of the tile unit idle while the
-/// vector epilogue costs the same per token. Measured (`harness bench --kernel
-/// matmul_q4k,matmul_q6k --design q8k-x8,q8k-amx --isa avx512 --cache hot`, 2048x2048, 1 thread,
-/// Xeon with AMX, x8 / AMX time): Q4_K 0.34 at n = 2, 0.68 at 8, 0.98 at 16 and 40, 1.23 at
-/// 512; Q6_K 0.43 at 2, 0.88 at 8, 1.33 at 16, 1.22 at 40, 1.20 at 512.
-pub const AMX_MIN_N: [usize; 2] = [48, 16];
+/// load for the `q8` design on avx512 where AMX runs; see [`Model::load`]), Q4_K and Q6_K.
+///
+/// Kernel alone (`harness bench --kernel matmul_q4k,matmul_q6k --design q8k-x8,q8k-amx --isa
+/// avx512 --cache hot`, 2048x2048, 1 thread, the 2-core Xeon VM with AMX, x8 time / AMX time):
+/// Q4_K 0.34 at n = 2, 0.68 at 8, 0.98 at 16 and 40, 1.23 at 512; Q6_K 0.43 at 2, 0.88 at 8,
+/// 1.33 at 16, 1.22 at 40, 1.20 at 512: a tile of few tokens leaves the tile unit idle while
+/// the vector epilogue costs the same per token. In the forward pass (`harness e2e -p 40,512
+/// -n 0 -t 1,2`, alternated with the x8-only build) the AMX copies at 48 / 16 rows gave pp512
+/// +15-50% at 1 thread and +3% at 2, but pp40 at 2 threads lost 10-25% (ffn_down, the Q6_K
+/// half, slower on AMX with both cores on it): so prompts of fewer than 64 rows stay on x8.
+pub const AMX_MIN_N: [usize; 2] = [64, 64];
 
 impl<'a> Model<'a> {
     /// Reads the config and finds, checks (dims, type, alignment) and borrows every tensor. No
