@@ -17,7 +17,7 @@ pub struct BenchArgs {
     /// ISAs, comma-separated: scalar, avx2, avx512, neon (default: every one this CPU runs).
     #[arg(long, value_delimiter = ',')]
     pub isa: Vec<String>,
-    /// Designs, comma-separated: f32, q8k, q8_0, q8_1 (matmuls), flash-f32kv, flash-f16kv
+    /// Designs, comma-separated: f32, q8k, q8k-x8, q8k-amx, q8_0, q8_1 (matmuls), flash-f32kv, flash-f16kv
     /// (attention), adjacent, neox (RoPE) (default: all).
     #[arg(long, value_delimiter = ',')]
     pub design: Vec<String>,
