@@ -220,6 +220,7 @@ pub fn unpack_q6k(x16: &[BlockQ6Kx16], nb: usize) -> Vec<BlockQ6K> {
     out
 }
 
+#[cfg(target_arch = "x86_64")]
 /// Checks the shapes of a call: `rows` a multiple of 16 and `w` `rows / 16 * k/256` blocks.
 #[track_caller]
 fn check(dims: &MatmulDims, x_len: usize, w_len: usize, y_len: usize) {
@@ -241,16 +242,12 @@ fn check(dims: &MatmulDims, x_len: usize, w_len: usize, y_len: usize) {
 /// # Panics
 /// If AMX is not [`available`], or the slices do not match `dims`.
 pub fn matmul_q4kx16_q8k(xq: &[BlockQ8K], w: &[BlockQ4Kx16], y: &mut [f32], dims: MatmulDims) {
-    assert_available();
-    check(&dims, xq.len(), w.len(), y.len());
-    if dims.n == 0 || dims.rows == 0 {
-        return;
-    }
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: `assert_available` checked AVX-512 and AMX and obtained the tile state; `check`
-    // the shapes the kernel's unchecked loads and tile loads rely on.
-    unsafe {
-        x86::matmul_q4kx16_q8k(xq, w, y, dims)
+    run(xq, w, y, dims, x86::matmul_q4kx16_q8k);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (xq, w, y, dims);
+        assert_available();
     }
 }
 
@@ -260,16 +257,33 @@ pub fn matmul_q4kx16_q8k(xq: &[BlockQ8K], w: &[BlockQ4Kx16], y: &mut [f32], dims
 /// # Panics
 /// As [`matmul_q4kx16_q8k`].
 pub fn matmul_q6kx16_q8k(xq: &[BlockQ8K], w: &[BlockQ6Kx16], y: &mut [f32], dims: MatmulDims) {
+    #[cfg(target_arch = "x86_64")]
+    run(xq, w, y, dims, x86::matmul_q6kx16_q8k);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (xq, w, y, dims);
+        assert_available();
+    }
+}
+
+/// The checks of both entry points, then `kernel`.
+#[cfg(target_arch = "x86_64")]
+#[track_caller]
+fn run<W>(
+    xq: &[BlockQ8K],
+    w: &[W],
+    y: &mut [f32],
+    dims: MatmulDims,
+    kernel: unsafe fn(&[BlockQ8K], &[W], &mut [f32], MatmulDims),
+) {
     assert_available();
     check(&dims, xq.len(), w.len(), y.len());
     if dims.n == 0 || dims.rows == 0 {
         return;
     }
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: as in `matmul_q4kx16_q8k`.
-    unsafe {
-        x86::matmul_q6kx16_q8k(xq, w, y, dims)
-    }
+    // SAFETY: `assert_available` checked AVX-512 and AMX and obtained the tile state; `check`
+    // the shapes the kernel's unchecked loads and tile loads rely on.
+    unsafe { kernel(xq, w, y, dims) }
 }
 
 #[cfg(test)]
