@@ -298,6 +298,12 @@ impl Variant {
         self.absent_reason().is_some()
     }
 
+    /// Whether this variant needs a CPU extension beyond its ISA that this machine lacks
+    /// (AMX for `q8k-amx`): reported SKIPPED, but no `--isa` level requires it.
+    pub fn lacks_cpu_extension(&self) -> bool {
+        self.design == Design::Q8KAmx && matmul::amx::unavailable_reason().is_some()
+    }
+
     fn absent_reason(&self) -> Option<&'static str> {
         match self.design {
             Design::Q8KX8 if !matmul::x8::runs_on(self.isa) => Some(X8_ONLY),

@@ -68,18 +68,21 @@ impl IsaSelection {
     }
 
     /// The first row that was asked to run but was SKIPPED, which fails the run. A variant that
-    /// does not exist for its ISA (the x86-only x8 layout on scalar or NEON) is not one: it is
+    /// does not exist for its ISA (the x86-only x8 layout on scalar or NEON) is not one, nor one
+    /// that needs a CPU extension beyond its ISA which this machine lacks (`q8k-amx` on an
+    /// AVX-512 CPU without AMX: `--isa` cannot name AMX, so no level asks for it). Both are
     /// decided by the variant, never by the note, which the NEON rows carry prefixed.
     pub fn first_missing<'a>(&self, rows: &'a [Row]) -> Option<&'a Row> {
         rows.iter().find(|r| {
+            let v = Variant {
+                kernel: r.kernel,
+                design: r.design,
+                isa: r.isa,
+            };
             matches!(r.status, Status::Skipped(_))
                 && self.requires(r.isa)
-                && !Variant {
-                    kernel: r.kernel,
-                    design: r.design,
-                    isa: r.isa,
-                }
-                .is_absent_by_design()
+                && !v.is_absent_by_design()
+                && !v.lacks_cpu_extension()
         })
     }
 }
@@ -136,6 +139,22 @@ mod tests {
             .first_missing(&rows)
             .expect("a skipped required row fails");
         assert_eq!((missing.design, missing.isa), (Design::Q8K, Isa::Neon));
+    }
+
+    #[test]
+    fn an_amx_row_fails_avx512_only_where_amx_runs() {
+        use crate::registry::{Design, Kernel};
+        let sel = IsaSelection::parse(&["avx512"]).unwrap();
+        let amx = [Row::skipped(
+            Kernel::MatmulQ4K,
+            Design::Q8KAmx,
+            Isa::Avx512,
+            "why",
+        )];
+        // Without AMX the row is SKIPPED with its reason and passes; with AMX a SKIPPED row is
+        // a variant that should have run.
+        let amx_runs = kernels::matmul::amx::available();
+        assert_eq!(sel.first_missing(&amx).is_some(), amx_runs);
     }
 
     #[test]
