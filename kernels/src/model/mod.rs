@@ -156,8 +156,10 @@ impl<'a> Model<'a> {
     /// blocks are released, so the process does not hold both copies; the layers' Q6_K blocks
     /// stay for decode ([`Q6kLayers`]), copied, like every matrix decode then reads in the
     /// file's layout, into huge-page memory ([`crate::mem::PageBuf`]), the mapped pages
-    /// released. Sessions of any other ISA or design still run from such a model (from the
-    /// original blocks, paged in again, or the copies), with the same results.
+    /// released. On avx512 where AMX runs, the layers' Q4_K and Q6_K matrices first get a
+    /// third copy in the AMX panels for prompt batches of [`AMX_MIN_N`] tokens or more.
+    /// Sessions of any other ISA or design still run from such a model (from the original
+    /// blocks, paged in again, or the copies), with the same results.
     pub fn load(
         file: &'a GgufFile,
         isa: Isa,
