@@ -87,6 +87,10 @@ mod tests {
             }
             assert!(k.is_matmul() == (kind(k) == FamilyKind::Matmul));
         }
-        assert_eq!(variants_of(Kernel::MatmulQ4K).len(), 12);
+        // Q4_K: the f32, q8k, q8k-x8 and q8k-amx designs, each listed for every ISA (a row
+        // the CPU lacks is SKIPPED or absent at run time, never dropped from the list).
+        let q4k = variants_of(Kernel::MatmulQ4K);
+        assert_eq!(q4k.len(), 4 * kernels::Isa::ALL.len());
+        assert!(q4k.iter().any(|v| v.design == Design::Q8KAmx));
     }
 }
