@@ -304,6 +304,13 @@ impl Variant {
         self.design == Design::Q8KAmx && matmul::amx::unavailable_reason().is_some()
     }
 
+    /// Whether a SKIPPED row of this variant is what this machine should give: it is absent by
+    /// design or lacks a CPU extension beyond its ISA (the two above), so no `--isa` level
+    /// requires it.
+    pub fn skip_is_expected(&self) -> bool {
+        self.is_absent_by_design() || self.lacks_cpu_extension()
+    }
+
     fn absent_reason(&self) -> Option<&'static str> {
         match self.design {
             Design::Q8KX8 if !matmul::x8::runs_on(self.isa) => Some(X8_ONLY),

@@ -190,6 +190,15 @@ pub struct Row {
 }
 
 impl Row {
+    /// The kernel x design x ISA this row checked.
+    pub fn variant(&self) -> crate::registry::Variant {
+        crate::registry::Variant {
+            kernel: self.kernel,
+            design: self.design,
+            isa: self.isa,
+        }
+    }
+
     pub fn skipped(kernel: Kernel, design: Design, isa: Isa, reason: &str) -> Row {
         Row {
             kernel,

@@ -11,7 +11,6 @@ use anyhow::{bail, Result};
 use kernels::Isa;
 
 use super::{Row, Status};
-use crate::registry::Variant;
 
 /// The word that names every level of this build's architecture.
 pub const NATIVE: &str = "native";
@@ -74,15 +73,9 @@ impl IsaSelection {
     /// decided by the variant, never by the note, which the NEON rows carry prefixed.
     pub fn first_missing<'a>(&self, rows: &'a [Row]) -> Option<&'a Row> {
         rows.iter().find(|r| {
-            let v = Variant {
-                kernel: r.kernel,
-                design: r.design,
-                isa: r.isa,
-            };
             matches!(r.status, Status::Skipped(_))
                 && self.requires(r.isa)
-                && !v.is_absent_by_design()
-                && !v.lacks_cpu_extension()
+                && !r.variant().skip_is_expected()
         })
     }
 }
