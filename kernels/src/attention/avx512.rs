@@ -1,7 +1,10 @@
 //! AVX-512 flash attention: the shared driver on 16-lane vectors. Four K rows share each `q`
-//! load in the dot products; the tile's exponentials are computed sixteen at a time; `p*V`
+//! load in the dot products (their four sums reduced together: the 256-bit halves added, then
+//! `vhaddps`); the tile's exponentials are computed sixteen at a time; `p*V`
 //! keeps 64 output values in registers across the whole tile. f16 caches are widened with
 //! `vcvtph2ps` straight from memory.
+
+use std::arch::x86_64::*;
 
 use super::driver::{flash_attention_entry, AttentionLanes};
 use crate::simd::lanes::Avx512;
@@ -10,6 +13,24 @@ impl AttentionLanes for Avx512 {
     type Dot = Avx512;
     type Acc = Avx512;
     const ROW_DOT_PAIR: bool = false;
+
+    #[inline(always)]
+    unsafe fn scores4(a: [__m512; 4], scale: f32, scores: *mut f32) {
+        // SAFETY: register-only intrinsics but the store, to the 4 values the caller guarantees
+        // at `scores`; the caller enables AVX-512 F and AVX.
+        unsafe {
+            // Each sum folded to 8 lanes, then lane r of the result is the full sum of a[r].
+            let half = |v: __m512| {
+                let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
+                _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(hi))
+            };
+            let h01 = _mm256_hadd_ps(half(a[0]), half(a[1]));
+            let h23 = _mm256_hadd_ps(half(a[2]), half(a[3]));
+            let h = _mm256_hadd_ps(h01, h23);
+            let dots = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+            _mm_storeu_ps(scores, _mm_mul_ps(dots, _mm_set1_ps(scale)));
+        }
+    }
 }
 
 flash_attention_entry!(

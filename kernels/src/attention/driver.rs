@@ -268,8 +268,39 @@ unsafe fn accumulate_pv_chunk<A: F32Lanes, KV: KvElem, const N: usize>(
     }
 }
 
+/// Writes the `tile_len` rows of `head_dim` values at `src` (`kv_stride` apart) as f32 rows
+/// packed `head_dim` apart at `dst`.
+///
+/// # Safety
+/// The caller runs with `A`'s target features; `src` covers `tile_len` rows of `head_dim` (a
+/// multiple of 16) values `kv_stride` apart, `dst` `tile_len * head_dim` values.
+#[inline(always)]
+unsafe fn widen_tile<A: F32Lanes, KV: KvElem>(
+    src: *const KV,
+    kv_stride: usize,
+    head_dim: usize,
+    tile_len: usize,
+    dst: *mut f32,
+) {
+    // SAFETY: the caller's contract; 16 is a multiple of `A::LANES`.
+    unsafe {
+        for j in 0..tile_len {
+            let (row, out) = (src.add(j * kv_stride), dst.add(j * head_dim));
+            for i in (0..head_dim).step_by(A::LANES) {
+                A::store(out.add(i), load_kv::<A, KV>(row.add(i)));
+            }
+        }
+    }
+}
+
 /// Causal GQA attention over the query heads `heads` with the primitives of `T`; the contract of
 /// [`scalar::flash_attention`](super::scalar::flash_attention).
+///
+/// The query heads sharing a KV head walk the cache together, tile by tile: the scores of every
+/// head of the group for a tile first, then their `p*V`, so each K/V tile comes from memory once
+/// and is reused from L1 by the whole group. An f16 tile shared by two heads or more is widened
+/// to f32 once (K for the scores, then V into the same buffer) instead of once per head: the
+/// widening takes the same vector ports as the FMAs it feeds.
 ///
 /// # Safety
 /// The caller runs with the target features `T`'s primitives need enabled (it is the
@@ -292,28 +323,34 @@ pub(crate) unsafe fn flash_attention_tiled<T: AttentionLanes, KV: KvElem>(
     let group = dims.group();
     let scale = dims.scale();
     let kv_stride = dims.kv_stride();
-    let (scores, state) = scratch.split_at_mut(TILE);
+    // The layout `scratch_len` counts: a tile of scores per head of a group, a running max and
+    // sum per head, one widened tile.
+    let (scores, rest) = scratch.split_at_mut(group * TILE);
+    let (state, rest) = rest.split_at_mut(2 * group);
+    let widened = rest[..TILE * head_dim].as_mut_ptr();
     let scores = scores.as_mut_ptr();
 
     for t in 0..dims.n_q {
         let kv_end = dims.pos0 + t + 1;
-        // The query heads sharing a KV head walk the cache together, tile by tile, so each K/V
-        // tile comes from memory once and is reused from L1 by the whole group. Each head keeps
-        // its running max and sum in `state`, its accumulator in its own `out` row.
+        // Each head of the group keeps its running max and sum in `state`, its scores in its
+        // own `TILE` of `scores`, its accumulator in its own `out` row.
         let mut first = heads.start;
         while first < heads.end {
             let kv_head = first / group;
             let last = heads.end.min((kv_head + 1) * group);
+            let n_heads = last - first;
+            let widen = KV::FORMAT == KvFormat::F16 && n_heads >= 2;
             let rows_start = (t * dims.n_head + first) * head_dim;
-            out[rows_start..rows_start + (last - first) * head_dim].fill(0.0);
-            let state = &mut state[..2 * (last - first)];
+            out[rows_start..rows_start + n_heads * head_dim].fill(0.0);
+            let state = &mut state[..2 * n_heads];
             for max_and_sum in state.chunks_exact_mut(2) {
                 max_and_sum.copy_from_slice(&[f32::NEG_INFINITY, 0.0]);
             }
             // SAFETY: `check` guarantees `q` and `out` hold `head_dim` values at every row
             // below (heads `first..last` of row `t`), the cache holds `kv_end <= kv_len`
             // positions of `kv_stride` values and `kv_head * head_dim + head_dim <= kv_stride`,
-            // and `scratch` holds `TILE` scores before `state`; every pointer below stays inside
+            // and `scratch` holds `n_heads <= group` tiles of `TILE` scores, `2 * group` state
+            // values and a widened tile of `TILE * head_dim`; every pointer below stays inside
             // those ranges, which is what each helper above asks of its pointers
             // (`tile_len <= TILE`, `head_dim` a multiple of 16). Our caller guarantees the
             // target features `T` needs.
@@ -322,12 +359,34 @@ pub(crate) unsafe fn flash_attention_tiled<T: AttentionLanes, KV: KvElem>(
                     let tile_len = TILE.min(kv_end - tile_start);
                     let at = tile_start * kv_stride + kv_head * head_dim;
                     let (k_tile, v_tile) = (k.as_ptr().add(at), v.as_ptr().add(at));
+                    if widen {
+                        widen_tile::<T::Acc, KV>(k_tile, kv_stride, head_dim, tile_len, widened);
+                    }
                     for (i, max_and_sum) in state.chunks_exact_mut(2).enumerate() {
-                        let row = rows_start + i * head_dim;
-                        let (q_row, acc) = (q.as_ptr().add(row), out.as_mut_ptr().add(row));
-                        let tile_max = tile_scores::<T, KV>(
-                            q_row, k_tile, kv_stride, head_dim, tile_len, scale, scores,
-                        );
+                        let q_row = q.as_ptr().add(rows_start + i * head_dim);
+                        let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
+                        let head_scores = scores.add(i * TILE);
+                        let tile_max = if widen {
+                            tile_scores::<T, f32>(
+                                q_row,
+                                widened,
+                                head_dim,
+                                head_dim,
+                                tile_len,
+                                scale,
+                                head_scores,
+                            )
+                        } else {
+                            tile_scores::<T, KV>(
+                                q_row,
+                                k_tile,
+                                kv_stride,
+                                head_dim,
+                                tile_len,
+                                scale,
+                                head_scores,
+                            )
+                        };
                         let [running_max, running_sum] = max_and_sum else {
                             unreachable!("chunks of two")
                         };
@@ -337,10 +396,23 @@ pub(crate) unsafe fn flash_attention_tiled<T: AttentionLanes, KV: KvElem>(
                             *running_sum *= alpha;
                             *running_max = tile_max;
                         }
-                        *running_sum += exp_tile::<T::Acc>(scores, tile_len, *running_max);
-                        accumulate_pv::<T::Acc, KV>(
-                            acc, scores, v_tile, kv_stride, head_dim, tile_len,
-                        );
+                        *running_sum += exp_tile::<T::Acc>(head_scores, tile_len, *running_max);
+                    }
+                    if widen {
+                        widen_tile::<T::Acc, KV>(v_tile, kv_stride, head_dim, tile_len, widened);
+                    }
+                    for i in 0..n_heads {
+                        let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
+                        let p = scores.add(i * TILE);
+                        if widen {
+                            accumulate_pv::<T::Acc, f32>(
+                                acc, p, widened, head_dim, head_dim, tile_len,
+                            );
+                        } else {
+                            accumulate_pv::<T::Acc, KV>(
+                                acc, p, v_tile, kv_stride, head_dim, tile_len,
+                            );
+                        }
                     }
                 }
                 for (i, max_and_sum) in state.chunks_exact(2).enumerate() {

@@ -200,10 +200,14 @@ impl AttentionDims {
     }
 }
 
-/// f32 values of scratch a call needs: one tile of scores plus a running max and sum for each
-/// query head of a GQA group, `TILE + 2 * n_head / n_head_kv`. Independent of the context length.
+/// f32 values of scratch a call needs: for each query head of a GQA group a tile of scores and
+/// a running max and sum, and one tile of K or V widened to f32, `(TILE + 2) * n_head /
+/// n_head_kv + TILE * head_dim`. Independent of the context length.
 pub fn scratch_len(dims: &AttentionDims) -> usize {
-    TILE + 2 * (dims.n_head / dims.n_head_kv.max(1))
+    let group = dims.n_head / dims.n_head_kv.max(1);
+    (TILE + 2)
+        .saturating_mul(group)
+        .saturating_add(TILE.saturating_mul(dims.head_dim))
 }
 
 /// Causal GQA attention for query heads `heads`: writes `out[t][h]` for every `t < n_q`,
