@@ -113,7 +113,9 @@ fn flash_attention_scratch_does_not_grow_with_context() {
     };
     let short = scratch_len(&dims(0));
     assert_eq!(short, scratch_len(&dims(1 << 20)));
-    assert!(short <= 4 * kernels::attention::TILE);
+    // A score tile per head of the GQA group and one K/V tile widened to f32: 4624 values here,
+    // which must stay within a 32 KiB L1 data cache, whatever the context.
+    assert!(short * 4 <= 32 * 1024, "{short} f32 of scratch");
 }
 
 #[test]
