@@ -7,7 +7,7 @@
 use std::arch::x86_64::*;
 
 use super::driver::{flash_attention_entry, AttentionLanes};
-use crate::simd::lanes::Avx512;
+use crate::simd::lanes::{Avx2, Avx512};
 
 impl AttentionLanes for Avx512 {
     type Dot = Avx512;
@@ -16,19 +16,15 @@ impl AttentionLanes for Avx512 {
 
     #[inline(always)]
     unsafe fn scores4(a: [__m512; 4], scale: f32, scores: *mut f32) {
-        // SAFETY: register-only intrinsics but the store, to the 4 values the caller guarantees
-        // at `scores`; the caller enables AVX-512 F and AVX.
+        // SAFETY: register-only intrinsics, then AVX2's `scores4`, whose store goes to the 4
+        // values the caller guarantees at `scores`; the caller enables AVX-512 F and AVX2.
         unsafe {
-            // Each sum folded to 8 lanes, then lane r of the result is the full sum of a[r].
+            // Each sum folded to 8 lanes (the 256-bit halves added), then AVX2's reduction.
             let half = |v: __m512| {
                 let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
                 _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(hi))
             };
-            let h01 = _mm256_hadd_ps(half(a[0]), half(a[1]));
-            let h23 = _mm256_hadd_ps(half(a[2]), half(a[3]));
-            let h = _mm256_hadd_ps(h01, h23);
-            let dots = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-            _mm_storeu_ps(scores, _mm_mul_ps(dots, _mm_set1_ps(scale)));
+            <Avx2 as AttentionLanes>::scores4(a.map(half), scale, scores);
         }
     }
 }
