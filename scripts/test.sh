@@ -39,6 +39,9 @@ for design in q8 f32; do
     grep -q Paris <<<"$neon_text" || { echo "NEON $design: no Paris in: $neon_text" >&2; exit 1; }
 done
 
+echo "== every SIMD intrinsic inlined in both release harness builds (x86_64, aarch64)"
+bash scripts/check-intrinsics.sh target/release/harness target/aarch64-unknown-linux-gnu/release/harness
+
 mkdir -p reports
 echo "== harness verify --isa native,neon (every ISA this CPU runs; neon under qemu)"
 target/release/harness verify --isa native,neon --csv reports/verify.csv
