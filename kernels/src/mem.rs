@@ -8,14 +8,40 @@
 //! Measured on a 2-core Zen 4 VM, a 512 MiB read went from 33 / 40 to 36 / 42 GB/s (1 / 2
 //! threads). The advice is a hint: where the OS refuses it the buffer works the same with small
 //! pages.
+//!
+//! The advice has a price on a VM: a huge page is taken from free memory in 2 MiB pieces, which
+//! on a freshly booted guest are mostly pages its host has never backed, so the first load of a
+//! model after other work waits for the host (the kernel's `clear_page` of each fresh 2 MiB page
+//! was a fifth of the samples of a short run). Small pages reuse memory the guest has touched
+//! before. Measured on a 2-core Zen 4 VM, TinyLlama Q4_K_M, three alternated rounds of `harness
+//! e2e -p 40 -n 128 -t 1,2 -r 5` each way: load 1.84 / 1.11 / 0.48 s with huge pages and 0.49 /
+//! 0.48 / 0.41 s without; decode 34.6 (37.2 / 31.1 / 35.6) against 32.9 (34.7 / 30.0 / 34.0)
+//! t/s at 1 thread and 48.6 against 44.5 at 2. So huge pages stay the default (decode is what
+//! they are for) and [`set_huge_pages`] turns them off for a process that would rather load
+//! fast (`--huge-pages off` on the harness's model commands).
 
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytemuck::Pod;
 
 /// The alignment of a buffer's first element (one x86_64 / aarch64 huge page).
 pub const HUGE_PAGE: usize = 2 << 20;
+
+/// Whether [`PageBuf::zeroed`] advises its buffers for huge pages: the process's policy.
+static HUGE_PAGES: AtomicBool = AtomicBool::new(true);
+
+/// Sets the process's huge-page policy for the buffers made from now on (on by default); buffers
+/// already made keep theirs. Only speed and the load time change, never a value read.
+pub fn set_huge_pages(on: bool) {
+    HUGE_PAGES.store(on, Ordering::Relaxed);
+}
+
+/// The process's huge-page policy (see [`set_huge_pages`]).
+pub fn huge_pages() -> bool {
+    HUGE_PAGES.load(Ordering::Relaxed)
+}
 
 /// A zero-initialized `[T]` in its own anonymous mapping, 2 MiB aligned, advised for huge pages.
 pub struct PageBuf<T: Pod> {
@@ -28,12 +54,22 @@ pub struct PageBuf<T: Pod> {
 
 impl<T: Pod> PageBuf<T> {
     /// `len` zeroed elements. The mapping's pages are the OS's fresh zero pages: nothing is
-    /// written (or made resident) before the caller writes it.
+    /// written (or made resident) before the caller writes it. Advised for huge pages as the
+    /// process's policy says ([`set_huge_pages`]).
     ///
     /// # Errors
     /// The OS refuses the mapping (out of address space or memory), or `len` elements do not
     /// fit in `usize` bytes.
     pub fn zeroed(len: usize) -> std::io::Result<PageBuf<T>> {
+        Self::zeroed_with(len, huge_pages())
+    }
+
+    /// [`PageBuf::zeroed`] with the huge-page advice given (`huge`) rather than the process's
+    /// policy. The buffer is 2 MiB aligned either way.
+    ///
+    /// # Errors
+    /// As [`PageBuf::zeroed`].
+    pub fn zeroed_with(len: usize, huge: bool) -> std::io::Result<PageBuf<T>> {
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
             .ok_or_else(|| std::io::Error::other(format!("{len} elements overflow usize")))?;
@@ -50,7 +86,7 @@ impl<T: Pod> PageBuf<T> {
             0
         };
         #[cfg(target_os = "linux")]
-        if slack > 0 {
+        if slack > 0 && huge {
             // A hint: an OS that refuses it (THP off) keeps small pages, with the same contents.
             let _ = map.advise_range(memmap2::Advice::HugePage, offset, bytes);
         }
@@ -134,6 +170,54 @@ mod tests {
         b[n - 1].d[7] = half::f16::ONE;
         assert_eq!(b[n - 1].d[7], half::f16::ONE);
         assert!((b.as_ptr() as usize).is_multiple_of(HUGE_PAGE));
+    }
+
+    /// The `VmFlags` line of the mapping that holds `addr`, from `/proc/self/smaps`.
+    #[cfg(target_os = "linux")]
+    fn vm_flags(addr: usize) -> String {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut inside = false;
+        for line in smaps.lines() {
+            let range = line.split_whitespace().next().unwrap_or("");
+            if let Some((lo, hi)) = range.split_once('-').filter(|_| !line.ends_with(':')) {
+                if let (Ok(lo), Ok(hi)) =
+                    (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+                {
+                    inside = (lo..hi).contains(&addr);
+                    continue;
+                }
+            }
+            if inside {
+                if let Some(flags) = line.strip_prefix("VmFlags:") {
+                    return flags.to_string();
+                }
+            }
+        }
+        panic!("no mapping holds {addr:#x}");
+    }
+
+    /// The advice reaches the kernel (`hg` in the mapping's `VmFlags`) exactly when asked for,
+    /// and the process's policy picks it for `zeroed`. One test, so no other test sees the
+    /// policy changed.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn huge_page_advice_follows_the_policy() {
+        let advised = |b: &PageBuf<u8>| {
+            vm_flags(b.as_ptr() as usize)
+                .split_whitespace()
+                .any(|f| f == "hg")
+        };
+        let len = 3 * HUGE_PAGE;
+        assert!(advised(&PageBuf::zeroed_with(len, true).unwrap()));
+        let plain = PageBuf::<u8>::zeroed_with(len, false).unwrap();
+        assert!(!advised(&plain));
+        assert!((plain.as_ptr() as usize).is_multiple_of(HUGE_PAGE));
+        assert!(huge_pages(), "on by default");
+        set_huge_pages(false);
+        let off = PageBuf::<u8>::zeroed(len).unwrap();
+        set_huge_pages(true);
+        assert!(!advised(&off));
+        assert!(advised(&PageBuf::zeroed(len).unwrap()));
     }
 
     #[test]
