@@ -247,6 +247,8 @@ pub struct RunInfo {
     pub type_kv: &'static str,
     pub isa: String,
     pub design: String,
+    /// `on` or `off`: the huge-page policy of the weights copied at load (`--huge-pages`).
+    pub huge_pages: &'static str,
     pub load_ms: f64,
 }
 
@@ -349,12 +351,13 @@ pub const LLAMA_BENCH_FIELDS: [&str; 42] = [
 ];
 
 /// Our fields after llama-bench's (and its JSONL's `samples_ns`, `samples_ts`).
-pub const OUR_FIELDS: [&str; 23] = [
+pub const OUR_FIELDS: [&str; 24] = [
     "samples_ns",
     "samples_ts",
     "test",
     "isa",
     "design",
+    "huge_pages",
     "load_ms",
     "peak_rss_bytes",
     "bytes_per_token",
@@ -436,6 +439,7 @@ pub fn row_fields(info: &RunInfo, r: &E2eResult) -> Vec<(&'static str, Value)> {
         s(&r.test.name()),
         s(&info.isa),
         s(&info.design),
+        s(info.huge_pages),
         opt_f(Some(info.load_ms)),
         r.peak_rss_bytes.map_or(Value::Null, |b| json!(b)),
         r.bytes_per_token.map_or(Value::Null, |b| json!(b)),
@@ -754,6 +758,10 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         type_kv: if kv_elem == 2 { "f16" } else { "f32" },
         isa: isa.name().to_string(),
         design: design.name().to_string(),
+        huge_pages: match args.huge_pages {
+            HugePages::On => "on",
+            HugePages::Off => "off",
+        },
         load_ms,
     };
     eprintln!(
@@ -1006,6 +1014,9 @@ pub struct E2eRecord {
     pub isa: Option<String>,
     #[serde(default)]
     pub design: Option<String>,
+    /// `on` / `off` (`--huge-pages`); absent in rows written before the flag.
+    #[serde(default)]
+    pub huge_pages: Option<String>,
     #[serde(default, deserialize_with = "opt_num")]
     pub roofline_fraction: Option<f64>,
     #[serde(default, deserialize_with = "opt_num")]

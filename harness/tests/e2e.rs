@@ -22,6 +22,31 @@ fn e2e_cmd(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `--huge-pages` reaches the rows (on by default) and a wrong value is a usage error.
+#[test]
+fn huge_page_policy_is_recorded_in_every_row() {
+    let model = common::tinyllama_2l();
+    let m = model.to_str().unwrap();
+    let tiny = [
+        "--model", m, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "-o", "csv",
+    ];
+    for (flag, want) in [(None, "on"), (Some("off"), "off"), (Some("on"), "on")] {
+        let mut args = tiny.to_vec();
+        if let Some(v) = flag {
+            args.extend(["--huge-pages", v]);
+        }
+        let (ok, csv_text, err) = e2e_cmd(&args);
+        assert!(ok, "{flag:?}: {err}");
+        let recs = e2e::parse_records(&csv_text).unwrap();
+        assert_eq!(recs.len(), 2, "{flag:?}");
+        for rec in &recs {
+            assert_eq!(rec.huge_pages.as_deref(), Some(want), "{flag:?}: {rec:?}");
+        }
+    }
+    let (ok, _, err) = e2e_cmd(&[&tiny[..], &["--huge-pages", "sometimes"][..]].concat());
+    assert!(!ok && err.contains("--huge-pages"), "{err}");
+}
+
 #[test]
 fn csv_and_jsonl_rows_in_llama_bench_order_with_breakdown_that_adds_up() {
     let model = common::tinyllama_2l();
