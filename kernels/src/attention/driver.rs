@@ -194,17 +194,19 @@ unsafe fn scale_row<A: F32Lanes>(acc: *mut f32, head_dim: usize, factor: f32) {
     }
 }
 
-/// `acc += sum_j p_j * v_j` over the tile. `acc` holds `head_dim` (a multiple of 16) values,
-/// `p` `tile_len` weights, `v_tile` `tile_len` rows of `head_dim` values `kv_stride` apart.
-/// Chunks of `acc` stay in registers across the whole tile: 32 values (64 with 16 lanes, where
-/// there are 32 registers), then 16 at a time.
+/// `acc[s] += sum_j p[s][j] * v_j` over the tile for `S` heads of one query row that read the
+/// same V tile: each V vector is loaded (and, for f16, widened) once and feeds all `S`. Each
+/// `acc[s]` holds `head_dim` (a multiple of 16) values, `p[s]` `tile_len` weights, `v_tile`
+/// `tile_len` rows of `head_dim` values `kv_stride` apart. Chunks of every `acc[s]` stay in
+/// registers across the whole tile: 32 values (64 with 16 lanes, where there are 32 registers),
+/// then 16 at a time. Each head gets the FMAs it would get alone, in the same order.
 ///
 /// # Safety
 /// The caller runs with `A`'s target features and the pointers cover what is named above.
 #[inline(always)]
-unsafe fn accumulate_pv<A: F32Lanes, KV: KvElem>(
-    acc: *mut f32,
-    p: *const f32,
+unsafe fn accumulate_pv<A: F32Lanes, KV: KvElem, const S: usize>(
+    acc: [*mut f32; S],
+    p: [*const f32; S],
     v_tile: *const KV,
     kv_stride: usize,
     head_dim: usize,
@@ -213,57 +215,117 @@ unsafe fn accumulate_pv<A: F32Lanes, KV: KvElem>(
     let wide = if A::LANES == 16 { 64 } else { 32 };
     let mut d = 0;
     // SAFETY: `head_dim` is a multiple of 16: wide chunks, then 16-wide ones, cover it exactly,
-    // each inside `acc` and every V row. The chunk lengths are `N * A::LANES` (`A::LANES` is a
-    // constant: one arm of each `match` remains).
+    // each inside every `acc[s]` and every V row. The chunk lengths are `N * A::LANES`
+    // (`A::LANES` is a constant: one arm of each `match` remains).
     unsafe {
         while d + wide <= head_dim {
-            let (acc, v) = (acc.add(d), v_tile.add(d));
+            let mut at = acc;
+            for a in &mut at {
+                *a = a.add(d);
+            }
+            let v = v_tile.add(d);
             match A::LANES {
-                4 => accumulate_pv_chunk::<A, KV, 8>(acc, p, v, kv_stride, tile_len),
-                _ => accumulate_pv_chunk::<A, KV, 4>(acc, p, v, kv_stride, tile_len),
+                4 => accumulate_pv_chunk::<A, KV, 8, S>(at, p, v, kv_stride, tile_len),
+                _ => accumulate_pv_chunk::<A, KV, 4, S>(at, p, v, kv_stride, tile_len),
             }
             d += wide;
         }
         while d < head_dim {
-            let (acc, v) = (acc.add(d), v_tile.add(d));
+            let mut at = acc;
+            for a in &mut at {
+                *a = a.add(d);
+            }
+            let v = v_tile.add(d);
             match A::LANES {
-                4 => accumulate_pv_chunk::<A, KV, 4>(acc, p, v, kv_stride, tile_len),
-                8 => accumulate_pv_chunk::<A, KV, 2>(acc, p, v, kv_stride, tile_len),
-                _ => accumulate_pv_chunk::<A, KV, 1>(acc, p, v, kv_stride, tile_len),
+                4 => accumulate_pv_chunk::<A, KV, 4, S>(at, p, v, kv_stride, tile_len),
+                8 => accumulate_pv_chunk::<A, KV, 2, S>(at, p, v, kv_stride, tile_len),
+                _ => accumulate_pv_chunk::<A, KV, 1, S>(at, p, v, kv_stride, tile_len),
             }
             d += 16;
         }
     }
 }
 
-/// `acc += sum_j p_j * v_j` over the tile, `N` vectors of `acc` at a time held in registers.
+/// `acc[s] += sum_j p[s][j] * v_j` over the tile, `N` vectors of each of the `S` accumulators
+/// held in registers, each V vector loaded once for all `S`.
 ///
 /// # Safety
-/// The caller runs with `A`'s target features; `acc` and each of the `tile_len` V rows cover
-/// `N * A::LANES` values, `p` `tile_len`.
+/// The caller runs with `A`'s target features; every `acc[s]` and each of the `tile_len` V rows
+/// cover `N * A::LANES` values, every `p[s]` `tile_len`.
 #[inline(always)]
-unsafe fn accumulate_pv_chunk<A: F32Lanes, KV: KvElem, const N: usize>(
-    acc: *mut f32,
-    p: *const f32,
+unsafe fn accumulate_pv_chunk<A: F32Lanes, KV: KvElem, const N: usize, const S: usize>(
+    acc: [*mut f32; S],
+    p: [*const f32; S],
     v_tile: *const KV,
     kv_stride: usize,
     tile_len: usize,
 ) {
     // SAFETY: the caller's contract above.
     unsafe {
-        let mut a = [A::zero(); N];
-        for (r, ar) in a.iter_mut().enumerate() {
-            *ar = A::load(acc.add(A::LANES * r));
-        }
-        for j in 0..tile_len {
-            let pj = A::splat(*p.add(j));
-            let row = v_tile.add(j * kv_stride);
-            for (r, ar) in a.iter_mut().enumerate() {
-                *ar = A::fma(pj, load_kv::<A, KV>(row.add(A::LANES * r)), *ar);
+        let mut a = [[A::zero(); N]; S];
+        for (a_s, &acc_s) in a.iter_mut().zip(&acc) {
+            for (r, ar) in a_s.iter_mut().enumerate() {
+                *ar = A::load(acc_s.add(A::LANES * r));
             }
         }
-        for (r, ar) in a.iter().enumerate() {
-            A::store(acc.add(A::LANES * r), *ar);
+        for j in 0..tile_len {
+            let row = v_tile.add(j * kv_stride);
+            let mut v = [A::zero(); N];
+            for (r, vr) in v.iter_mut().enumerate() {
+                *vr = load_kv::<A, KV>(row.add(A::LANES * r));
+            }
+            for (a_s, &p_s) in a.iter_mut().zip(&p) {
+                let pj = A::splat(*p_s.add(j));
+                for (ar, &vr) in a_s.iter_mut().zip(&v) {
+                    *ar = A::fma(pj, vr, *ar);
+                }
+            }
+        }
+        for (a_s, &acc_s) in a.iter().zip(&acc) {
+            for (r, ar) in a_s.iter().enumerate() {
+                A::store(acc_s.add(A::LANES * r), *ar);
+            }
+        }
+    }
+}
+
+/// [`accumulate_pv`] for the `n_heads` heads of one query row: `acc(i)` and `p(i)` give head
+/// `i`'s accumulator and weights. Heads go four at a time with 16 lanes (32 registers: 16
+/// accumulators, 4 V vectors), two otherwise, then one.
+///
+/// # Safety
+/// As [`accumulate_pv`], for every head `i < n_heads`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn accumulate_pv_heads<A: F32Lanes, KV: KvElem>(
+    acc: impl Fn(usize) -> *mut f32,
+    p: impl Fn(usize) -> *const f32,
+    n_heads: usize,
+    v_tile: *const KV,
+    kv_stride: usize,
+    head_dim: usize,
+    tile_len: usize,
+) {
+    let mut i = 0;
+    // SAFETY: the caller's contract, head by head.
+    unsafe {
+        if A::LANES == 16 {
+            while i + 4 <= n_heads {
+                let (a, w) = (
+                    [acc(i), acc(i + 1), acc(i + 2), acc(i + 3)],
+                    [p(i), p(i + 1), p(i + 2), p(i + 3)],
+                );
+                accumulate_pv::<A, KV, 4>(a, w, v_tile, kv_stride, head_dim, tile_len);
+                i += 4;
+            }
+        }
+        while i + 2 <= n_heads {
+            let (a, w) = ([acc(i), acc(i + 1)], [p(i), p(i + 1)]);
+            accumulate_pv::<A, KV, 2>(a, w, v_tile, kv_stride, head_dim, tile_len);
+            i += 2;
+        }
+        if i < n_heads {
+            accumulate_pv::<A, KV, 1>([acc(i)], [p(i)], v_tile, kv_stride, head_dim, tile_len);
         }
     }
 }
@@ -293,14 +355,21 @@ unsafe fn widen_tile<A: F32Lanes, KV: KvElem>(
     }
 }
 
+/// Query rows that walk the cache together: each K/V tile is widened once and read from L1 by
+/// all of them (and every head of their GQA group).
+pub const QUERY_BLOCK: usize = 4;
+
 /// Causal GQA attention over the query heads `heads` with the primitives of `T`; the contract of
 /// [`scalar::flash_attention`](super::scalar::flash_attention).
 ///
-/// The query heads sharing a KV head walk the cache together, tile by tile: the scores of every
-/// head of the group for a tile first, then their `p*V`, so each K/V tile comes from memory once
-/// and is reused from L1 by the whole group. An f16 tile shared by two heads or more is widened
-/// to f32 once (K for the scores, then V into the same buffer) instead of once per head: the
-/// widening takes the same vector ports as the FMAs it feeds.
+/// Up to [`QUERY_BLOCK`] query rows and the query heads sharing a KV head walk the cache
+/// together, tile by tile: the scores of every (row, head) for a tile first, then their `p*V`,
+/// so each K/V tile comes from memory once and is reused from L1 by the whole block. An f16
+/// tile shared by two (row, head) pairs or more is widened to f32 once (K for the scores, then
+/// V into the same buffer): the widening takes the same vector ports as the FMAs it feeds. A row
+/// stops at its own causal end (the block's last tile may be shorter for its earlier rows or
+/// not theirs at all), and each (row, head) runs the operations it would run alone, in the same
+/// order: the block changes the loop nest, not a result.
 ///
 /// # Safety
 /// The caller runs with the target features `T`'s primitives need enabled (it is the
@@ -323,104 +392,130 @@ pub(crate) unsafe fn flash_attention_tiled<T: AttentionLanes, KV: KvElem>(
     let group = dims.group();
     let scale = dims.scale();
     let kv_stride = dims.kv_stride();
-    // The layout `scratch_len` counts: a tile of scores per head of a group, a running max and
-    // sum per head, one widened tile.
-    let (scores, rest) = scratch.split_at_mut(group * TILE);
-    let (state, rest) = rest.split_at_mut(2 * group);
+    // The layout `scratch_len` counts: a tile of scores per (row, head) of a block, a running
+    // max and sum per (row, head), one widened tile. Slot `u * n_heads + i` is row `u` of the
+    // block, head `i` of the group's share.
+    let (scores, rest) = scratch.split_at_mut(QUERY_BLOCK * group * TILE);
+    let (state, rest) = rest.split_at_mut(2 * QUERY_BLOCK * group);
     let widened = rest[..TILE * head_dim].as_mut_ptr();
     let scores = scores.as_mut_ptr();
 
-    for t in 0..dims.n_q {
-        let kv_end = dims.pos0 + t + 1;
-        // Each head of the group keeps its running max and sum in `state`, its scores in its
-        // own `TILE` of `scores`, its accumulator in its own `out` row.
+    let mut t0 = 0;
+    while t0 < dims.n_q {
+        let rows = QUERY_BLOCK.min(dims.n_q - t0);
+        // Row `u`'s causal end; the last row's is the block's.
+        let kv_end = |u: usize| dims.pos0 + t0 + u + 1;
         let mut first = heads.start;
         while first < heads.end {
             let kv_head = first / group;
             let last = heads.end.min((kv_head + 1) * group);
             let n_heads = last - first;
-            let widen = KV::FORMAT == KvFormat::F16 && n_heads >= 2;
-            let rows_start = (t * dims.n_head + first) * head_dim;
-            out[rows_start..rows_start + n_heads * head_dim].fill(0.0);
-            let state = &mut state[..2 * n_heads];
+            let slots = rows * n_heads;
+            let widen = KV::FORMAT == KvFormat::F16 && slots >= 2;
+            // Row `u`'s output for head `i` (`head_dim` values) starts here.
+            let out_at = |u: usize, i: usize| ((t0 + u) * dims.n_head + first + i) * head_dim;
+            for u in 0..rows {
+                out[out_at(u, 0)..out_at(u, n_heads)].fill(0.0);
+            }
+            let state = &mut state[..2 * slots];
             for max_and_sum in state.chunks_exact_mut(2) {
                 max_and_sum.copy_from_slice(&[f32::NEG_INFINITY, 0.0]);
             }
             // SAFETY: `check` guarantees `q` and `out` hold `head_dim` values at every row
-            // below (heads `first..last` of row `t`), the cache holds `kv_end <= kv_len`
-            // positions of `kv_stride` values and `kv_head * head_dim + head_dim <= kv_stride`,
-            // and `scratch` holds `n_heads <= group` tiles of `TILE` scores, `2 * group` state
-            // values and a widened tile of `TILE * head_dim`; every pointer below stays inside
-            // those ranges, which is what each helper above asks of its pointers
-            // (`tile_len <= TILE`, `head_dim` a multiple of 16). Our caller guarantees the
-            // target features `T` needs.
+            // below (heads `first..last` of rows `t0..t0+rows`), the cache holds `kv_end(u) <=
+            // kv_len` positions of `kv_stride` values and `kv_head * head_dim + head_dim <=
+            // kv_stride`, and `scratch` holds `slots <= QUERY_BLOCK * group` tiles of `TILE`
+            // scores, `2 * slots` state values and a widened tile of `TILE * head_dim`; every
+            // pointer below stays inside those ranges, which is what each helper above asks of
+            // its pointers (`tile_len <= TILE`, `head_dim` a multiple of 16). Our caller
+            // guarantees the target features `T` needs.
             unsafe {
-                for tile_start in (0..kv_end).step_by(TILE) {
-                    let tile_len = TILE.min(kv_end - tile_start);
+                let block_end = kv_end(rows - 1);
+                for tile_start in (0..block_end).step_by(TILE) {
+                    let block_len = TILE.min(block_end - tile_start);
+                    // Row `u`'s part of this tile: none past its causal end.
+                    let tile_len = |u: usize| TILE.min(kv_end(u).saturating_sub(tile_start));
                     let at = tile_start * kv_stride + kv_head * head_dim;
                     let (k_tile, v_tile) = (k.as_ptr().add(at), v.as_ptr().add(at));
                     if widen {
-                        widen_tile::<T::Acc, KV>(k_tile, kv_stride, head_dim, tile_len, widened);
+                        widen_tile::<T::Acc, KV>(k_tile, kv_stride, head_dim, block_len, widened);
                     }
-                    for (i, max_and_sum) in state.chunks_exact_mut(2).enumerate() {
-                        let q_row = q.as_ptr().add(rows_start + i * head_dim);
-                        let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
-                        let head_scores = scores.add(i * TILE);
-                        let tile_max = if widen {
-                            tile_scores::<T, f32>(
-                                q_row,
-                                widened,
-                                head_dim,
-                                head_dim,
-                                tile_len,
-                                scale,
-                                head_scores,
-                            )
-                        } else {
-                            tile_scores::<T, KV>(
-                                q_row,
-                                k_tile,
-                                kv_stride,
-                                head_dim,
-                                tile_len,
-                                scale,
-                                head_scores,
-                            )
-                        };
-                        let [running_max, running_sum] = max_and_sum else {
-                            unreachable!("chunks of two")
-                        };
-                        if tile_max > *running_max {
-                            let alpha = (*running_max - tile_max).exp();
-                            scale_row::<T::Acc>(acc, head_dim, alpha);
-                            *running_sum *= alpha;
-                            *running_max = tile_max;
+                    for u in 0..rows {
+                        let tile_len = tile_len(u);
+                        if tile_len == 0 {
+                            continue;
                         }
-                        *running_sum += exp_tile::<T::Acc>(head_scores, tile_len, *running_max);
+                        for i in 0..n_heads {
+                            let slot = u * n_heads + i;
+                            let q_row = q.as_ptr().add(out_at(u, i));
+                            let acc = out.as_mut_ptr().add(out_at(u, i));
+                            let head_scores = scores.add(slot * TILE);
+                            let tile_max = if widen {
+                                tile_scores::<T, f32>(
+                                    q_row,
+                                    widened,
+                                    head_dim,
+                                    head_dim,
+                                    tile_len,
+                                    scale,
+                                    head_scores,
+                                )
+                            } else {
+                                tile_scores::<T, KV>(
+                                    q_row,
+                                    k_tile,
+                                    kv_stride,
+                                    head_dim,
+                                    tile_len,
+                                    scale,
+                                    head_scores,
+                                )
+                            };
+                            let [running_max, running_sum] = &mut state[2 * slot..2 * slot + 2]
+                            else {
+                                unreachable!("two values per slot")
+                            };
+                            if tile_max > *running_max {
+                                let alpha = (*running_max - tile_max).exp();
+                                scale_row::<T::Acc>(acc, head_dim, alpha);
+                                *running_sum *= alpha;
+                                *running_max = tile_max;
+                            }
+                            *running_sum += exp_tile::<T::Acc>(head_scores, tile_len, *running_max);
+                        }
                     }
                     if widen {
-                        widen_tile::<T::Acc, KV>(v_tile, kv_stride, head_dim, tile_len, widened);
+                        widen_tile::<T::Acc, KV>(v_tile, kv_stride, head_dim, block_len, widened);
                     }
-                    for i in 0..n_heads {
-                        let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
-                        let p = scores.add(i * TILE);
+                    for u in 0..rows {
+                        let tile_len = tile_len(u);
+                        if tile_len == 0 {
+                            continue;
+                        }
+                        let out_ptr = out.as_mut_ptr();
+                        let acc = |i: usize| out_ptr.add(out_at(u, i));
+                        let p = |i: usize| scores.add((u * n_heads + i) * TILE).cast_const();
                         if widen {
-                            accumulate_pv::<T::Acc, f32>(
-                                acc, p, widened, head_dim, head_dim, tile_len,
+                            accumulate_pv_heads::<T::Acc, f32>(
+                                acc, p, n_heads, widened, head_dim, head_dim, tile_len,
                             );
                         } else {
-                            accumulate_pv::<T::Acc, KV>(
-                                acc, p, v_tile, kv_stride, head_dim, tile_len,
+                            accumulate_pv_heads::<T::Acc, KV>(
+                                acc, p, n_heads, v_tile, kv_stride, head_dim, tile_len,
                             );
                         }
                     }
                 }
-                for (i, max_and_sum) in state.chunks_exact(2).enumerate() {
-                    let acc = out.as_mut_ptr().add(rows_start + i * head_dim);
-                    scale_row::<T::Acc>(acc, head_dim, 1.0 / max_and_sum[1]);
+                for u in 0..rows {
+                    for i in 0..n_heads {
+                        let acc = out.as_mut_ptr().add(out_at(u, i));
+                        let sum = state[2 * (u * n_heads + i) + 1];
+                        scale_row::<T::Acc>(acc, head_dim, 1.0 / sum);
+                    }
                 }
             }
             first = last;
         }
+        t0 += rows;
     }
 }

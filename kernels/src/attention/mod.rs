@@ -3,8 +3,9 @@
 //! running sum, the output accumulator rescaled whenever the max grows), so the full score row is
 //! never materialised and the scratch memory is `O(TILE)`, independent of the context length.
 //!
-//! The SIMD variants walk the cache once per GQA group: all query heads of one KV head consume
-//! a K/V tile before the next is loaded, so the tile is read from memory once and reused from L1.
+//! The SIMD variants walk the cache once per GQA group and block of up to four query rows: all
+//! query heads of one KV head, for every row of the block, consume a K/V tile before the next is
+//! loaded, so the tile is read from memory (and an f16 tile widened) once and reused from L1.
 //!
 //! This module owns the kernel and its dispatch; the naive f64 version it is checked against
 //! lives in `reference::attention` and shares no code with it.
@@ -200,13 +201,15 @@ impl AttentionDims {
     }
 }
 
-/// f32 values of scratch a call needs: for each query head of a GQA group a tile of scores and
-/// a running max and sum, and one tile of K or V widened to f32, `(TILE + 2) * n_head /
-/// n_head_kv + TILE * head_dim`. Independent of the context length.
+/// f32 values of scratch a call needs: for each query head of a GQA group and each query row of
+/// a block of `QUERY_BLOCK` (4) a tile of scores and a running max and sum, and one tile of K
+/// or V widened to f32, `(TILE + 2) * 4 * n_head / n_head_kv + TILE * head_dim`. Independent of
+/// the context length.
 pub fn scratch_len(dims: &AttentionDims) -> usize {
     let group = dims.n_head / dims.n_head_kv.max(1);
     (TILE + 2)
         .saturating_mul(group)
+        .saturating_mul(driver::QUERY_BLOCK)
         .saturating_add(TILE.saturating_mul(dims.head_dim))
 }
 
