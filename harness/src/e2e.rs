@@ -758,10 +758,8 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         type_kv: if kv_elem == 2 { "f16" } else { "f32" },
         isa: isa.name().to_string(),
         design: design.name().to_string(),
-        huge_pages: match args.huge_pages {
-            HugePages::On => "on",
-            HugePages::Off => "off",
-        },
+        // The policy the load ran under, read back from `kernels::mem`, not the flag.
+        huge_pages: HugePages::current(),
         load_ms,
     };
     eprintln!(

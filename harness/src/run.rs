@@ -180,8 +180,6 @@ fn one_line_open(path: &std::path::Path) -> Result<GgufFile> {
     })
 }
 
-/// The `--isa` (default: the best this CPU runs), `--design` and `--kv` flags of the commands
-/// that run a model, checked: one-line errors for a name that is not one or an ISA this CPU lacks.
 /// `--huge-pages on|off` of the commands that load a model: the process's policy for the
 /// weights copied at load ([`kernels::mem::set_huge_pages`]; the trade-off measured is in
 /// [`kernels::mem`]). Results are the same either way.
@@ -196,8 +194,19 @@ impl HugePages {
     pub fn apply(self) {
         kernels::mem::set_huge_pages(self == HugePages::On);
     }
+
+    /// `on` / `off`: the process's policy as set now, as e2e rows record it.
+    pub fn current() -> &'static str {
+        if kernels::mem::huge_pages() {
+            "on"
+        } else {
+            "off"
+        }
+    }
 }
 
+/// The `--isa` (default: the best this CPU runs), `--design` and `--kv` flags of the commands
+/// that run a model, checked: one-line errors for a name that is not one or an ISA this CPU lacks.
 pub fn session_flags(isa: Option<&str>, design: &str, kv: &str) -> Result<(Isa, Design, KvFormat)> {
     let isa = match isa {
         None => Isa::best(),

@@ -22,7 +22,7 @@ impl AttentionLanes for Avx512 {
             // Each sum folded to 8 lanes (the 256-bit halves added), then AVX2's reduction.
             // No closure and no `array::map` here: neither is `#[inline(always)]` nor inherits
             // the entry function's target features, so the intrinsics in them became calls
-            // (a quarter of a pp512 prompt on Zen 4, in `_mm512_castps_pd` & co.).
+            // (a pp512 prompt took 1.6 times as long on Zen 4, in `_mm512_castps_pd` & co.).
             let mut halves = [_mm256_setzero_ps(); 4];
             for (h, &v) in halves.iter_mut().zip(&a) {
                 let hi = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v));
