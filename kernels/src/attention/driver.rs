@@ -219,11 +219,7 @@ unsafe fn accumulate_pv<A: F32Lanes, KV: KvElem, const S: usize>(
     // (`A::LANES` is a constant: one arm of each `match` remains).
     unsafe {
         while d + wide <= head_dim {
-            let mut at = acc;
-            for a in &mut at {
-                *a = a.add(d);
-            }
-            let v = v_tile.add(d);
+            let (at, v) = (acc.map(|a| a.wrapping_add(d)), v_tile.add(d));
             match A::LANES {
                 4 => accumulate_pv_chunk::<A, KV, 8, S>(at, p, v, kv_stride, tile_len),
                 _ => accumulate_pv_chunk::<A, KV, 4, S>(at, p, v, kv_stride, tile_len),
@@ -231,11 +227,7 @@ unsafe fn accumulate_pv<A: F32Lanes, KV: KvElem, const S: usize>(
             d += wide;
         }
         while d < head_dim {
-            let mut at = acc;
-            for a in &mut at {
-                *a = a.add(d);
-            }
-            let v = v_tile.add(d);
+            let (at, v) = (acc.map(|a| a.wrapping_add(d)), v_tile.add(d));
             match A::LANES {
                 4 => accumulate_pv_chunk::<A, KV, 4, S>(at, p, v, kv_stride, tile_len),
                 8 => accumulate_pv_chunk::<A, KV, 2, S>(at, p, v, kv_stride, tile_len),
