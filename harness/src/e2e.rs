@@ -19,7 +19,7 @@
 
 use crate::bench::probes;
 use crate::host::{utc_now, Host};
-use crate::run::{peak_rss_bytes, session_flags, HugePages};
+use crate::run::{parse_prefetch, peak_rss_bytes, session_flags, HugePages};
 use crate::synth::{self, ArchName, Preset, SynthArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use kernels::gguf::GgufFile;
@@ -77,6 +77,9 @@ pub struct E2eArgs {
     /// decode, `off` for a faster first load on a VM whose host has not yet backed fresh memory.
     #[arg(long, value_enum, default_value_t = HugePages::On)]
     pub huge_pages: HugePages,
+    /// Bytes ahead of their reads at which the x86 decode kernels prefetch weights (0: none).
+    #[arg(long, value_name = "BYTES", default_value_t = kernels::mem::DEFAULT_DECODE_PREFETCH, value_parser = parse_prefetch)]
+    pub prefetch: usize,
     /// Most prompt tokens per prefill step.
     #[arg(long, default_value_t = 512)]
     pub batch: usize,
@@ -249,6 +252,8 @@ pub struct RunInfo {
     pub design: String,
     /// `on` or `off`: the huge-page policy of the weights copied at load (`--huge-pages`).
     pub huge_pages: &'static str,
+    /// The decode prefetch distance in bytes (`--prefetch`).
+    pub prefetch: usize,
     pub load_ms: f64,
 }
 
@@ -351,13 +356,14 @@ pub const LLAMA_BENCH_FIELDS: [&str; 42] = [
 ];
 
 /// Our fields after llama-bench's (and its JSONL's `samples_ns`, `samples_ts`).
-pub const OUR_FIELDS: [&str; 24] = [
+pub const OUR_FIELDS: [&str; 25] = [
     "samples_ns",
     "samples_ts",
     "test",
     "isa",
     "design",
     "huge_pages",
+    "prefetch_bytes",
     "load_ms",
     "peak_rss_bytes",
     "bytes_per_token",
@@ -440,6 +446,7 @@ pub fn row_fields(info: &RunInfo, r: &E2eResult) -> Vec<(&'static str, Value)> {
         s(&info.isa),
         s(&info.design),
         s(info.huge_pages),
+        json!(info.prefetch),
         opt_f(Some(info.load_ms)),
         r.peak_rss_bytes.map_or(Value::Null, |b| json!(b)),
         r.bytes_per_token.map_or(Value::Null, |b| json!(b)),
@@ -711,6 +718,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
     let name = path.display().to_string();
     let max_threads = args.threads.iter().copied().max().unwrap_or(1);
     args.huge_pages.apply();
+    kernels::mem::set_decode_prefetch(args.prefetch);
     let model = Model::load(&file, isa, design, max_threads).with_context(|| name.clone())?;
     let load_ms = load_start.elapsed().as_secs_f64() * 1e3;
     let c = &model.config;
@@ -760,6 +768,7 @@ pub fn run(args: &E2eArgs) -> Result<()> {
         design: design.name().to_string(),
         // The policy the load ran under, read back from `kernels::mem`, not the flag.
         huge_pages: HugePages::current(),
+        prefetch: kernels::mem::decode_prefetch(),
         load_ms,
     };
     eprintln!(
@@ -1015,6 +1024,9 @@ pub struct E2eRecord {
     /// `on` / `off` (`--huge-pages`); absent in rows written before the flag.
     #[serde(default)]
     pub huge_pages: Option<String>,
+    /// `--prefetch` in bytes; absent in rows written before the flag.
+    #[serde(default, deserialize_with = "opt_num")]
+    pub prefetch_bytes: Option<f64>,
     #[serde(default, deserialize_with = "opt_num")]
     pub roofline_fraction: Option<f64>,
     #[serde(default, deserialize_with = "opt_num")]

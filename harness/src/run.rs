@@ -69,6 +69,9 @@ pub struct RunArgs {
     /// decode, `off` for a faster first load on a VM whose host has not yet backed fresh memory.
     #[arg(long, value_enum, default_value_t = HugePages::On)]
     pub huge_pages: HugePages,
+    /// Bytes ahead of their reads at which the x86 decode kernels prefetch weights (0: none).
+    #[arg(long, value_name = "BYTES", default_value_t = kernels::mem::DEFAULT_DECODE_PREFETCH, value_parser = parse_prefetch)]
+    pub prefetch: usize,
     /// Do not echo the prompt.
     #[arg(long)]
     pub no_echo: bool,
@@ -205,6 +208,25 @@ impl HugePages {
     }
 }
 
+/// `--prefetch BYTES` of the commands that decode: how far ahead of their reads the x86 decode
+/// kernels ask for weight lines ([`kernels::mem::set_decode_prefetch`]; 0 turns it off; what it
+/// measured is at [`kernels::mem::DEFAULT_DECODE_PREFETCH`]). Results are the same whatever it is.
+pub fn parse_prefetch(s: &str) -> std::result::Result<usize, String> {
+    let bytes: usize = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a byte count"))?;
+    if bytes > MAX_PREFETCH {
+        return Err(format!(
+            "{bytes} bytes is more than the {MAX_PREFETCH} allowed"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The farthest `--prefetch` distance: far beyond any useful one (a few KiB), near enough that a
+/// typo is caught.
+pub const MAX_PREFETCH: usize = 1 << 20;
+
 /// The `--isa` (default: the best this CPU runs), `--design` and `--kv` flags of the commands
 /// that run a model, checked: one-line errors for a name that is not one or an ISA this CPU lacks.
 pub fn session_flags(isa: Option<&str>, design: &str, kv: &str) -> Result<(Isa, Design, KvFormat)> {
@@ -258,6 +280,7 @@ pub fn run(args: &RunArgs, out: &mut impl Write) -> Result<RunOutput> {
     let g = file.gguf();
     let name = args.model.display().to_string();
     args.huge_pages.apply();
+    kernels::mem::set_decode_prefetch(args.prefetch);
     let model = Model::load(&file, isa, design, threads).with_context(|| name.clone())?;
     let tok = Tokenizer::from_gguf(g).with_context(|| name.clone())?;
     let c = &model.config;

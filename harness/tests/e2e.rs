@@ -47,6 +47,45 @@ fn huge_page_policy_is_recorded_in_every_row() {
     assert!(!ok && err.contains("--huge-pages"), "{err}");
 }
 
+/// `--prefetch` reaches the rows (the default distance without it), and a distance that is not
+/// a byte count or is beyond the limit is a usage error that says so on its first line.
+#[test]
+fn prefetch_distance_is_recorded_in_every_row() {
+    let model = common::tinyllama_2l();
+    let m = model.to_str().unwrap();
+    let tiny = [
+        "--model", m, "-p", "4", "-n", "2", "-r", "1", "-t", "1", "-o", "csv",
+    ];
+    let default = kernels::mem::DEFAULT_DECODE_PREFETCH.to_string();
+    for (flag, want) in [
+        (None, default.as_str()),
+        (Some("0"), "0"),
+        (Some("512"), "512"),
+    ] {
+        let mut args = tiny.to_vec();
+        if let Some(v) = flag {
+            args.extend(["--prefetch", v]);
+        }
+        let (ok, csv_text, err) = e2e_cmd(&args);
+        assert!(ok, "{flag:?}: {err}");
+        let recs = e2e::parse_records(&csv_text).unwrap();
+        assert_eq!(recs.len(), 2, "{flag:?}");
+        let want: f64 = want.parse().unwrap();
+        for rec in &recs {
+            assert_eq!(rec.prefetch_bytes, Some(want), "{flag:?}: {rec:?}");
+        }
+    }
+    for bad in ["lots", "-1", "1048577"] {
+        let flag = format!("--prefetch={bad}");
+        let (ok, _, err) = e2e_cmd(&[&tiny[..], &[flag.as_str()][..]].concat());
+        let first = err.lines().next().unwrap_or("");
+        assert!(
+            !ok && first.starts_with("error:") && first.contains("--prefetch"),
+            "{bad}: {err}"
+        );
+    }
+}
+
 #[test]
 fn csv_and_jsonl_rows_in_llama_bench_order_with_breakdown_that_adds_up() {
     let model = common::tinyllama_2l();

@@ -49,6 +49,27 @@ pub(crate) mod x86 {
             _mm_cvtsi128_si32(s)
         }
     }
+
+    /// Asks the cache for the lines of the `len` bytes that start [`crate::mem::decode_prefetch`]
+    /// bytes after `p` (`prefetcht0`; none when that is 0), for a kernel that streams its
+    /// weights at `n = 1`. Called once per `len` bytes of a contiguous stream, it covers every
+    /// line of the stream: a line this call's stride skips at the end holds the next call's
+    /// first byte.
+    #[inline(always)]
+    pub(crate) fn prefetch_ahead(p: *const u8, len: usize) {
+        let dist = crate::mem::decode_prefetch();
+        if dist == 0 {
+            return;
+        }
+        let p = p.wrapping_add(dist).cast::<i8>();
+        let mut off = 0;
+        while off < len {
+            // SAFETY: a prefetch never faults, whatever the address (`wrapping_add` keeps the
+            // pointer arithmetic defined); SSE is part of x86_64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off)) };
+            off += 64;
+        }
+    }
 }
 
 /// aarch64 helpers.

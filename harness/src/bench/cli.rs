@@ -46,6 +46,9 @@ pub struct BenchArgs {
     /// `hot` reuses one. Default: cold for n = 1, hot otherwise.
     #[arg(long, value_enum)]
     pub cache: Option<CacheMode>,
+    /// Bytes ahead of their reads at which the x86 kernels prefetch weights at n = 1 (0: none).
+    #[arg(long, value_name = "BYTES", default_value_t = kernels::mem::DEFAULT_DECODE_PREFETCH, value_parser = crate::run::parse_prefetch)]
+    pub prefetch: usize,
     /// Output forms, comma-separated: md (a table), csv, jsonl.
     #[arg(
         short = 'o',
@@ -106,6 +109,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         }
         args.n.clone()
     };
+    kernels::mem::set_decode_prefetch(args.prefetch);
     let config = BenchConfig {
         kernels: args.kernel.clone(),
         isas,

@@ -17,7 +17,7 @@ use super::scalar;
 use crate::matmul::driver::{matmul_entries, row_dots};
 use crate::matmul::kquant::avx2::{row_tile_f32, Avx2BlockF32};
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
-use crate::simd::x86::{f16_to_f32, hsum_epi32};
+use crate::simd::x86::{f16_to_f32, hsum_epi32, prefetch_ahead};
 use std::arch::x86_64::*;
 
 matmul_entries! {
@@ -121,6 +121,9 @@ unsafe fn row_tile_q8k<const R: usize>(x_rows: &[BlockQ8K], wr: &[BlockQ6K]) -> 
         let nb = wr.len();
         let mut acc = [0f32; R];
         for (b, wb) in wr.iter().enumerate() {
+            if R == 1 {
+                prefetch_ahead((wb as *const BlockQ6K).cast(), size_of::<BlockQ6K>());
+            }
             let xs: [&BlockQ8K; R] = std::array::from_fn(|i| &x_rows[i * nb + b]);
             let sums = block_sums::<R>(wb, &xs);
             // The scale by F16C (exact, as `f16::to_f32`, which checks the CPU at run time on

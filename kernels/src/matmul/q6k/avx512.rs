@@ -15,6 +15,7 @@
 use super::scalar;
 use crate::matmul::driver::{matmul_entries, row_dots};
 use crate::quant::{BlockQ6K, BlockQ8K, QK_K};
+use crate::simd::x86::prefetch_ahead;
 use std::arch::x86_64::*;
 
 matmul_entries! {
@@ -250,6 +251,7 @@ unsafe fn q8k_single_row(xr: &[BlockQ8K], wr: &[BlockQ6K]) -> f32 {
         let mut b = 0;
         while b < wr.len() {
             let count = (wr.len() - b).min(4);
+            prefetch_ahead(wr[b..].as_ptr().cast(), count * size_of::<BlockQ6K>());
             let mut sums = [_mm512_setzero_si512(); 4];
             for (s, sum) in sums.iter_mut().enumerate().take(count) {
                 *sum = q8k_block_dot(&q8k_unpack(&wr[b + s]), &xr[b + s]);

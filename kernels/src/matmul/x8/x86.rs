@@ -17,6 +17,7 @@
 use super::{BlockQ4Kx8, BlockQ6Kx8, ROWS};
 use crate::matmul::MatmulDims;
 use crate::quant::{BlockQ8K, QK_K};
+use crate::simd::x86::prefetch_ahead;
 use std::arch::x86_64::*;
 
 // Activation rows per register tile, the first of each driver's `tiles` list: 4 for the 256-bit
@@ -171,6 +172,9 @@ unsafe fn q4k_tile<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; R]) 
         let low4 = _mm256_set1_epi8(0xF);
         let mut acc = [_mm256_setzero_ps(); R];
         for (b, w) in wp.iter().enumerate() {
+            if R == 1 {
+                prefetch_ahead((w as *const BlockQ4Kx8).cast(), size_of::<BlockQ4Kx8>());
+            }
             let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
             let mut sumi = [_mm256_setzero_si256(); R];
             for c in 0..4 {
@@ -256,6 +260,9 @@ unsafe fn q4k_tile_zmm<const R: usize>(wp: &[BlockQ4Kx8], xs: [*const BlockQ8K; 
         let rows = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 0, 1, 4, 5, 8, 9, 12, 13);
         let mut acc = [_mm256_setzero_ps(); R];
         for (b, w) in wp.iter().enumerate() {
+            if R == 1 {
+                prefetch_ahead((w as *const BlockQ4Kx8).cast(), size_of::<BlockQ4Kx8>());
+            }
             let xb: [&BlockQ8K; R] = std::array::from_fn(|i| &*xs[i].add(b));
             let mut sumi = [_mm512_setzero_si512(); R];
             for c in 0..4 {
