@@ -7,9 +7,8 @@
 //! the cache -> flash attention -> output projection -> residual; RMSNorm -> gate/up (one
 //! quantization shared) -> SwiGLU -> down -> residual. Logits are computed for the last token.
 //!
-//! Threads: decode's matmuls split by weight rows into one part per thread ([`part_range`] on
-//! multiples of [`ROW_ALIGN`] rows), prompts' matmuls into chunks of weight rows that the threads
-//! claim as they go ([`Ctx::matmuls`]), attention by query heads. Each output element is computed
+//! Threads: matmuls are cut into chunks of weight rows (multiples of [`ROW_ALIGN`]) that the
+//! threads claim as they go ([`Ctx::matmuls`]), attention by query heads. Each output element is computed
 //! by the same kernel call shape whatever the thread count, so the logits (and greedy text) do
 //! not depend on it.
 
@@ -39,6 +38,16 @@ const CHUNK_ROWS: usize = 2 * ROW_ALIGN;
 fn prompt_chunk_rows(rows: usize) -> usize {
     rows.div_ceil(MAX_PARTS).div_ceil(CHUNK_ROWS).max(1) * CHUNK_ROWS
 }
+
+/// Weight rows of one decode (`n = 1`) work item of a `rows`-row matrix: [`DECODE_CHUNK_ROWS`],
+/// or the least multiple of [`ROW_ALIGN`] that makes at most [`MAX_PARTS`] chunks.
+fn decode_chunk_rows(rows: usize) -> usize {
+    (rows.div_ceil(MAX_PARTS).div_ceil(ROW_ALIGN).max(1) * ROW_ALIGN).max(DECODE_CHUNK_ROWS)
+}
+
+/// 256 rows: 0.3 MB of a 2048-column Q4_K matrix, 20-30 us of streaming for one core, against
+/// a fraction of a microsecond to claim it.
+const DECODE_CHUNK_ROWS: usize = 4 * ROW_ALIGN;
 
 /// Bugs the gate's self-test plants into the forward pass (`harness verify --model FILE
 /// --self-test`), each the kind a real refactor introduces, so that the model-level gate is shown
@@ -600,44 +609,29 @@ impl Ctx<'_> {
         }
     }
 
-    /// `outs[i][t][r] = x[t] . mats[i][r]`, all `N` matmuls in one pool run. Decode (`n = 1`)
-    /// splits each matrix by weight rows into one part per thread. Prompts (`n > 1`) cut every
-    /// matrix into chunks of [`prompt_chunk_rows`] weight rows that the threads claim one at a
-    /// time from a shared counter: a thread that a busy machine slows down takes fewer chunks
-    /// instead of holding the others at the end of the step (a static split ran 2 threads at
-    /// about 1.45x one thread's pp512 on a shared Zen 4 VM, where two 1-thread processes made
-    /// about 1.9x).
+    /// `outs[i][t][r] = x[t] . mats[i][r]`, all `N` matmuls in one pool run. Every matrix is cut
+    /// into chunks of weight rows ([`decode_chunk_rows`] at `n = 1`, [`prompt_chunk_rows`]
+    /// otherwise) that the threads claim one at a time from a shared counter: a thread that a
+    /// busy machine slows down takes fewer chunks instead of holding the others at the end of
+    /// the step. A static split ran 2 threads at about 1.45x one thread's pp512 on a shared Zen 4
+    /// VM, where two 1-thread processes made about 1.9x; at `n = 1` (one part per thread before)
+    /// on a 2-core Intel Xeon VM, `harness e2e -p 0 -n 64 -t 2 -r 5`, five alternated rounds:
+    /// 30.7 / 27.5 / 32.6 / 28.8 / 28.6 t/s static, 32.0 / 32.7 / 30.6 / 28.5 / 30.1 claimed.
     fn matmuls<const N: usize>(&self, x: &Input, mats: [&Matrix; N], outs: [&mut [f32]; N]) {
         let n = x.n;
-        let threads = self.pool.n_threads();
         let mut i = 0;
         let splits = outs.map(|y| {
             let rows = mats[i].rows;
             i += 1;
-            if n == 1 {
-                ColumnSplit::new(y, 1, rows, threads, |p| {
-                    part_range(rows, p, threads, ROW_ALIGN)
-                })
+            let chunk = if n == 1 {
+                decode_chunk_rows(rows)
             } else {
-                let chunk = prompt_chunk_rows(rows);
-                ColumnSplit::new(y, n, rows, rows.div_ceil(chunk), |c| {
-                    c * chunk..((c + 1) * chunk).min(rows)
-                })
-            }
+                prompt_chunk_rows(rows)
+            };
+            ColumnSplit::new(y, n, rows, rows.div_ceil(chunk), |c| {
+                c * chunk..((c + 1) * chunk).min(rows)
+            })
         });
-        if n == 1 {
-            self.pool.run(|tid| {
-                for (m, split) in mats.iter().zip(&splits) {
-                    let mut cols = split.take(tid);
-                    let rows = cols.cols();
-                    if !rows.is_empty() {
-                        let len = rows.len();
-                        m.matmul_rows(self.isa, self.design, x, rows, cols.row_mut(0), len);
-                    }
-                }
-            });
-            return;
-        }
         // Work item `j` is chunk `j - first[i]` of matrix `i`.
         let mut first = [0usize; N];
         let mut total = 0;
@@ -646,6 +640,20 @@ impl Ctx<'_> {
             total += split.parts();
         }
         let next = AtomicUsize::new(0);
+        if n == 1 {
+            self.pool.run(|_| loop {
+                let j = next.fetch_add(1, Ordering::Relaxed);
+                if j >= total {
+                    break;
+                }
+                let i = first.iter().rposition(|&f| f <= j).unwrap_or(0);
+                let mut cols = splits[i].take(j - first[i]);
+                let rows = cols.cols();
+                let len = rows.len();
+                mats[i].matmul_rows(self.isa, self.design, x, rows, cols.row_mut(0), len);
+            });
+            return;
+        }
         self.pool.run(|tid| {
             let mut ws = self.scratch[tid].lock().unwrap_or_else(|e| e.into_inner());
             loop {
@@ -733,6 +741,25 @@ impl Ctx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_chunks_fit_a_split() {
+        for rows in [
+            1, 8, 255, 256, 257, 2048, 5632, 16_384, 16_385, 32000, 152_064,
+        ] {
+            let chunk = decode_chunk_rows(rows);
+            assert_eq!(chunk % ROW_ALIGN, 0, "rows {rows}: chunk {chunk}");
+            assert!(chunk >= DECODE_CHUNK_ROWS, "rows {rows}: chunk {chunk}");
+            assert!(
+                rows.div_ceil(chunk) <= MAX_PARTS,
+                "rows {rows}: chunk {chunk}"
+            );
+            // The smallest such chunk: one ROW_ALIGN less makes too many parts.
+            if chunk > DECODE_CHUNK_ROWS {
+                assert!(rows.div_ceil(chunk - ROW_ALIGN) > MAX_PARTS, "rows {rows}");
+            }
+        }
+    }
 
     #[test]
     fn prompt_chunks_fit_a_split() {
