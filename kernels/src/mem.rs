@@ -49,11 +49,13 @@ pub fn huge_pages() -> bool {
 ///
 /// A decode matmul reads each weight byte once, so it runs at the rate the memory hands bytes to
 /// one core, and that rate is set by how many line fills are in flight. The hardware prefetchers
-/// keep some in flight; a `prefetcht0` a few KiB ahead of the kernel's reads adds more. Measured
-/// on a 2-core Intel Xeon VM (Sapphire Rapids class, AVX-512), TinyLlama Q4_K_M, `harness e2e -p 0
-/// -n 64 -t 1,2 -r 5` alternated over 0 / 2 / 4 / 8 / 16 KiB, five rounds: decode went from
-/// 13.7-13.9 t/s (1 thread) and 25.4-26.0 (2 threads) without it to 15.5-18.9 and 24.7-32.9
-/// with it, 4 and 8 KiB the best. Results never depend on it.
+/// keep some in flight; a `prefetcht0` a few KiB ahead of the kernel's reads adds more.
+/// Measured on a 2-core Intel Xeon VM (family 6 model 207, Emerald Rapids; AVX-512), TinyLlama
+/// Q4_K_M, `harness e2e -p 0 -n 64 -t 1,2 -r 5` in rounds alternating the distance (off: 3
+/// rounds, 2 KiB: 2, 4 and 8 KiB: 4, 16 KiB: 1): decode went from 13.7-13.9 t/s (1 thread) and
+/// 25.4-26.0 (2 threads) without it to 15.5-18.9 and 24.7-32.9 with it, 4 and 8 KiB the best.
+/// Not measured on AMD (the Zen 4 VMs before reached 62-89% of their plain 1-thread read without
+/// it); `--prefetch 0` on the harness's commands compares. Results never depend on it.
 pub const DEFAULT_DECODE_PREFETCH: usize = 8192;
 
 static DECODE_PREFETCH: AtomicUsize = AtomicUsize::new(DEFAULT_DECODE_PREFETCH);
