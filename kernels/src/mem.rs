@@ -45,7 +45,8 @@ pub fn huge_pages() -> bool {
 }
 
 /// [`decode_prefetch`] unless [`set_decode_prefetch`] says otherwise: the distance, in bytes, at
-/// which the x86 kernels that stream weights at `n = 1` ask for the lines ahead of their reads.
+/// which the x86 kernels that stream weights for one activation row (decode, and the one-row
+/// tile a prompt may end with) ask for the lines ahead of their reads.
 ///
 /// A decode matmul reads each weight byte once, so it runs at the rate the memory hands bytes to
 /// one core, and that rate is set by how many line fills are in flight. The hardware prefetchers

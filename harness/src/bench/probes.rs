@@ -113,8 +113,9 @@ pub fn peak_compute(kind: ComputeKind, isa: Isa, threads: usize, pool: Option<&T
 /// pass of two ways of reading, the plain loop and (on x86_64) the same loop asking for the lines
 /// [`kernels::mem::DEFAULT_DECODE_PREFETCH`] bytes ahead, as the decode kernels do. Where the
 /// hardware prefetchers alone leave the memory idle (one core of an Intel Xeon VM: 13 GB/s plain),
-/// the second way is what the machine can do, and the roof the decode kernels are held to. The
-/// buffer is in huge pages where the weights are ([`kernels::mem::huge_pages`]).
+/// the second way is what the machine can do, and the roof the decode kernels are held to,
+/// whatever distance `--prefetch` gives them (0 included). The buffer is in huge pages where the
+/// weights are ([`kernels::mem::huge_pages`]).
 pub fn read_bandwidth(bytes: usize, threads: usize, pool: Option<&ThreadPool>) -> f64 {
     let words = (bytes / 8).max(64);
     // In the memory the weights live in: huge pages as the process's policy says (`PageBuf`), a
@@ -172,6 +173,10 @@ fn sum_words(c: &[u64], prefetch: bool) -> u64 {
                 x86::sum_words_avx2::<false>(c)
             }
         };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if prefetch {
+        return sum_words_portable::<true>(c);
     }
     let _ = prefetch;
     sum_words_portable::<false>(c)

@@ -28,8 +28,8 @@ use crate::ops::{self, RopeTable};
 use crate::quant::{self, BlockQ8K, BlockQ8_0, BlockQ8_1, QK_K};
 use crate::Isa;
 
-/// Weight-row boundaries of the per-thread parts fall on multiples of this; also the rows one
-/// `n > 1` kernel call computes into a thread's scratch before it is scattered.
+/// Weight-row boundaries of the chunks the threads claim fall on multiples of this; also the
+/// rows one `n > 1` kernel call computes into a thread's scratch before it is scattered.
 pub const ROW_ALIGN: usize = 64;
 const CHUNK_ROWS: usize = 2 * ROW_ALIGN;
 
@@ -39,10 +39,14 @@ fn prompt_chunk_rows(rows: usize) -> usize {
     rows.div_ceil(MAX_PARTS).div_ceil(CHUNK_ROWS).max(1) * CHUNK_ROWS
 }
 
-/// Weight rows of one decode (`n = 1`) work item of a `rows`-row matrix: [`DECODE_CHUNK_ROWS`],
-/// or the least multiple of [`ROW_ALIGN`] that makes at most [`MAX_PARTS`] chunks.
-fn decode_chunk_rows(rows: usize) -> usize {
-    (rows.div_ceil(MAX_PARTS).div_ceil(ROW_ALIGN).max(1) * ROW_ALIGN).max(DECODE_CHUNK_ROWS)
+/// Weight rows of one decode (`n = 1`) work item of a `rows`-row matrix on `threads` threads: a
+/// multiple of [`ROW_ALIGN`], at most [`DECODE_CHUNK_ROWS`], small enough for four chunks a
+/// thread, but never so small that there would be more than [`MAX_PARTS`] chunks. Each row's
+/// kernel call is the same whatever the chunk, so the logits do not depend on it.
+fn decode_chunk_rows(rows: usize, threads: usize) -> usize {
+    let fair = (rows / (4 * threads.max(1))) / ROW_ALIGN * ROW_ALIGN;
+    let least = rows.div_ceil(MAX_PARTS).div_ceil(ROW_ALIGN).max(1) * ROW_ALIGN;
+    fair.clamp(ROW_ALIGN, DECODE_CHUNK_ROWS).max(least)
 }
 
 /// 256 rows: 0.3 MB of a 2048-column Q4_K matrix, 20-30 us of streaming for one core, against
@@ -624,7 +628,7 @@ impl Ctx<'_> {
             let rows = mats[i].rows;
             i += 1;
             let chunk = if n == 1 {
-                decode_chunk_rows(rows)
+                decode_chunk_rows(rows, self.pool.n_threads())
             } else {
                 prompt_chunk_rows(rows)
             };
@@ -744,21 +748,31 @@ mod tests {
 
     #[test]
     fn decode_chunks_fit_a_split() {
-        for rows in [
-            1, 8, 255, 256, 257, 2048, 5632, 16_384, 16_385, 32000, 152_064,
-        ] {
-            let chunk = decode_chunk_rows(rows);
-            assert_eq!(chunk % ROW_ALIGN, 0, "rows {rows}: chunk {chunk}");
-            assert!(chunk >= DECODE_CHUNK_ROWS, "rows {rows}: chunk {chunk}");
-            assert!(
-                rows.div_ceil(chunk) <= MAX_PARTS,
-                "rows {rows}: chunk {chunk}"
-            );
-            // The smallest such chunk: one ROW_ALIGN less makes too many parts.
-            if chunk > DECODE_CHUNK_ROWS {
-                assert!(rows.div_ceil(chunk - ROW_ALIGN) > MAX_PARTS, "rows {rows}");
+        for threads in [1, 2, 3, 8, 16, 64] {
+            for rows in [
+                1, 8, 255, 256, 257, 2048, 5632, 16_384, 16_385, 32000, 152_064,
+            ] {
+                let chunk = decode_chunk_rows(rows, threads);
+                let case = format!("rows {rows}, threads {threads}: chunk {chunk}");
+                assert_eq!(chunk % ROW_ALIGN, 0, "{case}");
+                assert!(rows.div_ceil(chunk) <= MAX_PARTS, "{case}");
+                // One ROW_ALIGN less would make more than MAX_PARTS chunks.
+                let forced = chunk > ROW_ALIGN && rows.div_ceil(chunk - ROW_ALIGN) > MAX_PARTS;
+                if chunk > ROW_ALIGN && !forced {
+                    // Four chunks a thread at least, and as large as that and the cap allow.
+                    assert!(chunk <= DECODE_CHUNK_ROWS, "{case}");
+                    assert!(rows / chunk >= 4 * threads, "{case}");
+                    if chunk < DECODE_CHUNK_ROWS {
+                        assert!(rows / (chunk + ROW_ALIGN) < 4 * threads, "{case}");
+                    }
+                }
             }
         }
+        // Two threads, TinyLlama's matrices.
+        assert_eq!(decode_chunk_rows(2048, 2), 256);
+        assert_eq!(decode_chunk_rows(5632, 2), 256);
+        assert_eq!(decode_chunk_rows(256, 2), 64);
+        assert_eq!(decode_chunk_rows(32000, 2), 512);
     }
 
     #[test]
