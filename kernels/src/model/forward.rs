@@ -644,22 +644,10 @@ impl Ctx<'_> {
             total += split.parts();
         }
         let next = AtomicUsize::new(0);
-        if n == 1 {
-            self.pool.run(|_| loop {
-                let j = next.fetch_add(1, Ordering::Relaxed);
-                if j >= total {
-                    break;
-                }
-                let i = first.iter().rposition(|&f| f <= j).unwrap_or(0);
-                let mut cols = splits[i].take(j - first[i]);
-                let rows = cols.cols();
-                let len = rows.len();
-                mats[i].matmul_rows(self.isa, self.design, x, rows, cols.row_mut(0), len);
-            });
-            return;
-        }
         self.pool.run(|tid| {
-            let mut ws = self.scratch[tid].lock().unwrap_or_else(|e| e.into_inner());
+            // Prompts go through the thread's scratch; decode writes its one row in place.
+            let mut ws =
+                (n > 1).then(|| self.scratch[tid].lock().unwrap_or_else(|e| e.into_inner()));
             loop {
                 let j = next.fetch_add(1, Ordering::Relaxed);
                 if j >= total {
@@ -668,6 +656,11 @@ impl Ctx<'_> {
                 let i = first.iter().rposition(|&f| f <= j).unwrap_or(0);
                 let mut cols = splits[i].take(j - first[i]);
                 let rows = cols.cols();
+                let Some(ws) = ws.as_mut() else {
+                    let len = rows.len();
+                    mats[i].matmul_rows(self.isa, self.design, x, rows, cols.row_mut(0), len);
+                    continue;
+                };
                 // Kernel calls of `CHUNK_ROWS` rows (the scratch's size) at the same row
                 // offsets whatever the thread count.
                 for start in rows.clone().step_by(CHUNK_ROWS) {
